@@ -1,0 +1,282 @@
+// Package configs reads chefd.toml, the per-workspace configuration file.
+//
+// Every field has a documented default (see Default and the README's
+// configuration reference). Unknown keys and values of the wrong type are
+// errors that name the file, the line and the key.
+package configs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// FileName is the configuration file chefd looks for at the workspace root.
+const FileName = "chefd.toml"
+
+// Config is the content of chefd.toml with defaults applied.
+type Config struct {
+	// Image is the repository of the final image (tagged Image:Tag); the
+	// cooked dependency images are Image-cooked:<recipe hash>.
+	// Default: the workspace directory name, lower-cased.
+	Image string `toml:"image"`
+	// Tag of the final image. Default "dev".
+	Tag string `toml:"tag"`
+	// BuilderImage holds cargo and rustc. Default "rust:1-bookworm".
+	BuilderImage string `toml:"builder-image"`
+	// RuntimeImage is the base of the final image. Default
+	// "debian:bookworm-slim"; "scratch" is allowed for static binaries.
+	RuntimeImage string `toml:"runtime-image"`
+	// Profile is the cargo profile. Default "release".
+	Profile string `toml:"profile"`
+	// Features passed as --features.
+	Features []string `toml:"features"`
+	// NoDefaultFeatures passes --no-default-features.
+	NoDefaultFeatures bool `toml:"no-default-features"`
+	// Target is the target triple (--target). Default: the builder's host.
+	Target string `toml:"target"`
+	// RustFlags is set as RUSTFLAGS for cook and build alike.
+	RustFlags string `toml:"rustflags"`
+	// Bins are the binaries shipped in the final image. Default: every
+	// binary of the workspace members.
+	Bins []string `toml:"bins"`
+	// Entrypoint is the binary the image runs. Default: the first of Bins.
+	Entrypoint string `toml:"entrypoint"`
+	// Debounce is the quiet period the watcher waits for. Default 100ms.
+	Debounce Duration `toml:"debounce"`
+	// MaxWait bounds how long a stream of events can delay a batch. Default 2s.
+	MaxWait Duration `toml:"max-wait"`
+	// Ignore holds extra ignore patterns (.dockerignore syntax).
+	Ignore []string `toml:"ignore"`
+	// KeepCooked is how many cooked images garbage collection keeps. Default 3.
+	KeepCooked int `toml:"keep-cooked"`
+
+	// Path is the file the configuration was read from ("" for defaults).
+	Path string `toml:"-"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("150ms").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%w (write a duration such as \"100ms\" or \"2s\")", err)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the configuration used when chefd.toml is absent, for the
+// workspace in dir.
+func Default(dir string) Config {
+	return Config{
+		Image:        DefaultImageName(dir),
+		Tag:          "dev",
+		BuilderImage: "rust:1-bookworm",
+		RuntimeImage: "debian:bookworm-slim",
+		Profile:      "release",
+		Debounce:     Duration{100 * time.Millisecond},
+		MaxWait:      Duration{2 * time.Second},
+		KeepCooked:   3,
+	}
+}
+
+var imageNameJunk = regexp.MustCompile(`[^a-z0-9._-]+`)
+
+// DefaultImageName derives an image repository name from a directory name.
+func DefaultImageName(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = dir
+	}
+	name := imageNameJunk.ReplaceAllString(strings.ToLower(filepath.Base(abs)), "-")
+	name = strings.Trim(name, "-._")
+	if name == "" {
+		name = "app"
+	}
+	return name
+}
+
+// Error is a configuration error with its position.
+type Error struct {
+	File string
+	Line int
+	Key  string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	pos := e.File
+	if e.Line > 0 {
+		pos = fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	if e.Key != "" {
+		return fmt.Sprintf("%s: key %q: %s", pos, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", pos, e.Msg)
+}
+
+var lineKeyRe = regexp.MustCompile(`line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// Load reads dir/chefd.toml. A missing file gives Default(dir).
+func Load(dir string) (Config, error) {
+	path := filepath.Join(dir, FileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Default(dir), nil
+	}
+	if err != nil {
+		return Config{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	return Parse(dir, path, data)
+}
+
+// Parse decodes data (the content of path) over Default(dir) and validates it.
+func Parse(dir, path string, data []byte) (Config, error) {
+	cfg := Default(dir)
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		return Config{}, decodeError(path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		key := und[0].String()
+		return Config{}, &Error{File: path, Line: lineOfKey(data, und[0]), Key: key,
+			Msg: fmt.Sprintf("unknown key; known keys are %s", strings.Join(KnownKeys(), ", "))}
+	}
+	cfg.Path = path
+	if err := cfg.validate(data); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func decodeError(path string, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := pe.Message
+		if pe.Usage != "" {
+			msg += " (" + strings.TrimSpace(pe.Usage) + ")"
+		}
+		return &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
+	}
+	if m := lineKeyRe.FindStringSubmatch(err.Error()); m != nil {
+		line := 0
+		fmt.Sscanf(m[1], "%d", &line)
+		return &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
+	}
+	return &Error{File: path, Msg: err.Error()}
+}
+
+// lineOfKey finds the line where a (possibly dotted) key is first written.
+func lineOfKey(data []byte, key toml.Key) int {
+	if len(key) == 0 {
+		return 0
+	}
+	last := key[len(key)-1]
+	pat := regexp.MustCompile(`(?m)^\s*(\[+\s*)?("?)` + regexp.QuoteMeta(last) + `("?)\s*(=|\])`)
+	if loc := pat.FindIndex(data); loc != nil {
+		return bytes.Count(data[:loc[0]], []byte("\n")) + 1
+	}
+	return 0
+}
+
+// KnownKeys lists the keys chefd.toml accepts, sorted.
+func KnownKeys() []string {
+	keys := []string{"image", "tag", "builder-image", "runtime-image", "profile", "features",
+		"no-default-features", "target", "rustflags", "bins", "entrypoint", "debounce",
+		"max-wait", "ignore", "keep-cooked"}
+	sort.Strings(keys)
+	return keys
+}
+
+var (
+	profileRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+	nameRe    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+	imageRe   = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?([/][a-z0-9]+([._-][a-z0-9]+)*)*$`)
+	tagRe     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+)
+
+func (c *Config) validate(data []byte) error {
+	bad := func(key, msg string) error {
+		return &Error{File: c.Path, Line: lineOfKey(data, toml.Key{key}), Key: key, Msg: msg}
+	}
+	if !imageRe.MatchString(c.Image) {
+		return bad("image", fmt.Sprintf("%q is not a valid image repository name (lower-case letters, digits, '.', '-', '_', '/')", c.Image))
+	}
+	if !tagRe.MatchString(c.Tag) {
+		return bad("tag", fmt.Sprintf("%q is not a valid image tag", c.Tag))
+	}
+	if c.BuilderImage == "" {
+		return bad("builder-image", "must not be empty (e.g. \"rust:1-bookworm\")")
+	}
+	if c.RuntimeImage == "" {
+		return bad("runtime-image", "must not be empty (e.g. \"debian:bookworm-slim\" or \"scratch\")")
+	}
+	if !profileRe.MatchString(c.Profile) {
+		return bad("profile", fmt.Sprintf("%q is not a cargo profile name", c.Profile))
+	}
+	for _, b := range c.Bins {
+		if !nameRe.MatchString(b) {
+			return bad("bins", fmt.Sprintf("%q is not a binary target name", b))
+		}
+	}
+	if c.Entrypoint != "" && len(c.Bins) > 0 && !contains(c.Bins, c.Entrypoint) {
+		return bad("entrypoint", fmt.Sprintf("%q is not one of bins %v; add it to bins", c.Entrypoint, c.Bins))
+	}
+	for _, f := range c.Features {
+		if strings.TrimSpace(f) == "" || strings.ContainsAny(f, " ,") {
+			return bad("features", fmt.Sprintf("%q: list one feature per string", f))
+		}
+	}
+	if c.Target != "" && strings.ContainsAny(c.Target, " \t") {
+		return bad("target", fmt.Sprintf("%q is not a target triple", c.Target))
+	}
+	if c.Debounce.Duration <= 0 {
+		return bad("debounce", "must be positive (e.g. \"100ms\")")
+	}
+	if c.MaxWait.Duration < c.Debounce.Duration {
+		return bad("max-wait", fmt.Sprintf("%s is shorter than debounce %s", c.MaxWait, c.Debounce))
+	}
+	if c.KeepCooked < 1 {
+		return bad("keep-cooked", "must be at least 1")
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// EntrypointBin returns the binary the image runs: Entrypoint, else the first
+// of Bins, else "".
+func (c Config) EntrypointBin() string {
+	if c.Entrypoint != "" {
+		return c.Entrypoint
+	}
+	if len(c.Bins) > 0 {
+		return c.Bins[0]
+	}
+	return ""
+}
