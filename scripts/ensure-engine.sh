@@ -69,7 +69,8 @@ if ! command -v dockerd >/dev/null 2>&1; then
 	export DEBIAN_FRONTEND=noninteractive
 	# apt-get update only when the package lists do not know docker.io (fresh machine / empty lists),
 	# or when an install from stale lists fails (404 on an outdated .deb).
-	if ! apt-cache policy docker.io 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+	# (no 'apt-cache … | grep -q' here: with pipefail, grep -q closing early makes the pipe fail)
+	if ! apt-cache policy docker.io 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null; then
 		say "apt-get update (docker.io unknown to the package lists)"
 		apt-get update -q
 	fi
