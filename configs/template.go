@@ -1,0 +1,57 @@
+package configs
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Template returns a commented chefd.toml for a workspace: every key with
+// its default, and the binaries found in the workspace.
+func Template(image string, bins []string) string {
+	quoted := make([]string, len(bins))
+	for i, b := range bins {
+		quoted[i] = strconv.Quote(b)
+	}
+	entry := ""
+	if len(bins) > 0 {
+		entry = bins[0]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `# chefd.toml: how chefd builds this workspace into a Docker image.
+# Every key is optional; the value shown is the default unless noted.
+
+# Final image repository; the image is <image>:<tag>, and cooked dependency
+# images are <image>-cooked:<first 16 hex digits of the recipe hash>.
+image = %q
+tag = "dev"
+
+# Image with cargo and rustc (cook and code build run in it), and the base of
+# the final image ("scratch" works for static binaries).
+builder-image = "rust:1-bookworm"
+runtime-image = "debian:bookworm-slim"
+
+# Build intent: identical for cook and code build, and part of the recipe hash.
+profile = "release"
+features = []
+no-default-features = false
+# target = "x86_64-unknown-linux-gnu"     # default: the builder's host
+# rustflags = "-C target-feature=+crt-static"
+
+# Binaries shipped in the image (found in this workspace). The recipe then
+# holds only the crates they need. Empty: the whole workspace.
+bins = [%s]
+# entrypoint = %q                        # default: the first of bins
+
+# Watcher (chefd start): quiet period and maximum wait of the debounce, and
+# extra ignore patterns (.dockerignore syntax) on top of .gitignore and
+# .dockerignore.
+debounce = "100ms"
+max-wait = "2s"
+ignore = []
+
+# How many cooked images garbage collection keeps.
+keep-cooked = 3
+`, image, strings.Join(quoted, ", "), entry)
+	return b.String()
+}

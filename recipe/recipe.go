@@ -1,0 +1,409 @@
+// Package recipe computes the recipe of a cargo workspace in pure Go: the
+// skeleton (manifests, lockfile, cargo config, toolchain file and the list
+// of every target) that cargo needs to compile the third-party
+// dependencies, plus the build intent, and a sha256 hash over its canonical
+// JSON. The hash keys the cooked dependency image.
+package recipe
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Format is bumped whenever the recipe's meaning changes, so that images
+// cooked by an older chefd are never reused by mistake.
+const Format = 1
+
+// Intent is how the workspace is built. It is part of the recipe (and its
+// hash) so that cook and build can never disagree.
+type Intent struct {
+	Profile           string   `json:"profile"`
+	Features          []string `json:"features"`
+	NoDefaultFeatures bool     `json:"no_default_features"`
+	Target            string   `json:"target"`
+	RustFlags         string   `json:"rustflags"`
+	// Bins selects binaries: the recipe then holds only the local crates
+	// they need, and cargo builds only them. Empty means the whole workspace.
+	Bins []string `json:"bins"`
+}
+
+// normalize sorts and dedupes the lists and applies defaults.
+func (i Intent) normalize() Intent {
+	if i.Profile == "" {
+		i.Profile = "release"
+	}
+	i.Features = sortedSet(i.Features)
+	i.Bins = sortedSet(i.Bins)
+	i.RustFlags = strings.Join(strings.Fields(i.RustFlags), " ")
+	return i
+}
+
+func sortedSet(in []string) []string {
+	seen := map[string]bool{}
+	out := []string{}
+	for _, s := range in {
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+			if !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// CargoArgs returns the arguments after `cargo` for the build: the same for
+// cook and code build.
+func (i Intent) CargoArgs() []string {
+	args := []string{"build"}
+	switch i.Profile {
+	case "release":
+		args = append(args, "--release")
+	case "dev", "debug":
+	default:
+		args = append(args, "--profile", i.Profile)
+	}
+	if len(i.Bins) == 0 {
+		args = append(args, "--workspace")
+	}
+	for _, b := range i.Bins {
+		args = append(args, "--bin", b)
+	}
+	if len(i.Features) > 0 {
+		args = append(args, "--features", strings.Join(i.Features, ","))
+	}
+	if i.NoDefaultFeatures {
+		args = append(args, "--no-default-features")
+	}
+	if i.Target != "" {
+		args = append(args, "--target", i.Target)
+	}
+	return args
+}
+
+// ProfileDir is the directory under target/ (or target/<triple>/) where the
+// profile's artifacts go.
+func (i Intent) ProfileDir() string {
+	switch i.Profile {
+	case "", "release", "bench":
+		return "release"
+	case "dev", "debug", "test":
+		return "debug"
+	}
+	return i.Profile
+}
+
+// File is a recorded file: its path relative to the context root and its
+// (canonical) contents.
+type File struct {
+	Path     string `json:"path"`
+	Contents string `json:"contents"`
+}
+
+// Manifest is one Cargo.toml of the skeleton.
+type Manifest struct {
+	// Path is relative to the context root, slash-separated.
+	Path string `json:"path"`
+	// Package is the package name; empty for a virtual root.
+	Package string `json:"package,omitempty"`
+	// Member is true for workspace members, false for other path crates.
+	Member bool `json:"member"`
+	// Local is true when the package's version is masked (false for
+	// [patch]/[replace] crates, whose real version matters).
+	Masked   bool     `json:"masked"`
+	Contents string   `json:"contents"`
+	Targets  []Target `json:"targets"`
+}
+
+// Dir is the package directory relative to the context root.
+func (m Manifest) Dir() string { return path.Dir(m.Path) }
+
+// Recipe is the skeleton of a workspace and its build intent.
+type Recipe struct {
+	Hash   string `json:"hash,omitempty"`
+	Format int    `json:"format"`
+	Intent Intent `json:"intent"`
+	// WorkspaceDir is the workspace root relative to the context root: "."
+	// unless path dependencies live outside the workspace directory.
+	WorkspaceDir  string     `json:"workspace_dir"`
+	Manifests     []Manifest `json:"manifests"`
+	LockFile      *File      `json:"lock_file"`
+	ConfigFile    *File      `json:"config_file"`
+	ToolchainFile *File      `json:"toolchain_file"`
+	// VendorDirs are directory sources named in the cargo config, relative
+	// to the context root: not part of the skeleton, but cook needs them.
+	VendorDirs []string `json:"vendor_dirs"`
+
+	// Root is the absolute workspace directory on this host.
+	Root string `json:"-"`
+	// ContextRoot is the absolute directory the build context is made from.
+	ContextRoot string `json:"-"`
+	// External is the number of third-party packages in the lockfile.
+	External int `json:"-"`
+}
+
+// Options control Compute.
+type Options struct {
+	Intent Intent
+}
+
+// Compute reads the workspace at dir (its root is found as cargo would) and
+// returns its recipe.
+func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
+	rootDir, err := FindRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	w, err := loadWorkspace(ctx, rootDir)
+	if err != nil {
+		return nil, err
+	}
+	intent := opts.Intent.normalize()
+	keep, bins, err := w.closure(intent.Bins)
+	if err != nil {
+		return nil, err
+	}
+	intent.Bins = bins
+
+	// Context root: the deepest directory holding the workspace and every
+	// kept local crate.
+	ctxRoot := rootDir
+	for d := range keep {
+		ctxRoot = sharedParent(d, ctxRoot)
+	}
+	if ctxRoot == string(filepath.Separator) && rootDir != ctxRoot {
+		return nil, &Error{File: "Cargo.toml", Msg: "path dependencies escape to /",
+			Fix: "keep path dependencies under a directory shared with the workspace"}
+	}
+	r := &Recipe{Format: Format, Intent: intent, Root: rootDir, ContextRoot: ctxRoot,
+		WorkspaceDir: relSlash(ctxRoot, rootDir), VendorDirs: []string{}}
+
+	masked := map[string]bool{}
+	for d := range keep {
+		if c := w.crates[d]; c.m.pkg != nil && !c.patch {
+			masked[c.m.name] = true
+		}
+	}
+	filtered := len(intent.Bins) > 0
+	var rootRewrite func(table)
+	if filtered {
+		rootRewrite = w.rootRewrite(keep)
+	}
+	// manifests
+	rootKept := keep[rootDir]
+	order := w.order
+	if _, ok := w.crates[rootDir]; !ok { // virtual root
+		w.crates[rootDir] = &crate{m: w.root}
+		order = append([]string{rootDir}, order...)
+	}
+	for _, d := range order {
+		c := w.crates[d]
+		isRoot := d == rootDir
+		if !keep[d] && !isRoot {
+			continue
+		}
+		var rw func(table)
+		if isRoot {
+			rw = rootRewrite
+		}
+		text, err := skeletonManifest(c, masked, rw)
+		if err != nil {
+			return nil, err
+		}
+		mf := Manifest{Path: relSlash(ctxRoot, c.m.abs), Member: c.member, Contents: text, Targets: []Target{}}
+		if c.m.pkg != nil && (!isRoot || rootKept || !filtered) {
+			mf.Package = c.m.name
+			mf.Masked = masked[c.m.name]
+			mf.Targets = append(mf.Targets, c.targets.list...)
+			sortTargets(mf.Targets)
+			for _, t := range mf.Targets {
+				full := path.Join(path.Dir(mf.Path), t.Path)
+				if strings.HasPrefix(full, "../") || path.IsAbs(t.Path) {
+					return nil, errorf(c.m.rel, lineOf(c.m.raw, t.Name), "keep target sources inside the crate's directory tree",
+						"target %s %q has path %q outside the build context", t.Kind, t.Name, t.Path)
+				}
+			}
+		}
+		r.Manifests = append(r.Manifests, mf)
+	}
+	sort.Slice(r.Manifests, func(i, j int) bool { return r.Manifests[i].Path < r.Manifests[j].Path })
+
+	// lockfile
+	lockPath := filepath.Join(rootDir, "Cargo.lock")
+	if data, err := os.ReadFile(lockPath); err == nil {
+		if _, err := ParseManifest("Cargo.lock", data); err != nil {
+			return nil, err
+		}
+		lf := parseLock(string(data))
+		if filtered {
+			roots := map[string]bool{}
+			for d := range keep {
+				if c := w.crates[d]; c.m.pkg != nil {
+					roots[c.m.name] = true
+				}
+			}
+			lf.keepReachable(roots)
+		}
+		lf.mask(masked)
+		r.LockFile = &File{Path: relSlash(ctxRoot, lockPath), Contents: lf.String()}
+		r.External = lf.externalCount()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fileError("Cargo.lock", err)
+	}
+
+	// cargo config
+	cfg, cfgName, err := readCargoConfig(rootDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		text, err := encodeTOML(cfgName, cfg)
+		if err != nil {
+			return nil, err
+		}
+		r.ConfigFile = &File{Path: relSlash(ctxRoot, filepath.Join(rootDir, cfgName)), Contents: text}
+		for _, v := range w.vendor {
+			if within(v, ctxRoot) {
+				r.VendorDirs = append(r.VendorDirs, relSlash(ctxRoot, v))
+			}
+		}
+		sort.Strings(r.VendorDirs)
+	}
+
+	// toolchain file
+	if tf, err := readToolchain(rootDir); err != nil {
+		return nil, err
+	} else if tf != nil {
+		tf.Path = relSlash(ctxRoot, filepath.Join(rootDir, tf.Path))
+		r.ToolchainFile = tf
+	}
+
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.Hash, err = r.computeHash()
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Recipe) computeHash() (string, error) {
+	c := *r
+	c.Hash = ""
+	data, err := json.Marshal(&c)
+	if err != nil {
+		return "", fmt.Errorf("encode recipe: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// JSON returns the canonical JSON of the recipe, hash included.
+func (r *Recipe) JSON() ([]byte, error) {
+	return json.MarshalIndent(r, "", "  ")
+}
+
+// ShortHash is the first 16 hex digits of the hash (image tags use it).
+func (r *Recipe) ShortHash() string {
+	if len(r.Hash) < 16 {
+		return r.Hash
+	}
+	return r.Hash[:16]
+}
+
+// Summary counts members, targets and external packages.
+func (r *Recipe) Summary() (members, targets, external int) {
+	for _, m := range r.Manifests {
+		if m.Package != "" {
+			members++
+			targets += len(m.Targets)
+		}
+	}
+	return members, targets, r.External
+}
+
+// LocalPackages lists the names of every package of the skeleton.
+func (r *Recipe) LocalPackages() []string {
+	var out []string
+	for _, m := range r.Manifests {
+		if m.Package != "" {
+			out = append(out, m.Package)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Bins lists the binary targets of the skeleton's packages.
+func (r *Recipe) Bins() []string {
+	var out []string
+	for _, m := range r.Manifests {
+		for _, t := range m.Targets {
+			if t.Kind == KindBin {
+				out = append(out, t.Name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// readCargoConfig reads the root's .cargo/config (legacy name wins, as in
+// cargo) or .cargo/config.toml.
+func readCargoConfig(rootDir string) (table, string, error) {
+	for _, name := range []string{".cargo/config", ".cargo/config.toml"} {
+		p := filepath.Join(rootDir, filepath.FromSlash(name))
+		data, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			if st, serr := os.Stat(p); serr == nil && st.IsDir() {
+				continue
+			}
+			return nil, "", fileError(name, err)
+		}
+		doc, err := ParseManifest(name, data)
+		if err != nil {
+			return nil, "", err
+		}
+		return doc, name, nil
+	}
+	return nil, "", nil
+}
+
+// readToolchain reads rust-toolchain (wins, as in rustup) or
+// rust-toolchain.toml. Path is relative to the root.
+func readToolchain(rootDir string) (*File, error) {
+	for _, name := range []string{"rust-toolchain", "rust-toolchain.toml"} {
+		data, err := os.ReadFile(filepath.Join(rootDir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fileError(name, err)
+		}
+		text := strings.TrimSpace(string(data)) + "\n"
+		if doc, err := ParseManifest(name, data); err == nil && len(doc) > 0 {
+			if t, err := encodeTOML(name, doc); err == nil {
+				text = t
+			}
+		} else if name == "rust-toolchain.toml" {
+			return nil, err
+		}
+		return &File{Path: name, Contents: text}, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,579 @@
+package recipe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// crate is one local package: a workspace member, a path dependency or a
+// [patch]/[replace] path crate.
+type crate struct {
+	m        *manifest
+	member   bool
+	patch    bool     // provides a [patch] or [replace]: its version is never masked
+	edition  string   // resolved edition
+	targets  *explicitTargets
+	deps     []string // absolute directories of local crates it depends on (any kind)
+	depNames []string // dependency keys that refer to local crates
+}
+
+// workspace is the set of local crates reachable from the root manifest.
+type workspace struct {
+	root      *manifest
+	rootDir   string
+	crates    map[string]*crate // by absolute directory
+	order     []string          // directories in discovery order
+	vendor    []string          // absolute vendor directories (from .cargo/config)
+	exclude   []string          // absolute excluded prefixes
+	explicit  []string          // absolute non-glob member paths
+	wsDeps    table             // [workspace.dependencies]
+	wsPackage table             // [workspace.package]
+}
+
+// shown names a path for error messages: relative to the root when inside it.
+func (w *workspace) shown(abs string) string {
+	r, err := filepath.Rel(w.rootDir, abs)
+	if err != nil {
+		return abs
+	}
+	return filepath.ToSlash(r)
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, "*?[") }
+
+// FindRoot returns the workspace root for dir: dir itself when its
+// Cargo.toml has a [workspace] (or no enclosing workspace claims it), the
+// directory named by `package.workspace`, or the nearest parent whose
+// workspace lists dir as a member.
+func FindRoot(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", dir, err)
+	}
+	m, err := readManifest(abs, "Cargo.toml")
+	if err != nil {
+		var re *Error
+		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
+			re.File = filepath.Join(dir, "Cargo.toml")
+			re.Fix = "run chefd in a cargo workspace or pass -C <dir with Cargo.toml>"
+		}
+		return "", err
+	}
+	if m.ws != nil {
+		return abs, nil
+	}
+	if w, ok := str(m.pkg, "workspace"); ok {
+		return filepath.Clean(filepath.Join(abs, w)), nil
+	}
+	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
+		data, err := os.ReadFile(filepath.Join(p, "Cargo.toml"))
+		if err == nil {
+			if doc, err := ParseManifest("Cargo.toml", data); err == nil {
+				if ws, ok := doc["workspace"].(table); ok {
+					if claims(p, ws, abs) {
+						return p, nil
+					}
+					return abs, nil
+				}
+			}
+		}
+		if p == filepath.Dir(p) {
+			return abs, nil
+		}
+	}
+}
+
+// claims reports whether the workspace at root with table ws lists dir.
+func claims(root string, ws table, dir string) bool {
+	members, _ := strList(ws, "members")
+	excl, _ := strList(ws, "exclude")
+	for _, e := range excl {
+		if within(dir, filepath.Join(root, e)) {
+			return false
+		}
+	}
+	for _, pat := range members {
+		matches, _ := filepath.Glob(filepath.Join(root, pat))
+		for _, mm := range matches {
+			if filepath.Clean(mm) == dir {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// within reports whether p is base or below it.
+func within(p, base string) bool {
+	if p == base {
+		return true
+	}
+	return strings.HasPrefix(p, strings.TrimSuffix(base, string(filepath.Separator))+string(filepath.Separator))
+}
+
+// loadWorkspace discovers every local crate from the root manifest.
+func loadWorkspace(ctx context.Context, rootDir string) (*workspace, error) {
+	root, err := readManifest(rootDir, "Cargo.toml")
+	if err != nil {
+		return nil, err
+	}
+	w := &workspace{root: root, rootDir: rootDir, crates: map[string]*crate{}}
+	w.wsDeps = sub(root.ws, "dependencies")
+	w.wsPackage = sub(root.ws, "package")
+	if err := w.readVendorDirs(); err != nil {
+		return nil, err
+	}
+
+	var memberDirs []string
+	if root.ws != nil {
+		members, ok := strList(root.ws, "members")
+		if !ok {
+			return nil, errorf("Cargo.toml", lineOf(root.raw, "members"), `write members = ["crates/*", ...]`,
+				"`workspace.members` must be a list of strings")
+		}
+		excl, ok := strList(root.ws, "exclude")
+		if !ok {
+			return nil, errorf("Cargo.toml", lineOf(root.raw, "exclude"), `write exclude = ["path", ...]`,
+				"`workspace.exclude` must be a list of strings")
+		}
+		for _, e := range excl {
+			w.exclude = append(w.exclude, filepath.Join(rootDir, filepath.FromSlash(e)))
+		}
+		for _, pat := range members {
+			if !hasMeta(pat) {
+				w.explicit = append(w.explicit, filepath.Join(rootDir, filepath.FromSlash(pat)))
+			}
+		}
+		for _, pat := range members {
+			dirs, err := w.expandMember(pat)
+			if err != nil {
+				return nil, err
+			}
+			memberDirs = append(memberDirs, dirs...)
+		}
+	}
+	if root.pkg != nil {
+		memberDirs = append([]string{rootDir}, memberDirs...)
+	}
+
+	// Read member manifests in parallel: this dominates on large workspaces.
+	mans := make([]*manifest, len(memberDirs))
+	errs := make([]error, len(memberDirs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, d := range memberDirs {
+		if d == rootDir {
+			mans[i] = root
+			continue
+		}
+		wg.Add(1)
+		go func(i int, d string) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m, err := readManifest(d, w.shown(filepath.Join(d, "Cargo.toml")))
+			if err != nil {
+				var re *Error
+				if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
+					re.Msg = fmt.Sprintf("workspace member %s has no Cargo.toml", w.shown(d))
+					re.Fix = fmt.Sprintf("add %s/Cargo.toml, or remove %s from `members` (or add it to `exclude`) in Cargo.toml",
+						w.shown(d), w.shown(d))
+					re.Line = 0
+					if l := lineOf(root.raw, "members"); l > 0 {
+						re.File, re.Line = "Cargo.toml", l
+						re.Msg = fmt.Sprintf("workspace member %s has no Cargo.toml", w.shown(d))
+					}
+				}
+				errs[i] = err
+				return
+			}
+			if m.pkg == nil {
+				errs[i] = errorf(m.rel, 0, "add a [package] section or remove the directory from `members`",
+					"workspace member has no [package] section")
+				return
+			}
+			if m.ws != nil {
+				errs[i] = errorf(m.rel, lineOf(m.raw, "workspace"), "remove its [workspace] section or exclude it from the root workspace",
+					"workspace member is itself a workspace root (nested workspaces cannot be members)")
+				return
+			}
+			mans[i] = m
+		}(i, d)
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return nil, e
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, m := range mans {
+		if _, dup := w.crates[m.dir]; dup {
+			continue
+		}
+		w.add(m, true)
+	}
+
+	// [patch] and [replace] path crates.
+	if err := w.addPatches(); err != nil {
+		return nil, err
+	}
+
+	// Follow path dependencies transitively.
+	for i := 0; i < len(w.order); i++ {
+		if i%64 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		c := w.crates[w.order[i]]
+		if err := w.followDeps(c); err != nil {
+			return nil, err
+		}
+	}
+
+	// Editions and targets, in parallel.
+	for _, d := range w.order {
+		c := w.crates[d]
+		c.edition = w.editionOf(c.m)
+	}
+	errs = make([]error, len(w.order))
+	for i, d := range w.order {
+		wg.Add(1)
+		go func(i int, c *crate) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c.targets, errs[i] = discoverTargets(c.m, c.edition)
+		}(i, w.crates[d])
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return nil, e
+		}
+	}
+	return w, nil
+}
+
+func (w *workspace) add(m *manifest, member bool) *crate {
+	c := &crate{m: m, member: member}
+	w.crates[m.dir] = c
+	w.order = append(w.order, m.dir)
+	return c
+}
+
+// excluded applies cargo's rule: under an `exclude` prefix and not under an
+// explicit (non-glob) member path.
+func (w *workspace) excluded(dir string) bool {
+	ex := false
+	for _, e := range w.exclude {
+		if within(dir, e) {
+			ex = true
+			break
+		}
+	}
+	if !ex {
+		return false
+	}
+	for _, m := range w.explicit {
+		if within(dir, m) {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *workspace) inVendor(dir string) bool {
+	for _, v := range w.vendor {
+		if within(dir, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// expandMember expands one `members` entry to member directories.
+func (w *workspace) expandMember(pat string) ([]string, error) {
+	line := lineOf(w.root.raw, pat)
+	full := filepath.Join(w.rootDir, filepath.FromSlash(pat))
+	if !hasMeta(pat) {
+		st, err := os.Stat(full)
+		if err != nil {
+			e := fileError("Cargo.toml", err)
+			e.Line = line
+			if errors.Is(err, fs.ErrNotExist) {
+				e.Msg = fmt.Sprintf("workspace member %q does not exist", pat)
+				e.Fix = fmt.Sprintf("create %s (with a Cargo.toml) or remove it from `members`", pat)
+			} else {
+				e.Msg = fmt.Sprintf("workspace member %q: %s", pat, e.Msg)
+			}
+			return nil, e
+		}
+		if !st.IsDir() {
+			return nil, errorf("Cargo.toml", line, "list the crate's directory, not a file",
+				"workspace member %q is not a directory", pat)
+		}
+		if w.excluded(full) {
+			return nil, nil
+		}
+		return []string{filepath.Clean(full)}, nil
+	}
+	matches, err := globPath(w.rootDir, pat)
+	if err != nil {
+		return nil, errorf("Cargo.toml", line, "fix the glob pattern", "invalid member pattern %q: %v", pat, err)
+	}
+	var out []string
+	for _, mm := range matches {
+		st, err := os.Stat(mm)
+		if err != nil {
+			if errors.Is(err, syscall.ELOOP) {
+				return nil, &Error{File: w.shown(mm), Msg: "symbolic link loop", Err: err,
+					Fix: "a symlink on this path points back to itself; replace it with the real directory"}
+			}
+			continue
+		}
+		if !st.IsDir() || w.excluded(mm) || w.inVendor(mm) {
+			continue
+		}
+		out = append(out, filepath.Clean(mm))
+	}
+	if len(matches) == 0 {
+		return nil, errorf("Cargo.toml", line,
+			fmt.Sprintf("create a crate that matches %q, or remove the pattern from `members`", pat),
+			"workspace member pattern %q matches nothing (cargo fails on it too)", pat)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// globPath expands pat (relative to root, slash-separated, may contain **)
+// to absolute matches.
+func globPath(root, pat string) ([]string, error) {
+	if !strings.Contains(pat, "**") {
+		return filepath.Glob(filepath.Join(root, filepath.FromSlash(pat)))
+	}
+	parts := strings.Split(pat, "/")
+	cur := []string{root}
+	for _, p := range parts {
+		var next []string
+		for _, c := range cur {
+			switch {
+			case p == "**":
+				next = append(next, c)
+				filepath.WalkDir(c, func(path string, d fs.DirEntry, err error) error {
+					if err != nil {
+						return nil
+					}
+					if d.IsDir() && path != c {
+						if d.Name() == "target" || strings.HasPrefix(d.Name(), ".") {
+							return filepath.SkipDir
+						}
+						next = append(next, path)
+					}
+					return nil
+				})
+			case hasMeta(p):
+				m, err := filepath.Glob(filepath.Join(c, p))
+				if err != nil {
+					return nil, err
+				}
+				next = append(next, m...)
+			default:
+				next = append(next, filepath.Join(c, p))
+			}
+		}
+		cur = dedupe(next)
+	}
+	var out []string
+	for _, c := range cur {
+		if _, err := os.Lstat(c); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func dedupe(s []string) []string {
+	seen := map[string]bool{}
+	out := s[:0]
+	for _, x := range s {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// followDeps records c's path dependencies and loads the crates they name.
+func (w *workspace) followDeps(c *crate) error {
+	var firstErr error
+	eachDep(c.m.doc, func(d dep) {
+		if firstErr != nil || d.t == nil {
+			return
+		}
+		base := c.m.dir
+		t := d.t
+		if inh, _ := boolean(t, "workspace"); inh {
+			wt, ok := w.wsDeps[d.key].(table)
+			if !ok {
+				return // not a path dependency (or an error cargo reports)
+			}
+			t = wt
+			base = w.rootDir
+		}
+		p, ok := str(t, "path")
+		if !ok {
+			return
+		}
+		dir, err := w.loadPathCrate(c.m, d.key, base, p, c.member)
+		if err != nil {
+			firstErr = err
+			return
+		}
+		c.deps = append(c.deps, dir)
+		c.depNames = append(c.depNames, d.key)
+	})
+	return firstErr
+}
+
+// loadPathCrate loads the crate at base/p, referenced from m under key.
+func (w *workspace) loadPathCrate(from *manifest, key, base, p string, fromMember bool) (string, error) {
+	dir := filepath.Clean(filepath.Join(base, filepath.FromSlash(p)))
+	line := lineOf(from.raw, key)
+	if sharedParent(dir, w.rootDir) == string(filepath.Separator) {
+		return "", errorf(from.rel, line,
+			"point `path` at a crate directory that shares a parent directory (other than /) with the workspace",
+			"path dependency %q = %q escapes to %s: chefd cannot place it in the build context", key, p, dir)
+	}
+	if _, ok := w.crates[dir]; ok {
+		return dir, nil
+	}
+	m, err := readManifest(dir, w.shown(filepath.Join(dir, "Cargo.toml")))
+	if err != nil {
+		var re *Error
+		if errors.As(err, &re) {
+			if errors.Is(err, fs.ErrNotExist) {
+				re.File, re.Line = from.rel, line
+				re.Msg = fmt.Sprintf("path dependency %q = { path = %q }: %s/Cargo.toml not found", key, p, w.shown(dir))
+				re.Fix = "fix the `path`, or restore the crate at that location"
+			} else if errors.Is(err, syscall.ELOOP) {
+				re.File, re.Line = from.rel, line
+				re.Msg = fmt.Sprintf("path dependency %q = { path = %q }: symbolic link loop", key, p)
+			}
+		}
+		return "", err
+	}
+	if m.pkg == nil {
+		return "", errorf(from.rel, line, "point `path` at a crate (a Cargo.toml with [package])",
+			"path dependency %q: %s has no [package] section", key, m.rel)
+	}
+	member := fromMember && within(dir, w.rootDir) && !w.excluded(dir) && w.root.ws != nil
+	w.add(m, member)
+	return dir, nil
+}
+
+// addPatches loads [patch.*] and [replace] path crates of the root.
+func (w *workspace) addPatches() error {
+	mark := func(key, p string) error {
+		dir, err := w.loadPathCrate(w.root, key, w.rootDir, p, false)
+		if err != nil {
+			return err
+		}
+		w.crates[dir].patch = true
+		return nil
+	}
+	patch := sub(w.root.doc, "patch")
+	regs := sortedKeys(patch)
+	for _, r := range regs {
+		pt, _ := patch[r].(table)
+		for _, k := range sortedKeys(pt) {
+			if e, ok := pt[k].(table); ok {
+				if p, ok := str(e, "path"); ok {
+					if err := mark(k, p); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	repl := sub(w.root.doc, "replace")
+	for _, k := range sortedKeys(repl) {
+		if e, ok := repl[k].(table); ok {
+			if p, ok := str(e, "path"); ok {
+				if err := mark(k, p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// editionOf resolves a package's edition, following workspace inheritance.
+func (w *workspace) editionOf(m *manifest) string {
+	switch e := m.pkg["edition"].(type) {
+	case string:
+		return e
+	case table:
+		if inh, _ := boolean(e, "workspace"); inh {
+			if s, ok := str(w.wsPackage, "edition"); ok {
+				return s
+			}
+		}
+	}
+	return "2015"
+}
+
+// readVendorDirs records directory sources named in the root's cargo config.
+func (w *workspace) readVendorDirs() error {
+	cfg, name, err := readCargoConfig(w.rootDir)
+	if err != nil || cfg == nil {
+		return err
+	}
+	src := sub(cfg, "source")
+	for _, k := range sortedKeys(src) {
+		s, _ := src[k].(table)
+		if d, ok := str(s, "directory"); ok {
+			abs := d
+			if !filepath.IsAbs(d) {
+				abs = filepath.Join(w.rootDir, filepath.FromSlash(d))
+			}
+			w.vendor = append(w.vendor, filepath.Clean(abs))
+		}
+	}
+	_ = name
+	return nil
+}
+
+// sharedParent returns the deepest common ancestor of two absolute paths.
+func sharedParent(a, b string) string {
+	for !within(a, b) {
+		nb := filepath.Dir(b)
+		if nb == b {
+			return b
+		}
+		b = nb
+	}
+	return b
+}
+
+func sortedKeys(t table) []string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
