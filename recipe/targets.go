@@ -20,8 +20,8 @@ const (
 
 // Stub kinds: what the skeleton writes for a target.
 const (
-	StubEmpty = "empty"  // an empty file: libraries, harness tests and benches
-	StubMain  = "main"   // fn main() {}: bins, examples, build scripts, harness = false
+	StubEmpty = "empty" // an empty file: libraries, harness tests and benches
+	StubMain  = "main"  // fn main() {}: bins, examples, build scripts, harness = false
 	stubMainS = "fn main() {}\n"
 )
 

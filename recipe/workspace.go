@@ -18,8 +18,8 @@ import (
 type crate struct {
 	m        *manifest
 	member   bool
-	patch    bool     // provides a [patch] or [replace]: its version is never masked
-	edition  string   // resolved edition
+	patch    bool   // provides a [patch] or [replace]: its version is never masked
+	edition  string // resolved edition
 	targets  *explicitTargets
 	deps     []string // absolute directories of local crates it depends on (any kind)
 	depNames []string // dependency keys that refer to local crates
