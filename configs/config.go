@@ -190,7 +190,7 @@ func lineOfKey(data []byte, key toml.Key) int {
 		return 0
 	}
 	last := key[len(key)-1]
-	pat := regexp.MustCompile(`(?m)^\s*(\[+\s*)?("?)` + regexp.QuoteMeta(last) + `("?)\s*(=|\])`)
+	pat := regexp.MustCompile(`(?m)^[ \t]*(\[+[ \t]*)?("?)` + regexp.QuoteMeta(last) + `("?)[ \t]*(=|\])`)
 	if loc := pat.FindIndex(data); loc != nil {
 		return bytes.Count(data[:loc[0]], []byte("\n")) + 1
 	}

@@ -58,7 +58,7 @@ func lineOf(data []byte, key string) int {
 		return 0
 	}
 	q := regexp.QuoteMeta(key)
-	re, err := regexp.Compile(`(?m)(^\s*["']?` + q + `["']?\s*(=|\.))|(\[[^\]\n]*["'.]?` + q + `["']?\s*\])`)
+	re, err := regexp.Compile(`(?m)(^[ \t]*["']?` + q + `["']?[ \t]*(=|\.))|(\[[^\]\n]*["'.]?` + q + `["']?[ \t]*\])`)
 	if err != nil {
 		return 0
 	}
