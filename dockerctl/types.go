@@ -1,0 +1,65 @@
+// Package dockerctl turns recipes into images on a Docker engine: the
+// cooked dependency image (keyed by the recipe hash) and the code build on
+// top of it, through BuildKit with a build context chefd makes itself.
+package dockerctl
+
+import (
+	"time"
+)
+
+// Phase is one timed part of a cook or build.
+type Phase struct {
+	Name     string        `json:"name"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Crates counts the crates cargo compiled.
+type Crates struct {
+	ThirdParty int      `json:"third_party"`
+	Local      int      `json:"local"`
+	Names      []string `json:"names,omitempty"` // "name vX.Y.Z", in compile order
+}
+
+// CookResult describes a cooked dependency image.
+type CookResult struct {
+	Tag      string        `json:"tag"`      // <image>-cooked:<recipe hash 16>
+	ImageID  string        `json:"image_id"` // sha256:...
+	Skipped  bool          `json:"skipped"`  // the image already existed
+	Duration time.Duration `json:"duration_ns"`
+	Compiled Crates        `json:"compiled"`
+	Phases   []Phase       `json:"phases"`
+}
+
+// BuildResult describes a finished code build.
+type BuildResult struct {
+	Image     string        `json:"image"`    // <image>:<tag>
+	ImageID   string        `json:"image_id"` // sha256:...
+	CookedTag string        `json:"cooked_tag"`
+	Cook      *CookResult   `json:"cook,omitempty"` // set when the build had to cook first
+	Duration  time.Duration `json:"duration_ns"`
+	Compiled  Crates        `json:"compiled"`
+	Phases    []Phase       `json:"phases"`
+}
+
+// EventKind classifies progress events.
+type EventKind string
+
+const (
+	EventStep  EventKind = "step"  // a build step started or finished
+	EventLog   EventKind = "log"   // a line of output (cargo, rustc)
+	EventError EventKind = "error" // the build failed
+)
+
+// Event is one progress event of a cook or build.
+type Event struct {
+	Time     time.Time     `json:"time"`
+	Kind     EventKind     `json:"kind"`
+	Step     string        `json:"step,omitempty"`
+	Text     string        `json:"text,omitempty"`
+	Done     bool          `json:"done,omitempty"`
+	Cached   bool          `json:"cached,omitempty"`
+	Duration time.Duration `json:"duration_ns,omitempty"`
+}
+
+// Progress receives events; it must not block for long. nil discards.
+type Progress func(Event)
