@@ -1,0 +1,10 @@
+package main
+
+// buildFlags are the flags of `chefd build`.
+type buildFlags struct {
+	Wait     bool   // wait for the build to finish (daemon mode)
+	Urgent   bool   // hotfix lane: go ahead of background cooks of other recipes
+	WarmOnly bool   // fail fast when the current recipe has no cooked image
+	JSON     bool   // print the result as JSON
+	Tag      string // image tag (default from chefd.toml)
+}
