@@ -1,0 +1,116 @@
+package watcher
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// gitState tracks whether git is in the middle of an operation, during
+// which batches are held.
+type gitState struct {
+	dir     string // absolute git directory ("" if none)
+	watched bool   // its top level is under inotify watch
+	busy    bool
+	reason  string // the file that holds batches, e.g. "index.lock"
+	since   time.Time
+	warned  bool
+}
+
+// isGitHoldName reports whether a top-level entry of the git directory
+// signals an operation in progress.
+func isGitHoldName(name string) bool {
+	switch name {
+	case "index.lock", "rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD":
+		return true
+	}
+	return false
+}
+
+// gitHoldReason returns the first hold file present in the git directory.
+func (w *Watcher) gitHoldReason() (bool, string) {
+	if !w.cfg.gitHold || w.git.dir == "" {
+		return false, ""
+	}
+	for _, n := range [...]string{"index.lock", "rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"} {
+		if _, err := os.Lstat(filepath.Join(w.git.dir, n)); err == nil {
+			return true, n
+		}
+	}
+	return false, ""
+}
+
+// setupGit finds the git directory of the root (".git", or the directory a
+// ".git" file points to in worktrees and submodules) and watches its top
+// level only (not objects/, refs/...).
+func (w *Watcher) setupGit() {
+	if w.git.watched && w.fsw != nil {
+		_ = w.fsw.Remove(w.git.dir)
+	}
+	w.git.dir, w.git.watched = "", false
+	dotgit := filepath.Join(w.root, ".git")
+	fi, err := os.Lstat(dotgit)
+	if err != nil {
+		w.updateCount()
+		return
+	}
+	dir := dotgit
+	if fi.Mode().IsRegular() {
+		data, err := os.ReadFile(dotgit)
+		if err != nil {
+			return
+		}
+		line, _, _ := strings.Cut(string(data), "\n")
+		p, ok := strings.CutPrefix(strings.TrimSpace(line), "gitdir:")
+		if !ok {
+			return
+		}
+		p = strings.TrimSpace(p)
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(w.root, p)
+		}
+		dir = filepath.Clean(p)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return
+		}
+	} else if !fi.IsDir() {
+		return
+	}
+	w.git.dir = dir
+	if w.cfg.gitHold && w.fsw != nil {
+		if err := w.fsw.Add(dir); err != nil {
+			w.warnWatch(dir, err, "git operations are detected by polling instead")
+		} else {
+			w.git.watched = true
+		}
+	}
+	w.updateCount()
+}
+
+// isGitEvent reports whether an event comes from the git directory's watch.
+func (w *Watcher) isGitEvent(name string) bool {
+	return w.git.dir != "" && (name == w.git.dir || filepath.Dir(name) == w.git.dir)
+}
+
+// updateGit re-checks the hold files and handles transitions.
+func (w *Watcher) updateGit(now time.Time) {
+	busy, reason := w.gitHoldReason()
+	switch {
+	case busy && !w.git.busy:
+		w.git.busy, w.git.reason, w.git.since, w.git.warned = true, reason, now, false
+		w.log.Debug("git busy: holding batches", zap.String("reason", reason))
+	case !busy && w.git.busy:
+		w.git.busy, w.git.reason = false, ""
+		if w.hasWork() {
+			// Everything collected while git worked goes out as one batch,
+			// after a quiet period counted from now.
+			w.window, w.released = now, now
+		}
+		w.log.Debug("git done: releasing batches", zap.Duration("held", now.Sub(w.git.since)))
+	case busy:
+		w.git.reason = reason
+	}
+}

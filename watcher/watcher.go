@@ -1,0 +1,699 @@
+// Package watcher watches a Rust workspace and reports debounced batches of
+// files whose content really changed, classified as recipe-affecting or
+// code-only.
+//
+// The shape follows Tilt's internal/watch: a small Notify interface, ignore
+// matching that prunes directories before any watch is added, and editor
+// temporaries listed in their own file (ephemeral.go). On top of that:
+//
+//   - one inotify watch per directory, never per file, so atomic saves
+//     (rename over Cargo.toml) keep being seen;
+//   - new directories are watched, then walked, so a "mkdir -p a/b/c && touch
+//     a/b/c/x.rs" burst is not missed;
+//   - debounce with a quiet period and a maximum wait;
+//   - batches are held while git holds .git/index.lock or a rebase, merge,
+//     cherry-pick or revert is in progress, then emitted as one;
+//   - contents are hashed when a batch is emitted, so saves that leave the
+//     bytes unchanged (touch, VS Code's truncate-then-write of identical
+//     content) produce nothing;
+//   - a kernel queue overflow triggers a full rescan; running out of inotify
+//     watches falls back to polling the affected subtree.
+//
+// The watcher keeps no package-level state: everything lives in a *Watcher.
+package watcher
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"go.uber.org/zap"
+)
+
+// Batch is one debounced set of changes under the root.
+type Batch struct {
+	// Paths are slash-separated paths relative to the root, sorted and
+	// deduplicated: only files whose content really changed, or that were
+	// created or removed.
+	Paths []string
+	// Created is the subset of Paths that appeared.
+	Created []string
+	// Removed is the subset of Paths that disappeared.
+	Removed []string
+	// Kind is KindRecipe if any path is recipe-affecting, else KindCode.
+	Kind Kind
+	// Recipe lists the recipe-affecting paths.
+	Recipe []string
+	// Rescan is true when the batch comes from a full rescan (queue overflow).
+	Rescan bool
+	// First and Last are the times of the first and last raw event in the batch.
+	First, Last time.Time
+}
+
+// Notify is a source of batches.
+type Notify interface {
+	// Start walks the tree, adds the watches and returns when ready.
+	Start() error
+	// Close stops everything and closes the channels.
+	Close() error
+	// Batches delivers debounced, content-checked batches.
+	Batches() <-chan Batch
+	// Errors delivers non-fatal problems and warnings. It is buffered and
+	// never blocks the watcher: when the reader falls behind, errors are
+	// dropped (and logged).
+	Errors() <-chan error
+}
+
+// ErrWatchLimit is wrapped by the warning sent when inotify runs out of
+// watches (ENOSPC) and a subtree falls back to polling.
+var ErrWatchLimit = errors.New("inotify watch limit reached (raise fs.inotify.max_user_watches)")
+
+// Option configures a Watcher.
+type Option func(*config)
+
+type config struct {
+	quiet        time.Duration
+	maxWait      time.Duration
+	pollInterval time.Duration
+	ignores      []string
+	log          *zap.Logger
+	gitHold      bool
+
+	// Unexported knobs, for tests.
+	watchBudget int                       // >0: pretend inotify has this many watches
+	hashLimit   int64                     // files above are compared by size+mtime
+	gitHoldWarn time.Duration             // warn when git holds batches this long
+	eventFilter func(fsnotify.Event) bool // returns true to drop a raw event
+	noInotify   bool                      // behave as if inotify were unavailable
+}
+
+// WithDebounce sets the quiet period: a batch is emitted once no event
+// arrived for that long. Default 100ms.
+func WithDebounce(quiet time.Duration) Option {
+	return func(c *config) { c.quiet = quiet }
+}
+
+// WithMaxWait sets how long after its first event a batch is emitted even if
+// events keep coming. Default 2s.
+func WithMaxWait(d time.Duration) Option {
+	return func(c *config) { c.maxWait = d }
+}
+
+// WithIgnore adds ignore patterns in .dockerignore syntax (e.g. from
+// chefd.toml). They apply on top of the built-in ignores, .gitignore files
+// and the root .dockerignore.
+func WithIgnore(patterns ...string) Option {
+	return func(c *config) { c.ignores = append(c.ignores, patterns...) }
+}
+
+// WithLogger sets the logger. Default zap.NewNop().
+func WithLogger(l *zap.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+// WithPollInterval sets the interval of the polling fallback used for
+// subtrees that could not get inotify watches. Default 1s.
+func WithPollInterval(d time.Duration) Option {
+	return func(c *config) { c.pollInterval = d }
+}
+
+// WithGitHold enables or disables holding batches while git works
+// (.git/index.lock, rebase-merge/, rebase-apply/, MERGE_HEAD,
+// CHERRY_PICK_HEAD, REVERT_HEAD). Default enabled.
+func WithGitHold(enabled bool) Option {
+	return func(c *config) { c.gitHold = enabled }
+}
+
+// withWatchBudget makes adding more than n directory watches fail as if the
+// inotify limit were reached (test knob for the polling fallback).
+func withWatchBudget(n int) Option {
+	return func(c *config) { c.watchBudget = n }
+}
+
+// withEventFilter installs a hook that sees every raw event first and may drop it.
+func withEventFilter(f func(fsnotify.Event) bool) Option {
+	return func(c *config) { c.eventFilter = f }
+}
+
+func withGitHoldWarn(d time.Duration) Option {
+	return func(c *config) { c.gitHoldWarn = d }
+}
+
+func withHashLimit(n int64) Option {
+	return func(c *config) { c.hashLimit = n }
+}
+
+// Watcher watches one workspace root. It implements Notify.
+type Watcher struct {
+	root string // absolute, symlinks resolved
+	cfg  config
+	log  *zap.Logger
+
+	batches  chan Batch
+	errs     chan error
+	done     chan struct{}
+	loopDone chan struct{}
+	reqs     chan func()
+
+	mu       sync.Mutex // guards started, closed
+	started  bool
+	closed   bool
+	closeErr error
+
+	watchCount atomic.Int64
+
+	// Owned by Start, then by the loop goroutine only.
+	fsw       *fsnotify.Watcher
+	ign       *ignorer
+	hs        *hasher
+	files     map[string]fileState // tracked files -> last known state
+	watched   map[string]struct{}  // directories under inotify watch (rel)
+	pollRoots map[string]struct{}  // subtrees polled instead (rel)
+	ticker    *time.Ticker
+	git       gitState
+
+	// Current (not yet emitted) batch.
+	pending     map[string]struct{}  // paths with raw events, checked at emit time
+	removedDirs map[string]struct{}  // directories that vanished; their files are checked at emit time
+	diffStat    map[string]fileState // stat of paths made pending by rescans/polls (no hash)
+	rulesDirty  bool                 // an ignore file changed: reconcile before emitting
+	rescanned   bool
+	first, last time.Time
+	window      time.Time // start of the max-wait window
+	released    time.Time // when git last stopped holding
+	timer       *time.Timer
+
+	// Emitted but not yet received batch; later batches merge into it.
+	out      map[string]outEntry
+	outMeta  Batch
+	outBatch Batch
+	outReady bool
+}
+
+var _ Notify = (*Watcher)(nil)
+
+// New prepares a watcher for root. Nothing is watched until Start.
+func New(root string, opts ...Option) (*Watcher, error) {
+	cfg := config{
+		quiet:        100 * time.Millisecond,
+		maxWait:      2 * time.Second,
+		pollInterval: time.Second,
+		log:          zap.NewNop(),
+		gitHold:      true,
+		hashLimit:    defaultHashLimit,
+		gitHoldWarn:  30 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.quiet <= 0 || cfg.maxWait <= 0 || cfg.pollInterval <= 0 {
+		return nil, fmt.Errorf("watch %s: debounce, max wait and poll interval must be positive", root)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", root, err)
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = r
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", root, err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("watch %s: not a directory", root)
+	}
+	ign, err := newIgnorer(abs, cfg.ignores)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", root, err)
+	}
+	w := &Watcher{
+		root:        abs,
+		cfg:         cfg,
+		log:         cfg.log.With(zap.String("root", abs)),
+		batches:     make(chan Batch),
+		errs:        make(chan error, 64),
+		done:        make(chan struct{}),
+		loopDone:    make(chan struct{}),
+		reqs:        make(chan func()),
+		ign:         ign,
+		hs:          newHasher(cfg.hashLimit),
+		files:       make(map[string]fileState),
+		watched:     make(map[string]struct{}),
+		pollRoots:   make(map[string]struct{}),
+		pending:     make(map[string]struct{}),
+		removedDirs: make(map[string]struct{}),
+		diffStat:    make(map[string]fileState),
+	}
+	return w, nil
+}
+
+// Root returns the absolute, symlink-resolved root being watched.
+func (w *Watcher) Root() string { return w.root }
+
+// Batches implements Notify.
+func (w *Watcher) Batches() <-chan Batch { return w.batches }
+
+// Errors implements Notify.
+func (w *Watcher) Errors() <-chan error { return w.errs }
+
+// WatchCount returns the number of directories under inotify watch,
+// including the top level of the git directory when it is watched.
+func (w *Watcher) WatchCount() int { return int(w.watchCount.Load()) }
+
+// Start implements Notify: it walks the tree, records the content of every
+// file, adds the watches and starts the event loop.
+func (w *Watcher) Start() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return fmt.Errorf("watch %s: watcher closed", w.root)
+	}
+	if w.started {
+		return fmt.Errorf("watch %s: already started", w.root)
+	}
+	begin := time.Now()
+	if fi, err := os.Stat(w.root); err != nil {
+		return fmt.Errorf("watch %s: %w", w.root, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("watch %s: not a directory", w.root)
+	}
+	if !w.cfg.noInotify {
+		fsw, err := fsnotify.NewBufferedWatcher(4096)
+		switch {
+		case err == nil:
+			w.fsw = fsw
+		case errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE):
+			w.warn(fmt.Errorf("watch %s: %w: too many inotify instances; raise it with `sudo sysctl fs.inotify.max_user_instances=1024`; polling every %s instead",
+				w.root, err, w.cfg.pollInterval))
+		default:
+			return fmt.Errorf("watch %s: %w", w.root, err)
+		}
+	}
+	if w.fsw == nil {
+		w.addPollRoot("")
+	}
+	w.setupGit()
+	if err := w.ign.loadRoot(w.git.dir); err != nil {
+		w.warn(err)
+	}
+	wk := &walk{mode: walkStart}
+	w.walkDir(wk, "", matchCtx{}, w.fsw != nil)
+	w.updateCount()
+	w.git.busy, w.git.reason = w.gitHoldReason()
+	if w.git.busy {
+		w.git.since = time.Now()
+	}
+
+	w.timer = time.NewTimer(time.Hour)
+	w.timer.Stop()
+	w.started = true
+	go w.loop()
+	w.log.Info("watching",
+		zap.Int("files", len(w.files)),
+		zap.Int("watches", w.WatchCount()),
+		zap.Int("polled_subtrees", len(w.pollRoots)),
+		zap.Duration("took", time.Since(begin)))
+	return nil
+}
+
+// Close implements Notify. It stops the loop, the inotify reader and the
+// polling ticker, and closes both channels. It is safe to call more than once.
+func (w *Watcher) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	started := w.started
+	w.mu.Unlock()
+
+	close(w.done)
+	if !started {
+		close(w.batches)
+		close(w.errs)
+		return nil
+	}
+	<-w.loopDone
+	return w.closeErr
+}
+
+// warn logs err and delivers it on Errors without ever blocking.
+func (w *Watcher) warn(err error) {
+	w.log.Warn("watcher", zap.Error(err))
+	select {
+	case w.errs <- err:
+	default:
+		w.log.Warn("errors channel full, dropping error", zap.Error(err))
+	}
+}
+
+func (w *Watcher) updateCount() {
+	n := len(w.watched)
+	if w.git.watched {
+		n++
+	}
+	w.watchCount.Store(int64(n))
+}
+
+func (w *Watcher) abs(rel string) string {
+	if rel == "" {
+		return w.root
+	}
+	return w.root + string(filepath.Separator) + filepath.FromSlash(rel)
+}
+
+// relOf converts an event's absolute name to a slash-separated relative path.
+func (w *Watcher) relOf(name string) (string, bool) {
+	if name == w.root {
+		return "", true
+	}
+	if len(name) > len(w.root) && name[len(w.root)] == filepath.Separator && name[:len(w.root)] == w.root {
+		return filepath.ToSlash(name[len(w.root)+1:]), true
+	}
+	return "", false
+}
+
+// do runs f on the loop goroutine and waits for it (test hooks).
+func (w *Watcher) do(f func()) bool {
+	ran := make(chan struct{})
+	select {
+	case w.reqs <- func() { f(); close(ran) }:
+		<-ran
+		return true
+	case <-w.done:
+		return false
+	}
+}
+
+// rescan simulates a kernel queue overflow (test hook).
+func (w *Watcher) rescan() bool {
+	return w.do(func() { w.handleFsError(fsnotify.ErrEventOverflow) })
+}
+
+func (w *Watcher) loop() {
+	defer func() {
+		w.timer.Stop()
+		if w.ticker != nil {
+			w.ticker.Stop()
+		}
+		if w.fsw != nil {
+			w.closeErr = w.fsw.Close()
+		}
+		close(w.batches)
+		close(w.errs)
+		close(w.loopDone)
+	}()
+	var evC <-chan fsnotify.Event
+	var errC <-chan error
+	if w.fsw != nil {
+		evC, errC = w.fsw.Events, w.fsw.Errors
+	}
+	for {
+		var outC chan<- Batch
+		if w.outReady {
+			outC = w.batches
+		}
+		var tickC <-chan time.Time
+		if w.ticker != nil {
+			tickC = w.ticker.C
+		}
+		select {
+		case <-w.done:
+			return
+		case ev, ok := <-evC:
+			if !ok {
+				evC = nil
+				continue
+			}
+			if w.cfg.eventFilter != nil && w.cfg.eventFilter(ev) {
+				continue
+			}
+			w.handleEvent(ev)
+		case err, ok := <-errC:
+			if !ok {
+				errC = nil
+				continue
+			}
+			w.handleFsError(err)
+		case <-w.timer.C:
+			w.onTimer()
+		case <-tickC:
+			w.poll()
+		case f := <-w.reqs:
+			f()
+		case outC <- w.outBatch:
+			w.out, w.outReady = nil, false
+			w.outBatch = Batch{}
+		}
+		w.schedule()
+	}
+}
+
+func (w *Watcher) handleFsError(err error) {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		w.warn(fmt.Errorf("watch %s: %w: events were lost, rescanning (consider raising fs.inotify.max_queued_events)", w.root, err))
+		w.walkAll(walkRescan)
+		return
+	}
+	w.warn(fmt.Errorf("watch %s: %w", w.root, err))
+}
+
+// hasWork reports whether a batch is being collected.
+func (w *Watcher) hasWork() bool {
+	return len(w.pending) > 0 || len(w.removedDirs) > 0 || w.rulesDirty || w.rescanned
+}
+
+// touch records a raw event at now.
+func (w *Watcher) touch(now time.Time) {
+	if w.first.IsZero() {
+		w.first, w.window = now, now
+	}
+	w.last = now
+}
+
+// schedule arms the timer for the next thing to do: emitting the batch, or
+// re-checking git while it holds the batch.
+func (w *Watcher) schedule() {
+	if !w.hasWork() {
+		w.timer.Stop()
+		return
+	}
+	if w.git.busy {
+		// Re-check git periodically (robust against missed .git events) and
+		// warn once if the hold lasts long.
+		next := w.cfg.pollInterval
+		if w.cfg.gitHoldWarn > 0 && !w.git.warned {
+			if d := time.Until(w.git.since.Add(w.cfg.gitHoldWarn)); d < next {
+				next = d
+			}
+		}
+		w.timer.Reset(next)
+		return
+	}
+	w.timer.Reset(time.Until(w.deadline()))
+}
+
+// deadline is when the current batch is due: after the quiet period, but no
+// later than the max wait (the quiet period after git let go is always
+// waited in full).
+func (w *Watcher) deadline() time.Time {
+	base := w.last
+	if w.released.After(base) {
+		base = w.released
+	}
+	d := base.Add(w.cfg.quiet)
+	if limit := w.window.Add(w.cfg.maxWait); limit.Before(d) {
+		d = limit
+	}
+	return d
+}
+
+func (w *Watcher) onTimer() {
+	if !w.hasWork() {
+		return
+	}
+	now := time.Now()
+	wasBusy := w.git.busy
+	w.updateGit(now)
+	if w.git.busy {
+		if w.cfg.gitHoldWarn > 0 && !w.git.warned && now.Sub(w.git.since) >= w.cfg.gitHoldWarn {
+			w.git.warned = true
+			w.warn(fmt.Errorf("watch %s: changes held for %s because git's %s exists; they are reported when it goes away (a stale lock must be removed by hand)",
+				w.root, now.Sub(w.git.since).Round(time.Second), w.git.reason))
+		}
+		return
+	}
+	if wasBusy || now.Before(w.deadline()) {
+		return // just released, or re-armed: schedule picks the new deadline
+	}
+	w.flush(now)
+}
+
+// change is the net effect of a batch on one path.
+type change uint8
+
+const (
+	changeNone change = iota
+	changeCreated
+	changeModified
+	changeRemoved
+)
+
+// outEntry remembers, for a path of the batch waiting to be received, the
+// state the consumer last knew (before that batch).
+type outEntry struct {
+	base    fileState
+	existed bool
+}
+
+// flush computes the current batch (hashing at emit time) and queues it.
+func (w *Watcher) flush(now time.Time) {
+	if w.rulesDirty {
+		w.rulesDirty = false
+		w.walkAll(walkReconcile)
+	}
+	if len(w.removedDirs) > 0 {
+		for p := range w.files {
+			for d := range w.removedDirs {
+				if isUnder(p, d) {
+					w.pending[p] = struct{}{}
+					break
+				}
+			}
+		}
+		clear(w.removedDirs)
+	}
+	changed := make(map[string]outEntry)
+	for p := range w.pending {
+		old, had := w.files[p]
+		if w.check(p) != changeNone {
+			changed[p] = outEntry{base: old, existed: had}
+		}
+	}
+	meta := Batch{First: w.first, Last: w.last, Rescan: w.rescanned}
+	if meta.First.IsZero() {
+		meta.First, meta.Last = now, now
+	}
+	w.pending = make(map[string]struct{})
+	clear(w.diffStat)
+	w.first, w.last, w.window, w.released = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	w.rescanned = false
+	if len(changed) == 0 {
+		w.log.Debug("batch had no content change")
+		return
+	}
+	w.merge(changed, meta)
+}
+
+// check compares a pending path with its recorded state, updates the record
+// and returns the change.
+func (w *Watcher) check(rel string) change {
+	old, had := w.files[rel]
+	abs := w.abs(rel)
+	fi, err := os.Lstat(abs)
+	if err == nil && trackable(fi.Mode()) {
+		if st, ok := w.hs.state(abs, fi); ok {
+			w.files[rel] = st
+			switch {
+			case !had:
+				return changeCreated
+			case old.same(st):
+				return changeNone
+			default:
+				return changeModified
+			}
+		}
+	}
+	if had {
+		delete(w.files, rel)
+		return changeRemoved
+	}
+	return changeNone
+}
+
+// merge folds a new batch into the one waiting to be received (if any): the
+// net change of each path is computed against what the consumer last saw,
+// so a file created and removed again, or changed and changed back, before
+// the consumer received the batch disappears from it.
+func (w *Watcher) merge(changed map[string]outEntry, meta Batch) {
+	if w.out == nil {
+		w.out, w.outMeta = changed, meta
+	} else {
+		for p, e := range changed {
+			if _, ok := w.out[p]; !ok {
+				w.out[p] = e
+			}
+		}
+		if meta.First.Before(w.outMeta.First) {
+			w.outMeta.First = meta.First
+		}
+		if meta.Last.After(w.outMeta.Last) {
+			w.outMeta.Last = meta.Last
+		}
+		w.outMeta.Rescan = w.outMeta.Rescan || meta.Rescan
+	}
+	changes := make(map[string]change, len(w.out))
+	for p, e := range w.out {
+		cur, exists := w.files[p]
+		switch {
+		case e.existed && exists && !e.base.same(cur):
+			changes[p] = changeModified
+		case e.existed && !exists:
+			changes[p] = changeRemoved
+		case !e.existed && exists:
+			changes[p] = changeCreated
+		}
+	}
+	b := buildBatch(changes, w.outMeta)
+	if len(b.Paths) == 0 {
+		w.out, w.outReady, w.outBatch = nil, false, Batch{}
+		return
+	}
+	w.outBatch, w.outReady = b, true
+	w.log.Debug("batch",
+		zap.Stringer("kind", b.Kind),
+		zap.Int("paths", len(b.Paths)),
+		zap.Int("created", len(b.Created)),
+		zap.Int("removed", len(b.Removed)),
+		zap.Strings("recipe", b.Recipe),
+		zap.Bool("rescan", b.Rescan))
+}
+
+func buildBatch(changes map[string]change, meta Batch) Batch {
+	b := Batch{First: meta.First, Last: meta.Last, Rescan: meta.Rescan, Kind: KindCode}
+	b.Paths = make([]string, 0, len(changes))
+	for p, c := range changes {
+		if Classify(p, c == changeCreated, c == changeRemoved) == ClassIgnored {
+			continue
+		}
+		b.Paths = append(b.Paths, p)
+	}
+	sort.Strings(b.Paths)
+	for _, p := range b.Paths {
+		c := changes[p]
+		switch c {
+		case changeCreated:
+			b.Created = append(b.Created, p)
+		case changeRemoved:
+			b.Removed = append(b.Removed, p)
+		}
+		if Classify(p, c == changeCreated, c == changeRemoved) == ClassRecipe {
+			b.Recipe = append(b.Recipe, p)
+			b.Kind = KindRecipe
+		}
+	}
+	return b
+}
