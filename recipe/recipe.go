@@ -16,8 +16,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Format is bumped whenever the recipe's meaning changes, so that images
@@ -207,20 +209,26 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		w.crates[rootDir] = &crate{m: w.root}
 		order = append([]string{rootDir}, order...)
 	}
+	var kept []string
 	for _, d := range order {
-		c := w.crates[d]
-		isRoot := d == rootDir
-		if !keep[d] && !isRoot {
-			continue
+		if keep[d] || d == rootDir {
+			kept = append(kept, d)
 		}
+	}
+	texts, err := parallel(kept, func(d string) (string, error) {
 		var rw func(table)
-		if isRoot {
+		if d == rootDir {
 			rw = rootRewrite
 		}
-		text, err := skeletonManifest(c, masked, rw)
-		if err != nil {
-			return nil, err
-		}
+		return skeletonManifest(w.crates[d], masked, rw)
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, d := range kept {
+		c := w.crates[d]
+		isRoot := d == rootDir
+		text := texts[i]
 		mf := Manifest{Path: relSlash(ctxRoot, c.m.abs), Member: c.member, Contents: text, Targets: []Target{}}
 		if c.m.pkg != nil && (!isRoot || rootKept || !filtered) {
 			mf.Package = c.m.name
@@ -406,4 +414,37 @@ func readToolchain(rootDir string) (*File, error) {
 		return &File{Path: name, Contents: text}, nil
 	}
 	return nil, nil
+}
+
+// parallel maps fn over items on a few goroutines, keeping order; the first
+// error (in item order) wins.
+func parallel[T, R any](items []T, fn func(T) (R, error)) ([]R, error) {
+	out := make([]R, len(items))
+	errs := make([]error, len(items))
+	workers := runtime.GOMAXPROCS(0)
+	if workers > 8 {
+		workers = 8
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i], errs[i] = fn(items[i])
+			}
+		}()
+	}
+	for i := range items {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return nil, e
+		}
+	}
+	return out, nil
 }

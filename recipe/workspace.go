@@ -451,14 +451,14 @@ func (w *workspace) followDeps(c *crate) error {
 // loadPathCrate loads the crate at base/p, referenced from m under key.
 func (w *workspace) loadPathCrate(from *manifest, key, base, p string, fromMember bool) (string, error) {
 	dir := filepath.Clean(filepath.Join(base, filepath.FromSlash(p)))
+	if _, ok := w.crates[dir]; ok {
+		return dir, nil
+	}
 	line := lineOf(from.raw, key)
 	if sharedParent(dir, w.rootDir) == string(filepath.Separator) {
 		return "", errorf(from.rel, line,
 			"point `path` at a crate directory that shares a parent directory (other than /) with the workspace",
 			"path dependency %q = %q escapes to %s: chefd cannot place it in the build context", key, p, dir)
-	}
-	if _, ok := w.crates[dir]; ok {
-		return dir, nil
 	}
 	m, err := readManifest(dir, w.shown(filepath.Join(dir, "Cargo.toml")))
 	if err != nil {
