@@ -123,7 +123,10 @@ type Manifest struct {
 	Member bool `json:"member"`
 	// Local is true when the package's version is masked (false for
 	// [patch]/[replace] crates, whose real version matters).
-	Masked   bool     `json:"masked"`
+	Masked bool `json:"masked"`
+	// Version is the package version cargo sees in the skeleton (the
+	// placeholder for masked packages).
+	Version  string   `json:"version,omitempty"`
 	Contents string   `json:"contents"`
 	Targets  []Target `json:"targets"`
 }
@@ -233,6 +236,10 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		if c.m.pkg != nil && (!isRoot || rootKept || !filtered) {
 			mf.Package = c.m.name
 			mf.Masked = masked[c.m.name]
+			mf.Version = w.versionOf(c.m)
+			if mf.Masked {
+				mf.Version = MaskedVersion
+			}
 			mf.Targets = append(mf.Targets, c.targets.list...)
 			sortTargets(mf.Targets)
 			for _, t := range mf.Targets {

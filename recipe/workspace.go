@@ -536,6 +536,21 @@ func (w *workspace) editionOf(m *manifest) string {
 	return "2015"
 }
 
+// versionOf resolves a package's version ("0.0.0" when absent, as cargo).
+func (w *workspace) versionOf(m *manifest) string {
+	switch v := m.pkg["version"].(type) {
+	case string:
+		return v
+	case table:
+		if s, ok := str(w.wsPackage, "version"); ok {
+			if w.wsPackage != nil {
+				return s
+			}
+		}
+	}
+	return "0.0.0"
+}
+
 // readVendorDirs records directory sources named in the root's cargo config.
 func (w *workspace) readVendorDirs() error {
 	cfg, name, err := readCargoConfig(w.rootDir)

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/dockerctl"
+	"github.com/chefd/chefd/recipe"
+)
+
+// engineError maps engine problems to exit codes: 2 when no engine
+// answers (one clear line), 1 otherwise.
+func engineError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if dockerctl.IsUnreachable(err) {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &exitError{code: 130, msg: "cancelled"}
+	}
+	var be *dockerctl.BuildError
+	if errors.As(err, &be) {
+		return &exitError{code: 1, msg: be.Error()}
+	}
+	return err
+}
+
+// session is what cook and build need: the workspace, its config and
+// recipe, and a builder bound to an engine.
+type session struct {
+	root    string
+	cfg     configs.Config
+	recipe  *recipe.Recipe
+	builder *dockerctl.WorkspaceBuilder
+	engine  *dockerctl.Engine
+	prepare time.Duration
+}
+
+func (a *app) openSession(ctx context.Context, tag string) (*session, error) {
+	root, cfg, err := a.workspace()
+	if err != nil {
+		return nil, err
+	}
+	if tag != "" {
+		cfg.Tag = tag
+	}
+	t0 := time.Now()
+	r, err := recipe.Compute(ctx, root, recipe.Options{Intent: intentOf(cfg, nil)})
+	if err != nil {
+		return nil, err
+	}
+	prep := time.Since(t0)
+	e, err := dockerctl.Connect(ctx, dockerctl.WithLogger(a.log))
+	if err != nil {
+		return nil, engineError(err)
+	}
+	b := dockerctl.NewWorkspaceBuilder(e, root, cfg, a.log)
+	b.Version = chefdVersion()
+	return &session{root: root, cfg: cfg, recipe: r, builder: b, engine: e, prepare: prep}, nil
+}
+
+// progressPrinter renders build progress: step names and durations on a
+// TTY, plain prefixed lines otherwise. Cargo and rustc output is shown as
+// it comes, compiler errors verbatim.
+func progressPrinter(w io.Writer) dockerctl.Progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	return func(ev dockerctl.Event) {
+		step := shortStep(ev.Step)
+		switch ev.Kind {
+		case dockerctl.EventStep:
+			switch {
+			case !ev.Done && tty:
+				fmt.Fprintf(w, "\x1b[1m=> %s\x1b[0m\n", step)
+			case !ev.Done:
+				fmt.Fprintf(w, "step: %s\n", step)
+			case ev.Cached && tty:
+				fmt.Fprintf(w, "\x1b[2m=> %s CACHED\x1b[0m\n", step)
+			case ev.Cached:
+				fmt.Fprintf(w, "step: %s CACHED\n", step)
+			case tty:
+				fmt.Fprintf(w, "\x1b[32m=> %s done in %.1fs\x1b[0m\n", step, ev.Duration.Seconds())
+			default:
+				fmt.Fprintf(w, "step: %s done in %.1fs\n", step, ev.Duration.Seconds())
+			}
+		case dockerctl.EventLog:
+			fmt.Fprintf(w, "   %s\n", ev.Text)
+		case dockerctl.EventError:
+			fmt.Fprintf(w, "error: %s\n", ev.Text)
+		}
+	}
+}
+
+// shortStep trims a BuildKit vertex name for display.
+func shortStep(s string) string {
+	if i := strings.Index(s, " sh -ec "); i > 0 {
+		s = s[:i]
+	}
+	for _, m := range []string{"CHEFD_STEP=cook", "CHEFD_STEP=code"} {
+		if strings.Contains(s, m) {
+			kind := "cargo build (dependencies)"
+			if m == "CHEFD_STEP=code" {
+				kind = "cargo build (workspace code)"
+			}
+			if i := strings.Index(s, "RUN"); i >= 0 {
+				return s[:i] + "RUN " + kind
+			}
+		}
+	}
+	if len(s) > 100 {
+		s = s[:97] + "..."
+	}
+	return s
+}
+
+func crateLine(c dockerctl.Crates) string {
+	return fmt.Sprintf("%d crates compiled (%d third-party, %d local)", c.ThirdParty+c.Local, c.ThirdParty, c.Local)
+}
+
+func (a *app) cookCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "cook",
+		Short: "Build the cooked dependency image of the current recipe (skipped when it exists)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := a.openSession(ctx, "")
+			if err != nil {
+				return err
+			}
+			defer s.engine.Close()
+			var p dockerctl.Progress
+			if !asJSON {
+				p = progressPrinter(a.stderr)
+			}
+			res, err := s.builder.Cook(ctx, s.recipe, p)
+			if err != nil {
+				return engineError(err)
+			}
+			if asJSON {
+				return json.NewEncoder(a.stdout).Encode(res)
+			}
+			if res.Skipped {
+				fmt.Fprintf(a.stdout, "%s exists (%s): nothing to cook\n", res.Tag, shortID(res.ImageID))
+				return nil
+			}
+			fmt.Fprintf(a.stdout, "%s %s\ncooked in %.1fs, %s\n", res.Tag, res.ImageID, res.Duration.Seconds(), crateLine(res.Compiled))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func (a *app) buildCmd() *cobra.Command {
+	var f buildFlags
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build the image: recipe, cook if missing, then only the workspace's code",
+		Long: `Build <image>:<tag>: compute the recipe, cook the dependency image when it is
+missing, compile the workspace's own crates on top of it, and put only the
+configured binaries on the runtime base. When 'chefd start' runs for this
+workspace, the build is asked of the daemon.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			root, _, err := a.workspace()
+			if err != nil {
+				return err
+			}
+			if handled, err := a.buildViaDaemon(cmd, root, f); handled {
+				return err
+			}
+			s, err := a.openSession(ctx, f.Tag)
+			if err != nil {
+				return err
+			}
+			defer s.engine.Close()
+			if f.WarmOnly {
+				ok, err := s.builder.HasCooked(ctx, s.recipe)
+				if err != nil {
+					return engineError(err)
+				}
+				if !ok {
+					return &exitError{code: 3, msg: fmt.Sprintf("--warm-only: %s does not exist (the recipe changed); run chefd cook first",
+						s.builder.CookedTag(s.recipe))}
+				}
+			}
+			var p dockerctl.Progress
+			if !f.JSON {
+				p = progressPrinter(a.stderr)
+			}
+			res, err := s.builder.Build(ctx, s.recipe, p)
+			res.Phases = append([]dockerctl.Phase{{Name: "prepare", Duration: s.prepare}}, res.Phases...)
+			if err != nil {
+				return engineError(err)
+			}
+			if f.JSON {
+				return json.NewEncoder(a.stdout).Encode(res)
+			}
+			printResult(a.stdout, res)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&f.Wait, "wait", false, "with a daemon: wait for the build and print its result")
+	cmd.Flags().BoolVar(&f.Urgent, "urgent", false, "with a daemon: go ahead of background cooks of other recipes")
+	cmd.Flags().BoolVar(&f.WarmOnly, "warm-only", false, "fail fast when the current recipe has no cooked image")
+	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&f.Tag, "tag", "", "image tag (default: tag in chefd.toml, \"dev\")")
+	return cmd
+}
+
+func printResult(w io.Writer, res dockerctl.BuildResult) {
+	fmt.Fprintf(w, "%s %s\n", res.Image, res.ImageID)
+	if res.Cook != nil && !res.Cook.Skipped {
+		fmt.Fprintf(w, "  cook     %6.1fs  %s (%s)\n", res.Cook.Duration.Seconds(), crateLine(res.Cook.Compiled), res.Cook.Tag)
+	}
+	for _, ph := range res.Phases {
+		if ph.Name == "cook" {
+			continue
+		}
+		line := ""
+		if ph.Name == "build" {
+			line = crateLine(res.Compiled)
+		}
+		fmt.Fprintf(w, "  %-8s %6.1fs  %s\n", ph.Name, ph.Duration.Seconds(), line)
+	}
+	fmt.Fprintf(w, "  total    %6.1fs\n", res.Duration.Seconds())
+}

@@ -1,0 +1,229 @@
+package dockerctl
+
+import (
+	"archive/tar"
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
+)
+
+// stableTime is the mtime of every unchanged file in a build context: far
+// in the past, so cargo never prefers a source over an artifact it built.
+// Changed files are touched inside the build, with the engine's clock.
+var stableTime = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// ctxFile is one file (or symlink) to put in a build context.
+type ctxFile struct {
+	rel  string // slash path relative to the context root
+	abs  string // source on the host ("" for generated content)
+	data []byte // generated content
+	mode fs.FileMode
+	link string // symlink target
+	size int64
+	mod  time.Time // host mtime (for the content-hash cache)
+}
+
+// Ignorer decides which paths stay out of the build context.
+type Ignorer struct {
+	pm *patternmatcher.PatternMatcher
+}
+
+// NewIgnorer reads root/.dockerignore and adds extra patterns (chefd.toml
+// `ignore`). target/ directories and .git/ are always left out.
+func NewIgnorer(root string, extra []string) (*Ignorer, error) {
+	var patterns []string
+	f, err := os.Open(filepath.Join(root, ".dockerignore"))
+	if err == nil {
+		p, perr := ignorefile.ReadAll(f)
+		f.Close()
+		if perr != nil {
+			return nil, fmt.Errorf("read %s: %w", filepath.Join(root, ".dockerignore"), perr)
+		}
+		patterns = append(patterns, p...)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read .dockerignore: %w", err)
+	}
+	patterns = append(patterns, extra...)
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, fmt.Errorf("ignore patterns: %w", err)
+	}
+	return &Ignorer{pm: pm}, nil
+}
+
+// alwaysOut are directory names never sent to the engine.
+func alwaysOut(name string, dir string) bool {
+	switch name {
+	case ".git", ".chefd", ".hg", ".svn":
+		return true
+	case "target":
+		// cargo's target dir: next to a Cargo.toml, or tagged by cargo.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "Cargo.toml")); err == nil {
+			return true
+		}
+		if _, err := os.Stat(filepath.Join(dir, "CACHEDIR.TAG")); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Ignored reports whether rel (slash, relative to the workspace root) is
+// excluded by .dockerignore or chefd.toml.
+func (ig *Ignorer) Ignored(rel string) bool {
+	if ig == nil || ig.pm == nil {
+		return false
+	}
+	ok, _ := ig.pm.MatchesOrParentMatches(filepath.FromSlash(rel))
+	return ok
+}
+
+// collect walks dir (absolute) and returns its files with paths relative
+// to ctxRoot, honouring the ignorer (relative to wsRoot) for paths inside
+// the workspace.
+func collect(dir, ctxRoot, wsRoot string, ig *Ignorer) ([]ctxFile, error) {
+	var out []ctxFile
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", p, err)
+		}
+		if p != dir && d.IsDir() && alwaysOut(d.Name(), p) {
+			return filepath.SkipDir
+		}
+		if rel, err := filepath.Rel(wsRoot, p); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+			if ig.Ignored(filepath.ToSlash(rel)) {
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", p, err)
+		}
+		rel, err := filepath.Rel(ctxRoot, p)
+		if err != nil {
+			return err
+		}
+		f := ctxFile{rel: filepath.ToSlash(rel), abs: p, mode: info.Mode(), size: info.Size(), mod: info.ModTime()}
+		switch {
+		case info.Mode()&fs.ModeSymlink != 0:
+			l, err := os.Readlink(p)
+			if err != nil {
+				return fmt.Errorf("read link %s: %w", p, err)
+			}
+			f.link = l
+		case !info.Mode().IsRegular():
+			return nil // sockets, fifos, devices
+		}
+		out = append(out, f)
+		return nil
+	})
+	return out, err
+}
+
+// contextWriter streams a tar build context.
+type contextWriter struct {
+	tw   *tar.Writer
+	dirs map[string]bool
+}
+
+func newContextWriter(w io.Writer) *contextWriter {
+	return &contextWriter{tw: tar.NewWriter(w), dirs: map[string]bool{}}
+}
+
+func (c *contextWriter) mkdirs(rel string) error {
+	dir := path.Dir(rel)
+	if dir == "." || dir == "/" || c.dirs[dir] {
+		return nil
+	}
+	if err := c.mkdirs(dir); err != nil {
+		return err
+	}
+	c.dirs[dir] = true
+	return c.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir + "/", Mode: 0o755, ModTime: stableTime, Format: tar.FormatPAX})
+}
+
+// add writes one file under prefix.
+func (c *contextWriter) add(prefix string, f ctxFile) error {
+	name := path.Join(prefix, f.rel)
+	if err := c.mkdirs(name); err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: name, ModTime: stableTime, Mode: int64(f.mode.Perm()), Format: tar.FormatPAX}
+	if hdr.Mode == 0 {
+		hdr.Mode = 0o644
+	}
+	if f.link != "" {
+		hdr.Typeflag = tar.TypeSymlink
+		hdr.Linkname = f.link
+		return c.tw.WriteHeader(hdr)
+	}
+	hdr.Typeflag = tar.TypeReg
+	if f.abs == "" {
+		hdr.Size = int64(len(f.data))
+		if err := c.tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		_, err := c.tw.Write(f.data)
+		return err
+	}
+	src, err := os.Open(f.abs)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", f.abs, err)
+	}
+	defer src.Close()
+	st, err := src.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", f.abs, err)
+	}
+	hdr.Size = st.Size()
+	if err := c.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(c.tw, bufio.NewReader(src), hdr.Size); err != nil {
+		return fmt.Errorf("read %s: %w (did it change during the build?)", f.abs, err)
+	}
+	return nil
+}
+
+func (c *contextWriter) Close() error { return c.tw.Close() }
+
+// fileDigest hashes a file's content (symlinks: their target).
+func fileDigest(f ctxFile) (string, error) {
+	h := sha256.New()
+	if f.link != "" {
+		io.WriteString(h, "link:"+f.link)
+	} else {
+		src, err := os.Open(f.abs)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", f.abs, err)
+		}
+		_, err = io.Copy(h, src)
+		src.Close()
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", f.abs, err)
+		}
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)[:16]), nil
+}
+
+func sortFiles(fs []ctxFile) {
+	sort.Slice(fs, func(i, j int) bool { return fs[i].rel < fs[j].rel })
+}

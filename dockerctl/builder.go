@@ -1,0 +1,429 @@
+package dockerctl
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/recipe"
+)
+
+// WorkspaceBuilder cooks and builds one workspace with the settings of its
+// chefd.toml. It is safe for concurrent use; code builds of the workspace
+// are serialised (a file lock, also across processes).
+type WorkspaceBuilder struct {
+	e    *Engine
+	root string
+	cfg  configs.Config
+	log  *zap.Logger
+	// Version is written into the chefd.version label.
+	Version string
+	// StateDir holds per-workspace state (content of the last build).
+	StateDir string
+}
+
+// NewWorkspaceBuilder binds an engine to a workspace root and its config.
+func NewWorkspaceBuilder(e *Engine, root string, cfg configs.Config, log *zap.Logger) *WorkspaceBuilder {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = filepath.Join(root, ".chefd")
+	}
+	return &WorkspaceBuilder{e: e, root: root, cfg: cfg, log: log, Version: "dev",
+		StateDir: filepath.Join(dir, "chefd", WorkspaceID(root))}
+}
+
+// WorkspaceID is a short stable identifier of a workspace root.
+func WorkspaceID(root string) string {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		abs = root
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return fmt.Sprintf("%x", sum[:6])
+}
+
+// CookedTag is the tag of the cooked image of r.
+func (b *WorkspaceBuilder) CookedTag(r *recipe.Recipe) string {
+	return b.cfg.Image + "-cooked:" + r.ShortHash()
+}
+
+// ImageRef is the final image reference.
+func (b *WorkspaceBuilder) ImageRef() string { return b.cfg.Image + ":" + b.cfg.Tag }
+
+// HasCooked reports whether the cooked image of r exists.
+func (b *WorkspaceBuilder) HasCooked(ctx context.Context, r *recipe.Recipe) (bool, error) {
+	id, err := b.e.imageID(ctx, b.CookedTag(r))
+	return id != "", err
+}
+
+func (b *WorkspaceBuilder) labels(kind string, r *recipe.Recipe) map[string]string {
+	l := map[string]string{
+		"chefd":           "1",
+		"chefd.kind":      kind,
+		"chefd.recipe":    r.Hash,
+		"chefd.workspace": b.root,
+		"chefd.version":   b.Version,
+	}
+	if kind == "image" {
+		if c := gitCommit(b.root); c != "" {
+			l["chefd.commit"] = c
+			l["org.opencontainers.image.revision"] = c
+		}
+	}
+	return l
+}
+
+// Cook builds <image>-cooked:<hash16> from the skeleton unless it exists.
+func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progress) (CookResult, error) {
+	start := time.Now()
+	tag := b.CookedTag(r)
+	res := CookResult{Tag: tag}
+	id, err := b.e.imageID(ctx, tag)
+	if err != nil {
+		return res, err
+	}
+	if id != "" {
+		res.ImageID, res.Skipped = id, true
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+	if err := b.e.requireImage(ctx, b.cfg.BuilderImage, "builder"); err != nil {
+		return res, err
+	}
+	df := cookDockerfile(r)
+	write := func(cw *contextWriter) error {
+		if err := cw.add("", ctxFile{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644}); err != nil {
+			return err
+		}
+		for _, f := range r.SkeletonFiles() {
+			if err := cw.add("skeleton", ctxFile{rel: f.Path, data: []byte(f.Contents), mode: 0o644}); err != nil {
+				return err
+			}
+		}
+		for _, v := range r.VendorDirs {
+			files, err := collect(filepath.Join(r.ContextRoot, filepath.FromSlash(v)), r.ContextRoot, b.root, nil)
+			if err != nil {
+				return err
+			}
+			sortFiles(files)
+			for _, f := range files {
+				if err := cw.add("skeleton", f); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
+		Dockerfile: "chefd/Dockerfile",
+		Tags:       []string{tag},
+		Labels:     b.labels("cooked", r),
+		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
+	}, p)
+	res.Duration = time.Since(start)
+	if s != nil {
+		res.Compiled = s.crates
+		res.Phases = s.steps()
+		res.ImageID = s.imageID
+	}
+	if err != nil {
+		return res, fmt.Errorf("cook %s: %w", tag, err)
+	}
+	b.log.Info("cooked", zap.String("tag", tag), zap.Duration("took", res.Duration),
+		zap.Int("third_party", res.Compiled.ThirdParty))
+	return res, nil
+}
+
+// shippedBins are the binaries copied into the final image.
+func (b *WorkspaceBuilder) shippedBins(r *recipe.Recipe) ([]string, string) {
+	bins := b.cfg.Bins
+	if len(bins) == 0 {
+		bins = r.Bins()
+	}
+	entry := b.cfg.EntrypointBin()
+	if entry == "" && len(bins) > 0 {
+		entry = bins[0]
+	}
+	return bins, entry
+}
+
+// Build cooks r if needed, then builds the code on the cooked image and
+// tags <image>:<tag>.
+func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progress) (BuildResult, error) {
+	start := time.Now()
+	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r)}
+	have, err := b.HasCooked(ctx, r)
+	if err != nil {
+		return res, err
+	}
+	if !have {
+		cr, err := b.Cook(ctx, r, p)
+		res.Cook = &cr
+		res.Phases = append(res.Phases, Phase{Name: "cook", Duration: cr.Duration})
+		if err != nil {
+			return res, err
+		}
+	}
+	if err := b.e.requireImage(ctx, b.cfg.RuntimeImage, "runtime"); err != nil {
+		return res, err
+	}
+	bins, entry := b.shippedBins(r)
+	if len(bins) == 0 {
+		return res, fmt.Errorf("no binary to ship: the workspace has no binary target (set bins in %s)", configs.FileName)
+	}
+
+	// One code build of this workspace at a time, across processes.
+	unlock, err := lockFile(filepath.Join(b.StateDir, "build.lock"))
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	t0 := time.Now()
+	files, err := b.contextFiles(r)
+	if err != nil {
+		return res, err
+	}
+	cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + r.ShortHash()
+	state := loadState(filepath.Join(b.StateDir, cacheID+".json"))
+	changed, next, err := state.diff(files)
+	if err != nil {
+		return res, err
+	}
+	res.Phases = append(res.Phases, Phase{Name: "context", Duration: time.Since(t0)})
+	b.log.Debug("code build context", zap.Int("files", len(files)), zap.Int("changed", len(changed)))
+
+	df := codeDockerfile(r, cacheID, b.cfg.RuntimeImage, bins, entry)
+	list := strings.Join(changed, "\n")
+	if list != "" {
+		list += "\n"
+	}
+	write := func(cw *contextWriter) error {
+		if err := cw.add("", ctxFile{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644}); err != nil {
+			return err
+		}
+		if err := cw.add("", ctxFile{rel: "chefd/changed", data: []byte(list), mode: 0o644}); err != nil {
+			return err
+		}
+		for _, f := range files {
+			if err := cw.add("src", f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	cooked := b.CookedTag(r)
+	t1 := time.Now()
+	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
+		Dockerfile: "chefd/Dockerfile",
+		Tags:       []string{b.ImageRef()},
+		Labels:     b.labels("image", r),
+		BuildArgs:  map[string]*string{"COOKED": &cooked},
+	}, p)
+	if s != nil {
+		res.Compiled = s.crates
+		res.ImageID = s.imageID
+	}
+	res.Phases = append(res.Phases, Phase{Name: "build", Duration: time.Since(t1)})
+	res.Duration = time.Since(start)
+	if err != nil {
+		return res, err
+	}
+	if s.ran(codeMarker) {
+		if err := state.save(next); err != nil {
+			b.log.Warn("could not save source state; the next build recompiles more", zap.Error(err))
+		}
+	}
+	b.log.Info("built", zap.String("image", res.Image), zap.String("id", res.ImageID),
+		zap.Duration("took", res.Duration), zap.Int("local", res.Compiled.Local),
+		zap.Int("third_party", res.Compiled.ThirdParty))
+	return res, nil
+}
+
+// contextFiles lists the code build's sources: the workspace tree (minus
+// .dockerignore, chefd.toml ignores, target/ and .git/) and every local
+// crate outside it, at their place relative to the context root.
+func (b *WorkspaceBuilder) contextFiles(r *recipe.Recipe) ([]ctxFile, error) {
+	ig, err := NewIgnorer(b.root, b.cfg.Ignore)
+	if err != nil {
+		return nil, err
+	}
+	files, err := collect(b.root, r.ContextRoot, b.root, ig)
+	if err != nil {
+		return nil, err
+	}
+	var outside []string
+	for _, m := range r.Manifests {
+		d := m.Dir()
+		if r.WorkspaceDir == "." || d == r.WorkspaceDir || strings.HasPrefix(d, r.WorkspaceDir+"/") {
+			continue
+		}
+		outside = append(outside, d)
+	}
+	sort.Strings(outside)
+	for i, d := range outside {
+		if i > 0 && strings.HasPrefix(d, outside[i-1]+"/") {
+			continue // nested in a crate already collected
+		}
+		more, err := collect(filepath.Join(r.ContextRoot, filepath.FromSlash(d)), r.ContextRoot, b.root, nil)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, more...)
+	}
+	sortFiles(files)
+	return files, nil
+}
+
+// build runs one BuildKit build with a tar context written by write.
+func (e *Engine) build(ctx context.Context, write func(*contextWriter) error, opts build.ImageBuildOptions, p Progress) (*stream, error) {
+	pr, pw := io.Pipe()
+	go func() {
+		cw := newContextWriter(pw)
+		err := write(cw)
+		if err == nil {
+			err = cw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	opts.Version = build.BuilderBuildKit
+	opts.PullParent = false
+	opts.Remove = true
+	opts.ForceRemove = true
+	resp, err := e.cli.ImageBuild(ctx, pr, opts)
+	if err != nil {
+		pr.CloseWithError(err)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("start build: %w", err)
+	}
+	defer resp.Body.Close()
+	s := newStream(p)
+	if err := s.read(resp.Body); err != nil {
+		if ctx.Err() != nil {
+			return s, ctx.Err()
+		}
+		return s, err
+	}
+	return s, nil
+}
+
+// ran reports whether the step marked with marker executed (not cached)
+// and finished without error.
+func (s *stream) ran(marker string) bool {
+	for _, d := range s.order {
+		v := s.vertices[d]
+		if strings.Contains(v.name, marker) {
+			return !v.cached && !v.started.IsZero() && !v.completed.IsZero() && v.err == ""
+		}
+	}
+	return false
+}
+
+// GC removes this workspace's cooked images beyond the newest keep, never
+// the one of current (may be nil).
+func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
+	imgs, err := b.e.cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", "chefd.kind=cooked"),
+		filters.Arg("label", "chefd.workspace="+b.root),
+	)})
+	if err != nil {
+		return nil, fmt.Errorf("list cooked images: %w", err)
+	}
+	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created > imgs[j].Created })
+	var removed []string
+	for i, im := range imgs {
+		if i < keep {
+			continue
+		}
+		name := im.ID
+		if len(im.RepoTags) > 0 {
+			name = im.RepoTags[0]
+		}
+		if _, err := b.e.cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			b.log.Warn("could not remove cooked image", zap.String("image", name), zap.Error(err))
+			continue
+		}
+		removed = append(removed, name)
+	}
+	return removed, nil
+}
+
+// lockFile takes an exclusive flock on path (created if needed).
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// gitCommit returns the commit HEAD points at, "" without git.
+func gitCommit(root string) string {
+	dir := root
+	for {
+		if st, err := os.Stat(filepath.Join(dir, ".git")); err == nil && st.IsDir() {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+	gitDir := filepath.Join(dir, ".git")
+	head, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
+	if err != nil {
+		return ""
+	}
+	h := strings.TrimSpace(string(head))
+	if !strings.HasPrefix(h, "ref: ") {
+		return h
+	}
+	ref := strings.TrimPrefix(h, "ref: ")
+	if b, err := os.ReadFile(filepath.Join(gitDir, filepath.FromSlash(ref))); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	f, err := os.Open(filepath.Join(gitDir, "packed-refs"))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Fields(sc.Text())
+		if len(parts) == 2 && parts[1] == ref {
+			return parts[0]
+		}
+	}
+	return ""
+}
+

@@ -1,0 +1,153 @@
+package dockerctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/client"
+	"go.uber.org/zap"
+)
+
+// Engine is a connection to a Docker engine that answered a ping.
+type Engine struct {
+	cli  *client.Client
+	host string
+	log  *zap.Logger
+}
+
+// UnreachableError means no engine answered at Host.
+type UnreachableError struct {
+	Host string
+	Err  error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("no Docker engine answers at %s (%v): start one (as root on Debian: scripts/ensure-engine.sh, "+
+		"or `systemctl start docker`), or point DOCKER_HOST at a running engine", e.Host, shortErr(e.Err))
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+func shortErr(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, ". Is the docker daemon running?"); i > 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// Option configures Connect.
+type Option func(*connectOpts)
+
+type connectOpts struct {
+	log     *zap.Logger
+	timeout time.Duration
+	host    string
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l *zap.Logger) Option { return func(o *connectOpts) { o.log = l } }
+
+// WithHost overrides DOCKER_HOST.
+func WithHost(h string) Option { return func(o *connectOpts) { o.host = h } }
+
+// WithPingTimeout bounds the initial ping (default 5 s).
+func WithPingTimeout(d time.Duration) Option { return func(o *connectOpts) { o.timeout = d } }
+
+// Connect makes a client from the environment (DOCKER_HOST and friends),
+// pings the engine and negotiates the API version. An engine that does not
+// answer gives an *UnreachableError.
+func Connect(ctx context.Context, opts ...Option) (*Engine, error) {
+	o := connectOpts{log: zap.NewNop(), timeout: 5 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if o.host != "" {
+		copts = append(copts, client.WithHost(o.host))
+	}
+	if os.Getenv("DOCKER_API_VERSION") != "" {
+		o.log.Warn("DOCKER_API_VERSION is set: API version negotiation is disabled")
+	}
+	cli, err := client.NewClientWithOpts(copts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	host := cli.DaemonHost()
+	pctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if _, err := cli.Ping(pctx); err != nil {
+		cli.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &UnreachableError{Host: host, Err: err}
+	}
+	cli.NegotiateAPIVersion(ctx)
+	o.log.Debug("docker engine answers", zap.String("host", host), zap.String("api", cli.ClientVersion()))
+	return &Engine{cli: cli, host: host, log: o.log}, nil
+}
+
+// Close releases the client.
+func (e *Engine) Close() error { return e.cli.Close() }
+
+// Host is the engine address.
+func (e *Engine) Host() string { return e.host }
+
+// Client exposes the underlying client (tests, gc).
+func (e *Engine) Client() *client.Client { return e.cli }
+
+// imageID returns the ID of a local image, "" when it does not exist.
+func (e *Engine) imageID(ctx context.Context, ref string) (string, error) {
+	ins, err := e.cli.ImageInspect(ctx, ref)
+	if err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return "", nil
+		}
+		if client.IsErrConnectionFailed(err) {
+			return "", &UnreachableError{Host: e.host, Err: err}
+		}
+		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	return ins.ID, nil
+}
+
+// MissingImageError: a base image is not on the engine (chefd never pulls).
+type MissingImageError struct {
+	Image string
+	Role  string // "builder" or "runtime"
+}
+
+func (e *MissingImageError) Error() string {
+	fix := fmt.Sprintf("pull or build it yourself (`docker pull %s`), or set %s-image in chefd.toml", e.Image, e.Role)
+	if e.Role == "builder" && strings.HasPrefix(e.Image, "chefd/rust-builder") {
+		fix = "build it offline with scripts/builder-image.sh (about 2-3 minutes), or set builder-image in chefd.toml"
+	}
+	return fmt.Sprintf("%s image %q is not on the engine and chefd never pulls: %s", e.Role, e.Image, fix)
+}
+
+// requireImage fails with *MissingImageError when ref is not local.
+func (e *Engine) requireImage(ctx context.Context, ref, role string) error {
+	if ref == "scratch" {
+		return nil
+	}
+	id, err := e.imageID(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if id == "" {
+		return &MissingImageError{Image: ref, Role: role}
+	}
+	return nil
+}
+
+// IsUnreachable reports whether err means the engine did not answer.
+func IsUnreachable(err error) bool {
+	var u *UnreachableError
+	return errors.As(err, &u)
+}
