@@ -426,4 +426,3 @@ func gitCommit(root string) string {
 	}
 	return ""
 }
-
