@@ -370,7 +370,7 @@ func flattenManifest(doc table, out map[string]string) {
 			}
 		case k == "package" || k == "project":
 			for pk, x := range sub(doc, k) {
-				if pk == "name" {
+				if pk == "name" || pk == "build" { // build: the build-script target tells
 					continue
 				}
 				flattenValue(k+"."+diffKey(pk), x, out)
