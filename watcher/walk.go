@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,6 +30,7 @@ type walk struct {
 	seenNew   map[string]struct{} // diff modes: visible files not yet recorded
 	added     int                 // paths added to pending
 	limitHits int                 // watches refused for lack of inotify watches
+	hashJobs  chan<- string       // walkStart: files to hash in parallel (nil: inline)
 }
 
 func (wk *walk) diff() bool { return wk.mode >= walkRescan }
@@ -97,14 +100,16 @@ func (w *Watcher) visitFile(wk *walk, rel string, e fs.DirEntry) {
 		w.addPending(wk, rel)
 		return
 	}
-	fi, err := e.Info()
-	if err != nil {
-		return
-	}
 	if wk.mode == walkStart {
-		if st, ok := w.hs.state(w.abs(rel), fi); ok {
+		if wk.hashJobs != nil {
+			wk.hashJobs <- rel
+		} else if st, ok := w.hs.stateAt(w.abs(rel)); ok {
 			w.files[rel] = st
 		}
+		return
+	}
+	fi, err := e.Info()
+	if err != nil {
 		return
 	}
 	old, ok := w.files[rel]
@@ -185,6 +190,38 @@ func (w *Watcher) finishDiff(wk *walk, scope string) {
 		}
 		w.addPending(wk, p)
 	}
+}
+
+// walkStartParallel is Start's walk: one goroutine lists directories and
+// adds watches while a few workers hash files (open/read/close dominate).
+func (w *Watcher) walkStartParallel() {
+	n := min(runtime.GOMAXPROCS(0), 4)
+	wk := &walk{mode: walkStart}
+	if n < 2 {
+		w.walkDir(wk, "", matchCtx{}, w.fsw != nil)
+		return
+	}
+	jobs := make(chan string, 1024)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hs := newHasher(w.cfg.hashLimit)
+			for rel := range jobs {
+				if st, ok := hs.stateAt(w.abs(rel)); ok {
+					mu.Lock()
+					w.files[rel] = st
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wk.hashJobs = jobs
+	w.walkDir(wk, "", matchCtx{}, w.fsw != nil)
+	close(jobs)
+	wg.Wait()
 }
 
 // walkAll walks the whole tree in a diff mode: it re-reads every ignore

@@ -308,8 +308,7 @@ func (w *Watcher) Start() error {
 	if err := w.ign.loadRoot(w.git.dir); err != nil {
 		w.warn(err)
 	}
-	wk := &walk{mode: walkStart}
-	w.walkDir(wk, "", matchCtx{}, w.fsw != nil)
+	w.walkStartParallel()
 	w.updateCount()
 	w.git.busy, w.git.reason = w.gitHoldReason()
 	if w.git.busy {
@@ -318,13 +317,13 @@ func (w *Watcher) Start() error {
 
 	w.timer = time.NewTimer(time.Hour)
 	w.timer.Stop()
-	w.started = true
-	go w.loop()
 	w.log.Info("watching",
 		zap.Int("files", len(w.files)),
 		zap.Int("watches", w.WatchCount()),
 		zap.Int("polled_subtrees", len(w.pollRoots)),
 		zap.Duration("took", time.Since(begin)))
+	w.started = true
+	go w.loop()
 	return nil
 }
 
@@ -396,6 +395,13 @@ func (w *Watcher) do(f func()) bool {
 	case <-w.done:
 		return false
 	}
+}
+
+// trackedFiles returns the number of files with a recorded state (tests).
+func (w *Watcher) trackedFiles() int {
+	n := 0
+	w.do(func() { n = len(w.files) })
+	return n
 }
 
 // rescan simulates a kernel queue overflow (test hook).
@@ -602,19 +608,15 @@ func (w *Watcher) flush(now time.Time) {
 // and returns the change.
 func (w *Watcher) check(rel string) change {
 	old, had := w.files[rel]
-	abs := w.abs(rel)
-	fi, err := os.Lstat(abs)
-	if err == nil && trackable(fi.Mode()) {
-		if st, ok := w.hs.state(abs, fi); ok {
-			w.files[rel] = st
-			switch {
-			case !had:
-				return changeCreated
-			case old.same(st):
-				return changeNone
-			default:
-				return changeModified
-			}
+	if st, ok := w.hs.stateAt(w.abs(rel)); ok {
+		w.files[rel] = st
+		switch {
+		case !had:
+			return changeCreated
+		case old.same(st):
+			return changeNone
+		default:
+			return changeModified
 		}
 	}
 	if had {
