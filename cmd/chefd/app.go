@@ -58,7 +58,7 @@ crates on top of it. 'chefd start' keeps that image warm while you edit.`,
 	}
 	root.PersistentFlags().StringVarP(&a.dir, "dir", "C", ".", "workspace directory")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logging")
-	root.AddCommand(a.versionCmd(), a.prepareCmd(), a.initCmd(), a.cookCmd(), a.buildCmd())
+	root.AddCommand(a.versionCmd(), a.prepareCmd(), a.initCmd(), a.cookCmd(), a.buildCmd(), a.dockerfileCmd())
 	root.AddCommand(a.daemonCmds()...)
 	return root
 }
