@@ -14,9 +14,14 @@ import (
 func (w *Watcher) handleEvent(ev fsnotify.Event) {
 	if w.isGitEvent(ev.Name) {
 		if ev.Name == w.git.dir {
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			switch {
+			case ev.Has(fsnotify.Create): // re-created (rm -rf .git && git init)
+				w.setupGit()
+				w.updateGit(time.Now())
+			case ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename):
 				w.git.watched = false
 				w.updateCount()
+				w.updateGit(time.Now())
 			}
 		} else if isGitHoldName(path.Base(ev.Name)) {
 			w.updateGit(time.Now())

@@ -318,8 +318,10 @@ func (w *Watcher) addWatch(wk *walk, rel string) bool {
 	if errors.Is(err, syscall.ENOSPC) {
 		w.addPollRoot(rel)
 		wk.limitHits++
-		if wk.limitHits == 1 {
-			w.warnWatch(w.abs(rel), err, fmt.Sprintf("polling that subtree every %s instead", w.cfg.pollInterval))
+		// One warning per walk, and at most one every 10 minutes.
+		if wk.limitHits == 1 && (w.limitWarn.IsZero() || time.Since(w.limitWarn) > 10*time.Minute) {
+			w.limitWarn = time.Now()
+			w.warnWatch(w.abs(rel), err, fmt.Sprintf("polling that subtree every %s instead (%d subtrees polled)", w.cfg.pollInterval, len(w.pollRoots)))
 		} else {
 			w.log.Debug("inotify watch limit: polling subtree", zap.String("dir", rel))
 		}

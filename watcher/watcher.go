@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -182,6 +183,7 @@ type Watcher struct {
 	pollRoots map[string]struct{}  // subtrees polled instead (rel)
 	ticker    *time.Ticker
 	git       gitState
+	limitWarn time.Time // last watch-limit warning (they are rate-limited)
 
 	// Current (not yet emitted) batch.
 	pending     map[string]struct{}  // paths with raw events, checked at emit time
@@ -573,8 +575,13 @@ func (w *Watcher) flush(now time.Time) {
 	}
 	if len(w.removedDirs) > 0 {
 		for p := range w.files {
-			for d := range w.removedDirs {
-				if isUnder(p, d) {
+			for d := p; ; {
+				i := strings.LastIndexByte(d, '/')
+				if i < 0 {
+					break
+				}
+				d = d[:i]
+				if _, ok := w.removedDirs[d]; ok {
 					w.pending[p] = struct{}{}
 					break
 				}
