@@ -1,0 +1,200 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chefd/chefd/dockerctl"
+)
+
+// Result is the outcome of a build or cook.
+type Result string
+
+const (
+	ResultQueued     Result = "queued"     // waiting: for a cook, or for the previous build to stop
+	ResultRunning    Result = "running"    // the builder works on it
+	ResultOK         Result = "ok"         // finished; ImageID is set
+	ResultFailed     Result = "failed"     // finished with an error
+	ResultSuperseded Result = "superseded" // cancelled because newer changes arrived; a follow-up build takes over
+	ResultCancelled  Result = "cancelled"  // cancelled: the daemon stopped, or a cook's recipe became obsolete
+)
+
+// Done reports whether the result is final.
+func (r Result) Done() bool { return r != ResultQueued && r != ResultRunning && r != "" }
+
+// Record kinds.
+const (
+	KindBuild = "build"
+	KindCook  = "cook"
+)
+
+// Triggers: what made a build or cook run.
+const (
+	TriggerWatch   = "watch"   // the watcher saw changes
+	TriggerRequest = "request" // chefd build (or the API)
+	TriggerStartup = "startup" // the daemon started
+)
+
+// maxChanged bounds the changed files kept in a record.
+const maxChanged = 50
+
+// Record describes one build or cook: why it ran, its phases, what it
+// compiled and how it ended.
+type Record struct {
+	ID      int64  `json:"id"`
+	Kind    string `json:"kind"`             // "build" or "cook"
+	Recipe  string `json:"recipe,omitempty"` // recipe hash
+	Trigger string `json:"trigger"`          // "watch", "request", "startup"
+	Urgent  bool   `json:"urgent,omitempty"`
+	// Changed lists the files whose changes the build includes (at most
+	// 50; ChangedCount has the total).
+	Changed      []string `json:"changed,omitempty"`
+	ChangedCount int      `json:"changed_count,omitempty"`
+	// RecipeDiff explains a new recipe (recipe.Diff against the recipe of
+	// the previous build, or for a cook the previous recipe).
+	RecipeDiff []string `json:"recipe_diff,omitempty"`
+	// Batches is the number of watcher batches coalesced into this build;
+	// Requests the number of build requests it answers.
+	Batches  int `json:"batches,omitempty"`
+	Requests int `json:"requests,omitempty"`
+	// Waiting says what a queued build waits for.
+	Waiting  string            `json:"waiting,omitempty"`
+	Queued   time.Time         `json:"queued"`
+	Started  time.Time         `json:"started,omitzero"`
+	Finished time.Time         `json:"finished,omitzero"`
+	Duration time.Duration     `json:"duration_ns,omitempty"` // Started to Finished
+	Phases   []dockerctl.Phase `json:"phases,omitempty"`
+	Compiled dockerctl.Crates  `json:"compiled"`
+	Result   Result            `json:"result"`
+	Error    string            `json:"error,omitempty"`
+	// SupersededBy is the ID of the build that took over.
+	SupersededBy int64  `json:"superseded_by,omitempty"`
+	Image        string `json:"image,omitempty"`
+	ImageID      string `json:"image_id,omitempty"`
+	CookedTag    string `json:"cooked_tag,omitempty"`
+	// Reused is set on the answer to a build request when nothing changed
+	// since this (successful) build: no new build ran.
+	Reused bool `json:"reused,omitempty"`
+	// Output holds the last lines of output of a failed build.
+	Output []string `json:"output,omitempty"`
+}
+
+// Why summarises why the record ran, one line per reason.
+func (r *Record) Why() []string {
+	var out []string
+	switch r.Trigger {
+	case TriggerStartup:
+		out = append(out, "daemon started")
+	case TriggerRequest:
+		if r.ChangedCount == 0 && len(r.RecipeDiff) == 0 {
+			out = append(out, "requested")
+		}
+	}
+	for _, d := range r.RecipeDiff {
+		out = append(out, "recipe: "+d)
+	}
+	if n := r.ChangedCount; n > 0 {
+		files := strings.Join(r.Changed, ", ")
+		if n > len(r.Changed) {
+			files += fmt.Sprintf(" and %d more", n-len(r.Changed))
+		}
+		noun := "files"
+		if n == 1 {
+			noun = "file"
+		}
+		out = append(out, fmt.Sprintf("%d %s changed: %s", n, noun, files))
+	}
+	return out
+}
+
+func (r *Record) clone() *Record {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Changed = append([]string(nil), r.Changed...)
+	c.RecipeDiff = append([]string(nil), r.RecipeDiff...)
+	c.Phases = append([]dockerctl.Phase(nil), r.Phases...)
+	c.Output = append([]string(nil), r.Output...)
+	c.Compiled.Names = append([]string(nil), r.Compiled.Names...)
+	return &c
+}
+
+// changeSet accumulates changed paths (deduplicated, in arrival order).
+type changeSet struct {
+	seen  map[string]bool
+	paths []string
+}
+
+func (c *changeSet) add(paths ...string) {
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	for _, p := range paths {
+		if !c.seen[p] {
+			c.seen[p] = true
+			c.paths = append(c.paths, p)
+		}
+	}
+}
+
+func (c *changeSet) merge(o *changeSet) { c.add(o.paths...) }
+
+// fill writes the set into a record (capped).
+func (c *changeSet) fill(r *Record) {
+	r.ChangedCount = len(c.paths)
+	r.Changed = append([]string(nil), c.paths[:min(len(c.paths), maxChanged)]...)
+}
+
+// history is a bounded list of finished records, oldest first.
+type history struct {
+	max  int
+	recs []*Record
+}
+
+func (h *history) add(r *Record) {
+	h.recs = append(h.recs, r.clone())
+	if over := len(h.recs) - h.max; over > 0 {
+		h.recs = append([]*Record(nil), h.recs[over:]...)
+	}
+}
+
+// list returns copies, newest first, at most n (n <= 0: all).
+func (h *history) list(n int) []Record {
+	if n <= 0 || n > len(h.recs) {
+		n = len(h.recs)
+	}
+	out := make([]Record, 0, n)
+	for i := len(h.recs) - 1; i >= 0 && len(out) < n; i-- {
+		out = append(out, *h.recs[i].clone())
+	}
+	return out
+}
+
+// outputTail keeps the last lines of a build's output; safe for the
+// progress goroutine and the loop.
+type outputTail struct {
+	mu    sync.Mutex
+	max   int
+	lines []string
+}
+
+func (o *outputTail) add(line string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.lines = append(o.lines, line)
+	if len(o.lines) > 2*o.max {
+		o.lines = append([]string(nil), o.lines[len(o.lines)-o.max:]...)
+	}
+}
+
+func (o *outputTail) tail() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.lines) > o.max {
+		return append([]string(nil), o.lines[len(o.lines)-o.max:]...)
+	}
+	return append([]string(nil), o.lines...)
+}
