@@ -47,7 +47,7 @@ func (w *Watcher) handleEvent(ev fsnotify.Event) {
 		}
 		return
 	}
-	if base == ".gitignore" || rel == ".dockerignore" {
+	if (base == ".gitignore" || rel == ".dockerignore") && !ev.Has(fsnotify.Chmod) {
 		w.rulesDirty = true
 		w.touch(now)
 	}

@@ -33,8 +33,6 @@ type walk struct {
 	hashJobs  chan<- string       // walkStart: files to hash in parallel (nil: inline)
 }
 
-func (wk *walk) diff() bool { return wk.mode >= walkRescan }
-
 // walkDir visits the directory rel (already known not to be ignored; ctx is
 // its match context), adding a watch first when watch is true so that
 // nothing created during the listing is missed, then prunes ignored
