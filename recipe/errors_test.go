@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBadInput: every bad workspace gets an *Error naming the file (and the
@@ -202,10 +204,82 @@ func FuzzParseManifest(f *testing.F) {
 		os.MkdirAll(filepath.Join(dir, "src", "bin"), 0o755)
 		os.WriteFile(filepath.Join(dir, "src", "lib.rs"), nil, 0o644)
 		os.WriteFile(filepath.Join(dir, "src", "main.rs"), nil, 0o644)
-		_ = doc
+		text := canonicalTOML(doc)
+		back, err := ParseManifest("canonical", []byte(text))
+		if err != nil {
+			t.Fatalf("canonical text does not parse: %v\n%s", err, text)
+		}
+		if !reflect.DeepEqual(normalizeDoc(doc), normalizeDoc(back)) {
+			t.Fatalf("canonical round trip differs:\n%s", text)
+		}
 		r, err := Compute(context.Background(), dir, Options{})
 		if err == nil {
 			r.SkeletonFiles()
 		}
 	})
+}
+
+// TestCanonicalRoundTrip: decoding the canonical text gives back the
+// document, for every fixture manifest.
+func TestCanonicalRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("testdata/fixtures/*/*.toml")
+	more, _ := filepath.Glob("testdata/fixtures/*/*/*.toml")
+	files = append(files, more...)
+	files = append(files, "testdata/hashbase/Cargo.toml", "testdata/hashbase/app/Cargo.toml")
+	extra := []byte("[package]\nname = \"x\"\nf = 1.5\ni = -3\nd = 1979-05-27T07:32:00Z\nld = 1979-05-27\nlt = 07:32:00\nldt = 1979-05-27T07:32:00\n" +
+		"s = \"tab\\tquote\\\" back\\\\ nl\\n uni \\u00e9 ctl \\u0001\"\n\"quoted key\" = true\nmixed = [1, \"a\", [2]]\ninl = [{ a = 1 }, { b = { c = 2 } }]\n" +
+		"[[bin]]\nname = \"a\"\n[bin.sub]\nx = 1\n[[bin]]\nname = \"b\"\n[empty]\n")
+	os.WriteFile(filepath.Join(t.TempDir(), "x"), extra, 0o644)
+	check := func(name string, data []byte) {
+		doc, err := ParseManifest(name, data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		text := canonicalTOML(doc)
+		back, err := ParseManifest(name, []byte(text))
+		if err != nil {
+			t.Fatalf("%s: canonical text does not parse: %v\n%s", name, err, text)
+		}
+		if !reflect.DeepEqual(normalizeDoc(doc), normalizeDoc(back)) {
+			t.Fatalf("%s: round trip differs\n%s", name, text)
+		}
+		if again := canonicalTOML(back); again != text {
+			t.Fatalf("%s: canonical form is not stable:\n%s\n---\n%s", name, text, again)
+		}
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(f, data)
+	}
+	check("extra", extra)
+}
+
+// normalizeDoc makes arrays of tables and plain arrays comparable.
+func normalizeDoc(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range x {
+			out[k] = normalizeDoc(e)
+		}
+		return out
+	case []map[string]any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalizeDoc(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalizeDoc(e)
+		}
+		return out
+	case time.Time:
+		return x.Format(time.RFC3339Nano) + x.Location().String()
+	}
+	return v
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -43,7 +42,7 @@ func ParseManifest(name string, data []byte) (map[string]any, error) {
 // named in errors.
 func readManifest(dir, shown string) (*manifest, error) {
 	abs := filepath.Join(dir, "Cargo.toml")
-	data, err := os.ReadFile(abs)
+	data, err := readFile(abs)
 	if err != nil {
 		return nil, fileError(shown, err)
 	}

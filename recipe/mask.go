@@ -1,12 +1,5 @@
 package recipe
 
-import (
-	"bytes"
-	"fmt"
-
-	"github.com/BurntSushi/toml"
-)
-
 // MaskedVersion replaces local crate versions, so that a release of a local
 // crate does not change the recipe (the same placeholder cargo-chef uses).
 const MaskedVersion = "0.0.1"
@@ -165,11 +158,5 @@ func skeletonManifest(c *crate, masked map[string]bool, rewrite func(doc table))
 
 // encodeTOML serialises a table canonically (keys sorted, no comments).
 func encodeTOML(name string, doc table) (string, error) {
-	var buf bytes.Buffer
-	enc := toml.NewEncoder(&buf)
-	enc.Indent = ""
-	if err := enc.Encode(doc); err != nil {
-		return "", fmt.Errorf("encode %s: %w", name, err)
-	}
-	return buf.String(), nil
+	return canonicalTOML(doc), nil
 }

@@ -1,6 +1,7 @@
 package recipe
 
 import (
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -50,16 +51,28 @@ type explicitTargets struct {
 type targetCtx struct {
 	m       *manifest
 	edition string
+	stats   map[string]fs.FileMode // memoised stats; -1 (all bits) when missing
 }
 
-func (c *targetCtx) exists(rel string) bool {
-	_, err := os.Stat(filepath.Join(c.m.dir, filepath.FromSlash(rel)))
-	return err == nil
+const missing = fs.FileMode(1<<32 - 1)
+
+func (c *targetCtx) stat(rel string) fs.FileMode {
+	if m, ok := c.stats[rel]; ok {
+		return m
+	}
+	mode := missing
+	if st, err := os.Stat(filepath.Join(c.m.dir, filepath.FromSlash(rel))); err == nil {
+		mode = st.Mode()
+	}
+	c.stats[rel] = mode
+	return mode
 }
+
+func (c *targetCtx) exists(rel string) bool { return c.stat(rel) != missing }
 
 func (c *targetCtx) isFile(rel string) bool {
-	st, err := os.Stat(filepath.Join(c.m.dir, filepath.FromSlash(rel)))
-	return err == nil && st.Mode().IsRegular()
+	m := c.stat(rel)
+	return m != missing && m.IsRegular()
 }
 
 type inferred struct{ name, path string }
@@ -67,17 +80,22 @@ type inferred struct{ name, path string }
 // inferDir lists cargo's auto-discovered targets in a directory: `x.rs`
 // files and `x/main.rs` subdirectories, dot entries skipped.
 func (c *targetCtx) inferDir(rel string) []inferred {
-	ents, err := os.ReadDir(filepath.Join(c.m.dir, filepath.FromSlash(rel)))
+	if !c.exists(rel) {
+		return nil
+	}
+	ents, err := readDir(filepath.Join(c.m.dir, filepath.FromSlash(rel)))
 	if err != nil {
 		return nil
 	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
 	var out []inferred
 	for _, e := range ents {
-		n := e.Name()
+		n := e.name
 		if strings.HasPrefix(n, ".") {
 			continue
 		}
-		if e.IsDir() {
+		// cargo uses the entry's own type: a symlink is never a directory here
+		if e.isDir {
 			if c.exists(path.Join(rel, n, "main.rs")) {
 				out = append(out, inferred{n, path.Join(rel, n, "main.rs")})
 			}
@@ -103,7 +121,31 @@ func normPath(p string) string {
 // discoverTargets applies cargo's target rules (explicit tables, auto
 // discovery, auto* keys and the 2015-edition rules) to one package.
 func discoverTargets(m *manifest, edition string) (*explicitTargets, error) {
-	c := &targetCtx{m: m, edition: edition}
+	c := &targetCtx{m: m, edition: edition, stats: map[string]fs.FileMode{}}
+	// One listing of the package and of src/ answers most questions.
+	for _, dir := range []string{"", "src"} {
+		ents, err := readDir(filepath.Join(m.dir, dir))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if e.isLnk {
+				continue // let stat follow it
+			}
+			mode := fs.FileMode(0)
+			if e.isDir {
+				mode = fs.ModeDir
+			}
+			c.stats[path.Join(dir, e.name)] = mode
+		}
+		for _, n := range []string{"src", "src/lib.rs", "src/main.rs", "src/bin", "examples", "tests", "benches", "build.rs"} {
+			if path.Dir(n) == dir || (dir == "" && !strings.Contains(n, "/")) {
+				if _, ok := c.stats[n]; !ok {
+					c.stats[n] = missing
+				}
+			}
+		}
+	}
 	out := &explicitTargets{}
 	e2015 := edition == "2015"
 
