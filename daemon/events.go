@@ -38,6 +38,7 @@ type Event struct {
 	Record   *Record          `json:"record,omitempty"`
 	Progress *dockerctl.Event `json:"progress,omitempty"`
 	Count    int              `json:"count,omitempty"`
+	Error    *APIError        `json:"error,omitempty"` // an "error" line of a build stream
 }
 
 // bus fans events out to subscribers. Publishing never blocks: a

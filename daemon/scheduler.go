@@ -191,6 +191,12 @@ func (t *Ticket) Wait(ctx context.Context) (Record, error) {
 	if t.done == nil {
 		return t.Record, nil
 	}
+	select { // an answer wins over a cancelled ctx
+	case r := <-t.done:
+		t.Record, t.done = r, nil
+		return r, nil
+	default:
+	}
 	select {
 	case r := <-t.done:
 		t.Record, t.done = r, nil

@@ -1,0 +1,263 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/dockerctl"
+	"github.com/chefd/chefd/recipe"
+	"github.com/chefd/chefd/watcher"
+)
+
+// Config configures Run.
+type Config struct {
+	Paths   Paths
+	Builder Builder
+	Plan    PlanFunc
+	// Watch creates the watcher; nil runs without one (builds on request
+	// only; tests).
+	Watch func() (watcher.Notify, error)
+	// Settle is how long a build request waits for changes saved just
+	// before it to reach the daemon (about twice the watcher's debounce).
+	// A watcher with a `Sync(ctx) error` method is asked instead.
+	Settle     time.Duration
+	KeepCooked int
+	Manual     bool
+	// CancelGrace: see Options.CancelGrace.
+	CancelGrace time.Duration
+	Version     string
+	Log         *zap.Logger
+	// Ready is called once the socket accepts requests.
+	Ready func(Info)
+}
+
+// syncer is what a watcher can offer to make Settle exact: return once
+// every change made before the call has been delivered as a batch.
+type syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Run is the daemon: it takes the workspace lock (taking over the lock and
+// socket of a crashed daemon), listens on the socket, starts the watcher
+// and the scheduler, and serves the API until ctx is done (SIGTERM,
+// SIGINT) or POST /v1/stop. Stopping cancels builds and cooks, closes the
+// watcher, removes the socket and releases the lock.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	p := cfg.Paths
+	if err := p.Ensure(); err != nil {
+		return err
+	}
+	lock, stalePID, err := AcquireLock(p.Lock)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	if stalePID > 0 {
+		log.Warn("the previous daemon did not stop cleanly; taking over its lock and socket", zap.Int("pid", stalePID))
+	}
+	ln, staleSocket, err := listenSocket(p.Socket)
+	if err != nil {
+		return err
+	}
+	if staleSocket {
+		log.Info("removed a stale socket", zap.String("socket", p.Socket))
+	}
+	defer os.Remove(p.Socket)
+	defer ln.Close()
+
+	warns := &warnings{}
+	var notify watcher.Notify
+	var batches <-chan watcher.Batch
+	var settle func(context.Context) error
+	if cfg.Watch != nil {
+		notify, err = cfg.Watch()
+		if err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		if err := notify.Start(); err != nil {
+			return fmt.Errorf("watch: %w", err)
+		}
+		defer notify.Close()
+		batches = notify.Batches()
+		if sy, ok := notify.(syncer); ok {
+			settle = sy.Sync
+		} else if cfg.Settle > 0 {
+			d := cfg.Settle
+			settle = func(ctx context.Context) error {
+				t := time.NewTimer(d)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	sched, err := New(Options{Builder: cfg.Builder, Plan: cfg.Plan, Batches: batches, Log: log,
+		KeepCooked: cfg.KeepCooked, Manual: cfg.Manual, Settle: settle, CancelGrace: cfg.CancelGrace,
+		StateFile: p.State})
+	if err != nil {
+		return err
+	}
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	defer stopSched()
+	go sched.Run(schedCtx)
+	if notify != nil {
+		go func() {
+			for err := range notify.Errors() {
+				log.Warn("watcher", zap.Error(err))
+				warns.add("watcher: " + err.Error())
+				sched.Warn("watcher: " + err.Error())
+			}
+		}()
+	}
+
+	info := Info{PID: os.Getpid(), Version: cfg.Version, Started: time.Now(), Paths: p,
+		Watching: notify != nil, Manual: cfg.Manual}
+	stopReq := make(chan struct{})
+	var stopOnce sync.Once
+	requestStop := func() { stopOnce.Do(func() { close(stopReq) }) }
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	api := newServer(sched, info, requestStop, log, warns)
+	srv := &http.Server{
+		Handler:           api.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          zap.NewStdLog(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("daemon ready", zap.String("root", p.Root), zap.String("socket", p.Socket),
+		zap.Int("pid", info.PID), zap.Bool("watching", info.Watching), zap.Bool("manual", cfg.Manual))
+	if cfg.Ready != nil {
+		cfg.Ready(info)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping (signal)")
+	case <-stopReq:
+		log.Info("stopping (chefd stop)")
+	case err := <-serveErr:
+		runErr = fmt.Errorf("serve: %w", err)
+		log.Error("the API server failed; stopping", zap.Error(err))
+	case <-sched.Done():
+		runErr = errors.New("the scheduler stopped unexpectedly")
+	}
+	sched.Stop()
+	<-sched.Done() // waiting build requests have their (cancelled) answers
+	api.close()    // ends event and log streams
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil { // build handlers write their answers
+		cancelBase()
+		srv.Close()
+	}
+	if c, ok := cfg.Builder.(io.Closer); ok {
+		_ = c.Close()
+	}
+	log.Info("daemon stopped")
+	return runErr
+}
+
+// LazyBuilder connects to the engine on first use, and again after a
+// failed attempt, so that the daemon starts (watches, computes recipes,
+// answers) while Docker is down; cooks and builds then fail with the
+// connection error until it is up.
+type LazyBuilder struct {
+	// Connect returns the real builder. When it implements io.Closer,
+	// Close closes it.
+	Connect func(ctx context.Context) (Builder, error)
+	// Tag names cooked images in the status (optional).
+	Tag func(r *recipe.Recipe) string
+
+	mu sync.Mutex
+	b  Builder
+}
+
+var _ Builder = (*LazyBuilder)(nil)
+
+func (l *LazyBuilder) get(ctx context.Context) (Builder, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b != nil {
+		return l.b, nil
+	}
+	b, err := l.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.b = b
+	return b, nil
+}
+
+// HasCooked implements Builder.
+func (l *LazyBuilder) HasCooked(ctx context.Context, r *recipe.Recipe) (bool, error) {
+	b, err := l.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	return b.HasCooked(ctx, r)
+}
+
+// Cook implements Builder.
+func (l *LazyBuilder) Cook(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.CookResult, error) {
+	b, err := l.get(ctx)
+	if err != nil {
+		return dockerctl.CookResult{}, err
+	}
+	return b.Cook(ctx, r, p)
+}
+
+// Build implements Builder.
+func (l *LazyBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.BuildResult, error) {
+	b, err := l.get(ctx)
+	if err != nil {
+		return dockerctl.BuildResult{}, err
+	}
+	return b.Build(ctx, r, p)
+}
+
+// GC implements Builder.
+func (l *LazyBuilder) GC(ctx context.Context, keep int) ([]string, error) {
+	b, err := l.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return b.GC(ctx, keep)
+}
+
+// CookedTag implements Tagger when Tag is set.
+func (l *LazyBuilder) CookedTag(r *recipe.Recipe) string {
+	if l.Tag == nil {
+		return ""
+	}
+	return l.Tag(r)
+}
+
+// Close closes the connected builder if it is an io.Closer.
+func (l *LazyBuilder) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.b.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}

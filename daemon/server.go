@@ -1,0 +1,391 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Info identifies a running daemon (GET /v1/ping).
+type Info struct {
+	PID      int       `json:"pid"`
+	Version  string    `json:"version"`
+	Started  time.Time `json:"started"`
+	Paths    Paths     `json:"paths"`
+	Watching bool      `json:"watching"`
+	Manual   bool      `json:"manual,omitempty"`
+}
+
+// Warning is a recent problem of the watcher or the builder.
+type Warning struct {
+	Time    time.Time `json:"time"`
+	Message string    `json:"message"`
+}
+
+// FullStatus is the answer of GET /v1/status.
+type FullStatus struct {
+	Daemon   Info      `json:"daemon"`
+	Warnings []Warning `json:"warnings,omitempty"`
+	Status
+}
+
+// APIError is the body of an error answer (and of an "error" line of a
+// build stream).
+type APIError struct {
+	// Code: "not_warm", "recipe", "stopping", "bad_request", "internal".
+	Code    string        `json:"code"`
+	Message string        `json:"error"`
+	NotWarm *NotWarmError `json:"not_warm,omitempty"`
+	Status  int           `json:"-"`
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Stream line types of POST /v1/build with stream (besides events).
+const (
+	EventSubscribed = "subscribed" // first line of a stream: events from here on are delivered
+	EventResult     = "result"     // the final answer of a build request (Record)
+	EventError      = "error"      // the request failed (Error)
+)
+
+// warnings keeps the last few warnings for the status.
+type warnings struct {
+	mu   sync.Mutex
+	list []Warning
+}
+
+func (w *warnings) add(msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.list = append(w.list, Warning{Time: time.Now(), Message: msg})
+	if len(w.list) > 10 {
+		w.list = w.list[len(w.list)-10:]
+	}
+}
+
+func (w *warnings) get() []Warning {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Warning(nil), w.list...)
+}
+
+type server struct {
+	s     *Scheduler
+	info  Info
+	log   *zap.Logger
+	stop  func()
+	warns *warnings
+	quit  chan struct{} // closed when the daemon stops: ends event and log streams
+	once  sync.Once
+}
+
+// close ends the event and log streams (build requests get their answers
+// from the stopping scheduler).
+func (sv *server) close() { sv.once.Do(func() { close(sv.quit) }) }
+
+// streamContext is the request's context, also cancelled by close.
+func (sv *server) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	go func() {
+		select {
+		case <-sv.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// NewHandler serves the daemon API for s. stop is called (after the
+// answer is sent) by POST /v1/stop.
+//
+//	GET  /v1/ping              Info
+//	GET  /v1/status?recent=N   FullStatus
+//	GET  /v1/history?n=N       []Record, newest first
+//	POST /v1/build             BuildRequest → {"record": Record}; with "stream": true
+//	                           (or ?stream=1) an NDJSON stream of events ending
+//	                           with a "result" or "error" line
+//	GET  /v1/events            NDJSON stream of Event
+//	GET  /v1/logs?n=N&follow=1&raw=1  the daemon log (text)
+//	POST /v1/gc                {"removed": [...]}
+//	POST /v1/stop              {"stopping": true}
+func NewHandler(s *Scheduler, info Info, stop func(), log *zap.Logger) http.Handler {
+	return newServer(s, info, stop, log, &warnings{}).handler()
+}
+
+func newServer(s *Scheduler, info Info, stop func(), log *zap.Logger, w *warnings) *server {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &server{s: s, info: info, log: log, stop: stop, warns: w, quit: make(chan struct{})}
+}
+
+func (sv *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/ping", sv.ping)
+	mux.HandleFunc("GET /v1/status", sv.status)
+	mux.HandleFunc("GET /v1/history", sv.history)
+	mux.HandleFunc("POST /v1/build", sv.build)
+	mux.HandleFunc("GET /v1/events", sv.events)
+	mux.HandleFunc("GET /v1/logs", sv.logs)
+	mux.HandleFunc("POST /v1/gc", sv.gc)
+	mux.HandleFunc("POST /v1/stop", sv.stopHandler)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// apiError maps scheduler errors to API errors.
+func apiError(err error) *APIError {
+	var nw *NotWarmError
+	var re *RecipeError
+	var ae *APIError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &nw):
+		return &APIError{Code: "not_warm", Message: nw.Error(), NotWarm: nw, Status: http.StatusConflict}
+	case errors.As(err, &re):
+		return &APIError{Code: "recipe", Message: re.Error(), Status: http.StatusUnprocessableEntity}
+	case errors.Is(err, ErrClosed):
+		return &APIError{Code: "stopping", Message: err.Error(), Status: http.StatusServiceUnavailable}
+	}
+	return &APIError{Code: "internal", Message: err.Error(), Status: http.StatusInternalServerError}
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	ae := apiError(err)
+	writeJSON(w, ae.Status, ae)
+}
+
+func intParam(r *http.Request, name string, def int) int {
+	if v := r.URL.Query().Get(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func boolParam(r *http.Request, name string) bool {
+	b, _ := strconv.ParseBool(r.URL.Query().Get(name))
+	return b
+}
+
+func (sv *server) ping(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, sv.info)
+}
+
+func (sv *server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := sv.s.Status(intParam(r, "recent", 10))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, FullStatus{Daemon: sv.info, Warnings: sv.warns.get(), Status: st})
+}
+
+func (sv *server) history(w http.ResponseWriter, r *http.Request) {
+	h, err := sv.s.History(intParam(r, "n", 0))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if h == nil {
+		h = []Record{}
+	}
+	writeJSON(w, http.StatusOK, h)
+}
+
+// buildBody is the body of POST /v1/build.
+type buildBody struct {
+	BuildRequest
+	Stream bool `json:"stream"`
+}
+
+func (sv *server) build(w http.ResponseWriter, r *http.Request) {
+	var body buildBody
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			writeJSON(w, http.StatusBadRequest, &APIError{Code: "bad_request", Message: "build request: " + err.Error()})
+			return
+		}
+	}
+	if boolParam(r, "stream") {
+		body.Stream = true
+	}
+	ctx := r.Context()
+	if !body.Stream {
+		rec, err := sv.s.Build(ctx, body.BuildRequest)
+		if err != nil {
+			if ctx.Err() != nil {
+				return // the client went away
+			}
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"record": rec})
+		return
+	}
+	// stream: subscribe first so that no event of the build is missed
+	events, unsubscribe := sv.s.Subscribe(4096)
+	defer unsubscribe()
+	out := newStream(w)
+	out.send(Event{Type: EventSubscribed, Time: time.Now()})
+	type answer struct {
+		rec Record
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		rec, err := sv.s.Build(ctx, body.BuildRequest)
+		answered <- answer{rec, err}
+	}()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if isBuildEvent(ev.Type) {
+				out.send(ev)
+			}
+		case a := <-answered:
+			// deliver what is already queued, then the answer
+			for drained := false; !drained && events != nil; {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						drained = true
+					} else if isBuildEvent(ev.Type) {
+						out.send(ev)
+					}
+				default:
+					drained = true
+				}
+			}
+			if a.err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				out.send(Event{Type: EventError, Time: time.Now(), Error: apiError(a.err)})
+				return
+			}
+			rec := a.rec
+			out.send(Event{Type: EventResult, Time: time.Now(), ID: rec.ID, Recipe: rec.Recipe, Record: &rec})
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func isBuildEvent(t string) bool {
+	switch t {
+	case EventRecipe, EventRecipeError, EventCookStart, EventCookProgress, EventCookDone,
+		EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventStopping, EventDropped:
+		return true
+	}
+	return false
+}
+
+// stream writes NDJSON lines, flushing each.
+type stream struct {
+	w   http.ResponseWriter
+	rc  *http.ResponseController
+	enc *json.Encoder
+	err error
+}
+
+func newStream(w http.ResponseWriter) *stream {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	return &stream{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
+}
+
+func (s *stream) send(ev Event) {
+	if s.err != nil {
+		return
+	}
+	if s.err = s.enc.Encode(ev); s.err == nil {
+		s.err = s.rc.Flush()
+	}
+}
+
+func (sv *server) events(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := sv.streamContext(r)
+	defer cancel()
+	events, unsubscribe := sv.s.Subscribe(4096)
+	defer unsubscribe()
+	out := newStream(w)
+	out.send(Event{Type: EventSubscribed, Time: time.Now()})
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			out.send(ev)
+			if out.err != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (sv *server) logs(w http.ResponseWriter, r *http.Request) {
+	var format func([]byte) []byte
+	if !boolParam(r, "raw") {
+		format = FormatLogLine
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	rc := http.NewResponseController(w)
+	ctx, cancel := sv.streamContext(r)
+	defer cancel()
+	err := TailLog(ctx, sv.info.Paths.Log, intParam(r, "n", 100), boolParam(r, "follow"), w, format,
+		func() { _ = rc.Flush() })
+	if errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(w, "(no log yet: %s)\n", sv.info.Paths.Log)
+	} else if err != nil && ctx.Err() == nil {
+		sv.log.Debug("logs", zap.Error(err))
+	}
+}
+
+func (sv *server) gc(w http.ResponseWriter, r *http.Request) {
+	removed, err := sv.s.GC(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if removed == nil {
+		removed = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": removed})
+}
+
+func (sv *server) stopHandler(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"stopping": true, "pid": sv.info.PID})
+	_ = http.NewResponseController(w).Flush()
+	sv.log.Info("stop requested over the API")
+	if sv.stop != nil {
+		sv.stop()
+	}
+}
