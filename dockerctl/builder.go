@@ -34,6 +34,9 @@ type WorkspaceBuilder struct {
 	Version string
 	// StateDir holds per-workspace state (content of the last build).
 	StateDir string
+	// NoCache makes the engine ignore its layer cache (benchmarks, or a
+	// suspected bad cache). Cache mounts stay.
+	NoCache bool
 }
 
 // NewWorkspaceBuilder binds an engine to a workspace root and its config.
@@ -132,6 +135,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		return nil
 	}
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
+		NoCache:    b.NoCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
 		Labels:     b.labels("cooked", r),
@@ -232,6 +236,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	cooked := b.CookedTag(r)
 	t1 := time.Now()
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
+		NoCache:    b.NoCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{b.ImageRef()},
 		Labels:     b.labels("image", r),

@@ -132,7 +132,7 @@ func crateLine(c dockerctl.Crates) string {
 }
 
 func (a *app) cookCmd() *cobra.Command {
-	var asJSON bool
+	var asJSON, noCache bool
 	cmd := &cobra.Command{
 		Use:   "cook",
 		Short: "Build the cooked dependency image of the current recipe (skipped when it exists)",
@@ -144,6 +144,7 @@ func (a *app) cookCmd() *cobra.Command {
 				return err
 			}
 			defer s.engine.Close()
+			s.builder.NoCache = noCache
 			var p dockerctl.Progress
 			if !asJSON {
 				p = progressPrinter(a.stderr)
@@ -164,6 +165,7 @@ func (a *app) cookCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "ignore the engine's layer cache")
 	return cmd
 }
 
@@ -199,6 +201,7 @@ workspace, the build is asked of the daemon.`,
 				return err
 			}
 			defer s.engine.Close()
+			s.builder.NoCache = f.NoCache
 			if f.WarmOnly {
 				ok, err := s.builder.HasCooked(ctx, s.recipe)
 				if err != nil {
@@ -230,6 +233,7 @@ workspace, the build is asked of the daemon.`,
 	cmd.Flags().BoolVar(&f.WarmOnly, "warm-only", false, "fail fast when the current recipe has no cooked image")
 	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&f.Tag, "tag", "", "image tag (default: tag in chefd.toml, \"dev\")")
+	cmd.Flags().BoolVar(&f.NoCache, "no-cache", false, "ignore the engine's layer cache (cold build; cache mounts stay)")
 	return cmd
 }
 

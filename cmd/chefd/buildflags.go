@@ -7,4 +7,5 @@ type buildFlags struct {
 	WarmOnly bool   // fail fast when the current recipe has no cooked image
 	JSON     bool   // print the result as JSON
 	Tag      string // image tag (default from chefd.toml)
+	NoCache  bool   // ignore the engine's layer cache
 }
