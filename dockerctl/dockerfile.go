@@ -51,20 +51,38 @@ func cargoBuild(r *recipe.Recipe, locked bool) string {
 }
 
 // profileDirs are the target/ subdirectories holding the profile's
-// artifacts: host and, with --target, the target triple.
+// artifacts: host, and any target triple (an explicit --target, or one set
+// by build.target in the cargo config or CARGO_BUILD_TARGET in the builder
+// image). Shell globs.
 func profileDirs(r *recipe.Recipe) []string {
-	dirs := []string{path.Join("target", r.Intent.ProfileDir())}
-	if t := r.Intent.Target; t != "" {
-		t = strings.TrimSuffix(path.Base(t), ".json")
-		dirs = append(dirs, path.Join("target", t, r.Intent.ProfileDir()))
-	}
-	return dirs
+	p := r.Intent.ProfileDir()
+	return []string{path.Join("target", p), path.Join("target", "*", p)}
 }
 
-// binDir is where the shipped binaries land.
-func binDir(r *recipe.Recipe) string {
-	d := profileDirs(r)
-	return d[len(d)-1]
+// binCandidates are where a binary may land, most specific first.
+func binCandidates(r *recipe.Recipe, targetDir, bin string) []string {
+	p := r.Intent.ProfileDir()
+	var c []string
+	if t := r.Intent.Target; t != "" {
+		c = append(c, path.Join(targetDir, strings.TrimSuffix(path.Base(t), ".json"), p, bin))
+	} else {
+		c = append(c, path.Join(targetDir, p, bin), path.Join(targetDir, "*", p, bin))
+	}
+	return c
+}
+
+// copyBins is the shell that copies the shipped binaries into out, with a
+// clear message when one was not built.
+func copyBins(r *recipe.Recipe, targetDir, out string, bins []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rm -rf %s && mkdir -p %s", out, out)
+	for _, bin := range bins {
+		cands := binCandidates(r, targetDir, bin)
+		fmt.Fprintf(&b, " && { for f in %s; do if [ -f \"$f\" ]; then cp \"$f\" %s/; break; fi; done; "+
+			"[ -f %s/%s ] || { echo \"chefd: binary %s was not built (check bins and required-features in chefd.toml)\" >&2; exit 1; }; }",
+			strings.Join(cands, " "), out, out, shQuote(bin), bin)
+	}
+	return b.String()
 }
 
 // cleanLocal removes every artifact of the local crates' dummy sources
@@ -163,6 +181,9 @@ func cacheMounts() string {
 func envLines(r *recipe.Recipe) string {
 	var b strings.Builder
 	b.WriteString("ENV CARGO_TERM_COLOR=never CARGO_TERM_PROGRESS_WHEN=never CARGO_INCREMENTAL=0")
+	// The target dir is fixed (a build.target-dir in the cargo config
+	// would move the artifacts away from chefd's cache and cleanup).
+	fmt.Fprintf(&b, " CARGO_TARGET_DIR=%s/target", workdir(r))
 	if r.Intent.RustFlags != "" {
 		fmt.Fprintf(&b, " RUSTFLAGS=%s", dockerQuote(r.Intent.RustFlags))
 	}
@@ -205,12 +226,7 @@ func codeDockerfile(r *recipe.Recipe, targetCache, runtime string, bins []string
 	// cargo built before, so cargo recompiles exactly what changed.
 	fmt.Fprintf(&script, "cd %s && (tr '\\n' '\\0' < %s | xargs -0 -r touch -c --) && cd %s && ", srcRoot, changedBin, wd)
 	script.WriteString(cargoBuild(r, r.LockFile != nil))
-	fmt.Fprintf(&script, " && rm -rf %s && mkdir -p %s", outDir, outDir)
-	for _, bin := range bins {
-		src := path.Join(binDir(r), bin)
-		fmt.Fprintf(&script, " && { test -f %s || { echo \"chefd: binary %s was not built (check bins and required-features)\" >&2; exit 1; }; } && cp %s %s/",
-			shQuote(src), bin, shQuote(src), outDir)
-	}
+	script.WriteString(" && " + copyBins(r, "target", outDir, bins))
 	fmt.Fprintf(&b, "RUN %s --mount=type=cache,id=%s,target=%s/target,from=cooked,source=%s/target,sharing=locked "+
 		"--mount=type=bind,source=chefd/changed,target=%s %s sh -ec %s\n",
 		cacheMounts(), targetCache, wd, wd, changedBin, codeMarker, shQuote(script.String()))

@@ -34,8 +34,7 @@ func Standalone(r *recipe.Recipe, cfg configs.Config, bins []string, entrypoint 
 
 	// cook
 	b.WriteString("FROM ${BUILDER} AS cook\n")
-	b.WriteString(strings.TrimSuffix(envLines(r), "\n"))
-	fmt.Fprintf(&b, " CARGO_TARGET_DIR=%s\n", standaloneTarget)
+	b.WriteString(strings.Replace(envLines(r), "CARGO_TARGET_DIR="+workdir(r)+"/target", "CARGO_TARGET_DIR="+standaloneTarget, 1))
 	fmt.Fprintf(&b, "WORKDIR %s\n", workdir(r))
 	for _, v := range r.VendorDirs {
 		fmt.Fprintf(&b, "COPY %s %s/\n", v, path.Join(srcRoot, v))
@@ -89,11 +88,7 @@ func Standalone(r *recipe.Recipe, cfg configs.Config, bins []string, entrypoint 
 	b.WriteString("# Real sources must be newer than anything cook built (COPY keeps the context's mtimes).\n")
 	fmt.Fprintf(&b, "RUN --mount=type=cache,id=chefd-cargo-registry,target=%s/registry --mount=type=cache,id=chefd-cargo-git,target=%s/git \\\n", cargoHome, cargoHome)
 	fmt.Fprintf(&b, "    find %s -path '*/target' -prune -o -type f -exec touch {} + \\\n", shJoin(crateDirs))
-	fmt.Fprintf(&b, " && %s \\\n && mkdir -p %s", cargoBuild(r, r.LockFile != nil), out)
-	bdir := strings.Replace(binDir(r), "target", standaloneTarget, 1)
-	for _, bin := range bins {
-		fmt.Fprintf(&b, " \\\n && cp %s %s/", path.Join(bdir, bin), out)
-	}
+	fmt.Fprintf(&b, " && %s \\\n && %s", cargoBuild(r, r.LockFile != nil), copyBins(r, standaloneTarget, out, bins))
 	b.WriteString("\n\n")
 
 	// runtime

@@ -317,12 +317,12 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 func (r *Recipe) computeHash() (string, error) {
 	c := *r
 	c.Hash = ""
-	data, err := json.Marshal(&c)
-	if err != nil {
+	h := sha256.New()
+	// json.Encoder writes the same bytes as json.Marshal plus a newline.
+	if err := json.NewEncoder(h).Encode(&c); err != nil {
 		return "", fmt.Errorf("encode recipe: %w", err)
 	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // JSON returns the canonical JSON of the recipe, hash included.
