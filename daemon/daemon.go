@@ -87,9 +87,6 @@ func Run(ctx context.Context, cfg Config) error {
 		if err != nil {
 			return fmt.Errorf("watch: %w", err)
 		}
-		if err := notify.Start(); err != nil {
-			return fmt.Errorf("watch: %w", err)
-		}
 		defer notify.Close()
 		batches = notify.Batches()
 		if sy, ok := notify.(syncer); ok {
@@ -149,8 +146,20 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Ready(info)
 	}
 
+	// The watcher's first walk hashes the tree: the API answers meanwhile.
+	watchErr := make(chan error, 1)
+	if notify != nil {
+		go func() {
+			if err := notify.Start(); err != nil {
+				watchErr <- err
+			}
+		}()
+	}
 	var runErr error
 	select {
+	case err := <-watchErr:
+		runErr = fmt.Errorf("watch: %w", err)
+		log.Error("cannot watch the workspace; stopping", zap.Error(err))
 	case <-ctx.Done():
 		log.Info("stopping (signal)")
 	case <-stopReq:

@@ -415,7 +415,13 @@ func (s *Scheduler) replan(trigger string) error {
 	old := s.cur
 	s.cur, s.curAt = r, time.Now()
 	diff := capLines(recipe.Diff(old, r), 100)
-	s.log.Info("recipe", zap.String("recipe", r.ShortHash()), zap.Strings("changes", diff))
+	if old == nil {
+		members, targets, external := r.Summary()
+		s.log.Info("recipe", zap.String("recipe", r.ShortHash()), zap.Int("crates", members),
+			zap.Int("targets", targets), zap.Int("external", external))
+	} else {
+		s.log.Info("recipe changed", zap.String("recipe", r.ShortHash()), zap.Strings("changes", diff))
+	}
 	s.bus.publish(Event{Type: EventRecipe, Recipe: r.Hash, Diff: diff})
 	for _, c := range s.cooks {
 		if c.r.Hash != r.Hash && !c.stopping {

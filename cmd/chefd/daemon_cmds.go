@@ -1,14 +1,517 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/daemon"
+	"github.com/chefd/chefd/dockerctl"
+)
+
+// Exit codes of the daemon commands (besides exitError's 1 for a failed
+// build and 130 for an interrupted wait): 3 when no daemon runs (status)
+// or the current recipe is not cooked (build --warm-only), as the
+// in-process build does.
+const exitNotRunning = 3
 
 // daemonCmds returns the commands that talk to the daemon (start, status,
-// logs, events, stop, gc). Owned by the daemon work.
-func (a *app) daemonCmds() []*cobra.Command { return nil }
+// logs, events, stop, gc). `chefd build` asks buildViaDaemon first.
+func (a *app) daemonCmds() []*cobra.Command {
+	return []*cobra.Command{a.startCmd(), a.statusCmd(), a.logsCmd(), a.eventsCmd(), a.stopCmd(), a.gcCmd()}
+}
+
+// runningDaemon returns a client of the workspace's daemon, or an exit
+// error (code 3) when none answers.
+func (a *app) runningDaemon(ctx context.Context) (*daemon.Client, daemon.Paths, error) {
+	root, _, paths, err := a.daemonPaths()
+	if err != nil {
+		return nil, paths, err
+	}
+	c := daemon.NewClient(paths.Socket)
+	if _, err := pingDaemon(ctx, c); err != nil {
+		c.Close()
+		if errors.Is(err, daemon.ErrNotRunning) {
+			return nil, paths, &exitError{code: exitNotRunning, msg: fmt.Sprintf("no chefd daemon runs for %s (start one with: chefd start)", root)}
+		}
+		return nil, paths, err
+	}
+	return c, paths, nil
+}
+
+func (a *app) statusCmd() *cobra.Command {
+	var asJSON bool
+	var recent int
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the daemon's state, recipe, cooked images and builds",
+		Long: `Show what the daemon does: its state (idle, queued, cooking, building,
+recipe-error), the current recipe and whether it is cooked, the cooked
+images, the running and queued builds with why they run, and the last
+builds. Exit code 3 when no daemon runs for the workspace.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, paths, err := a.runningDaemon(ctx)
+			if err != nil {
+				var ee *exitError
+				if asJSON && errors.As(err, &ee) && ee.code == exitNotRunning {
+					enc := json.NewEncoder(a.stdout)
+					enc.SetIndent("", "  ")
+					_ = enc.Encode(map[string]any{"running": false, "root": paths.Root})
+				}
+				return err
+			}
+			defer c.Close()
+			st, err := c.Status(ctx, recent)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(a.stdout, st, time.Now())
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON")
+	cmd.Flags().IntVar(&recent, "recent", 5, "how many finished builds and cooks to list")
+	return cmd
+}
+
+func (a *app) logsCmd() *cobra.Command {
+	var follow, raw bool
+	var lines int
+	cmd := &cobra.Command{
+		Use:   "logs",
+		Short: "Print the daemon's log (-f to follow)",
+		Long: `Print the last lines of the daemon's log, rendered for reading (--json:
+the JSON lines as written). -f keeps printing new lines. Works when the
+daemon is gone too (it reads the log file then), e.g. after a crash.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			_, _, paths, err := a.daemonPaths()
+			if err != nil {
+				return err
+			}
+			c := daemon.NewClient(paths.Socket)
+			defer c.Close()
+			if _, err := pingDaemon(ctx, c); err == nil {
+				return c.Logs(ctx, lines, follow, raw, a.stdout)
+			}
+			var format func([]byte) []byte
+			if !raw {
+				format = daemon.FormatLogLine
+			}
+			err = daemon.TailLog(ctx, paths.Log, lines, follow, a.stdout, format, nil)
+			if errors.Is(err, os.ErrNotExist) {
+				return &exitError{code: exitNotRunning, msg: fmt.Sprintf("no daemon log at %s (chefd start writes it)", paths.Log)}
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	cmd.Flags().IntVarP(&lines, "lines", "n", 100, "number of lines to print first (0: all)")
+	cmd.Flags().BoolVar(&raw, "json", false, "print the JSON lines as written")
+	return cmd
+}
+
+func (a *app) eventsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "events",
+		Short: "Stream the daemon's build events as NDJSON",
+		Long: `Print the daemon's events, one JSON object per line, until interrupted or
+the daemon stops: batch (changed files), recipe (new recipe with its diff),
+cook.start/cook.progress/cook.done, build.queued/build.start/build.progress/
+build.done (ok, failed, superseded or cancelled, with the build record),
+gc, warning, stopping. The first line has type "subscribed".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			c, _, err := a.runningDaemon(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Events(ctx, func(raw []byte, _ daemon.Event) error {
+				_, err := fmt.Fprintf(a.stdout, "%s\n", raw)
+				return err
+			})
+		},
+	}
+}
+
+func (a *app) stopCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the daemon gracefully (running builds are cancelled)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			root, _, paths, err := a.daemonPaths()
+			if err != nil {
+				return err
+			}
+			c := daemon.NewClient(paths.Socket)
+			defer c.Close()
+			info, err := pingDaemon(ctx, c)
+			if err != nil {
+				if !errors.Is(err, daemon.ErrNotRunning) {
+					return err
+				}
+				if msg := cleanStale(paths); msg != "" {
+					fmt.Fprintln(a.stderr, msg)
+				}
+				fmt.Fprintf(a.stderr, "no chefd daemon runs for %s\n", root)
+				return nil
+			}
+			if err := c.Stop(ctx); err != nil {
+				return err
+			}
+			wctx, cancel := context.WithTimeout(ctx, 45*time.Second)
+			defer cancel()
+			if err := daemon.WaitStopped(wctx, paths); err != nil {
+				return &exitError{code: 1, msg: fmt.Sprintf("the daemon (pid %d) did not stop within 45s; see %s", info.PID, paths.Log)}
+			}
+			fmt.Fprintf(a.stdout, "chefd daemon stopped (pid %d)\n", info.PID)
+			return nil
+		},
+	}
+}
+
+// cleanStale removes the socket of a crashed daemon (the lock is free).
+func cleanStale(paths daemon.Paths) string {
+	if _, err := os.Lstat(paths.Socket); err != nil {
+		return ""
+	}
+	lock, stale, err := daemon.AcquireLock(paths.Lock)
+	if err != nil {
+		return "" // a daemon is starting: leave its socket alone
+	}
+	defer lock.Release()
+	if err := os.Remove(paths.Socket); err != nil {
+		return ""
+	}
+	if stale > 0 {
+		return fmt.Sprintf("removed the stale socket of a crashed daemon (pid %d)", stale)
+	}
+	return "removed a stale socket"
+}
+
+func (a *app) gcCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove old cooked images of the workspace (keeps keep-cooked, default 3)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			root, cfg, paths, err := a.daemonPaths()
+			if err != nil {
+				return err
+			}
+			var removed []string
+			c := daemon.NewClient(paths.Socket)
+			defer c.Close()
+			if _, perr := pingDaemon(ctx, c); perr == nil {
+				removed, err = c.GC(ctx)
+			} else {
+				b := daemonBuilder(root, cfg, a.log)
+				removed, err = b.GC(ctx, cfg.KeepCooked)
+				b.Close()
+				err = engineError(err)
+			}
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if removed == nil {
+					removed = []string{}
+				}
+				return json.NewEncoder(a.stdout).Encode(map[string]any{"removed": removed})
+			}
+			if len(removed) == 0 {
+				fmt.Fprintf(a.stdout, "nothing to remove (keeping the newest %d cooked images)\n", cfg.KeepCooked)
+				return nil
+			}
+			for _, r := range removed {
+				fmt.Fprintf(a.stdout, "removed %s\n", r)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the removed images as JSON")
+	return cmd
+}
 
 // buildViaDaemon forwards `chefd build` to a running daemon of the
 // workspace. handled is false when no daemon runs (the CLI then builds
-// in-process).
+// in-process). With --wait it prints the image ID on stdout (details on
+// stderr) and exits non-zero when the build fails; without, it returns
+// once the build is queued. When nothing changed since the last successful
+// build, that build answers at once.
 func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (handled bool, err error) {
-	return false, nil
+	ctx := cmd.Context()
+	paths, err := daemon.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
+	if err != nil {
+		return false, nil
+	}
+	c := daemon.NewClient(paths.Socket)
+	defer c.Close()
+	if _, err := pingDaemon(ctx, c); err != nil {
+		if !errors.Is(err, daemon.ErrNotRunning) && a.log != nil {
+			a.log.Warn("the daemon does not answer; building in-process", zap.Error(err))
+		}
+		return false, nil
+	}
+	if opts.Tag != "" {
+		if a.log != nil {
+			a.log.Warn("--tag: the daemon builds the tag of chefd.toml; building in-process")
+		}
+		return false, nil
+	}
+	req := daemon.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly}
+	var onEvent func(daemon.Event)
+	if opts.Wait && !opts.JSON {
+		onEvent = daemonEventPrinter(a.stderr)
+	}
+	rec, err := c.Build(ctx, req, onEvent)
+	if err != nil {
+		var ae *daemon.APIError
+		switch {
+		case errors.As(err, &ae) && ae.Code == "not_warm":
+			return true, &exitError{code: exitNotRunning, msg: ae.Message}
+		case errors.As(err, &ae):
+			return true, &exitError{code: 1, msg: ae.Message}
+		case ctx.Err() != nil:
+			return true, &exitError{code: 130, msg: "interrupted (the daemon goes on building; chefd status shows it)"}
+		}
+		return true, err
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rec); err != nil {
+			return true, err
+		}
+	}
+	return true, a.reportDaemonBuild(rec, opts.JSON)
+}
+
+// reportDaemonBuild prints the answer of the daemon: the image ID on
+// stdout, the rest on stderr; a failed build is an exit error.
+func (a *app) reportDaemonBuild(rec daemon.Record, quiet bool) error {
+	say := func(format string, args ...any) {
+		if !quiet {
+			fmt.Fprintf(a.stderr, format, args...)
+		}
+	}
+	switch {
+	case rec.Reused:
+		say("no changes since build #%d (%s ago)\n", rec.ID, fmtDur(time.Since(rec.Finished)))
+	case !rec.Result.Done():
+		say("build #%d %s by the daemon (follow it with: chefd events, or chefd status)\n", rec.ID, rec.Result)
+		return nil
+	case rec.Result == daemon.ResultOK:
+		say("build #%d ok in %s: %s\n", rec.ID, fmtDur(rec.Duration), crateLine(rec.Compiled))
+		for _, w := range rec.Why() {
+			say("  why: %s\n", w)
+		}
+		if len(rec.Phases) > 0 {
+			say("  phases: %s\n", phaseLine(rec.Phases))
+		}
+	default:
+		for _, l := range rec.Output {
+			say("   %s\n", l)
+		}
+		return &exitError{code: 1, msg: fmt.Sprintf("build #%d %s: %s", rec.ID, rec.Result, rec.Error)}
+	}
+	if !quiet {
+		if rec.Image != "" {
+			say("%s\n", rec.Image)
+		}
+		fmt.Fprintln(a.stdout, rec.ImageID)
+	}
+	return nil
+}
+
+// daemonEventPrinter shows what the daemon does for a waiting build:
+// recipe changes, cooks, supersessions, and the builder's progress.
+func daemonEventPrinter(w io.Writer) func(daemon.Event) {
+	progress := progressPrinter(w)
+	return func(ev daemon.Event) {
+		switch ev.Type {
+		case daemon.EventRecipe:
+			fmt.Fprintf(w, "recipe %s\n", shortHash(ev.Recipe))
+			for _, d := range ev.Diff {
+				fmt.Fprintf(w, "  %s\n", d)
+			}
+		case daemon.EventRecipeError:
+			fmt.Fprintf(w, "recipe error: %s\n", ev.Message)
+		case daemon.EventCookStart:
+			fmt.Fprintf(w, "cooking the dependencies of recipe %s (#%d)\n", shortHash(ev.Recipe), ev.ID)
+		case daemon.EventCookDone:
+			if r := ev.Record; r != nil {
+				fmt.Fprintf(w, "cook #%d %s in %s\n", r.ID, r.Result, fmtDur(r.Duration))
+			}
+		case daemon.EventBuildStart:
+			if r := ev.Record; r != nil {
+				fmt.Fprintf(w, "build #%d started\n", r.ID)
+				for _, why := range r.Why() {
+					fmt.Fprintf(w, "  why: %s\n", why)
+				}
+			}
+		case daemon.EventBuildDone:
+			if r := ev.Record; r != nil && r.Result == daemon.ResultSuperseded {
+				fmt.Fprintf(w, "build #%d superseded by #%d (newer changes)\n", r.ID, r.SupersededBy)
+			}
+		case daemon.EventCookProgress, daemon.EventBuildProgress:
+			if ev.Progress != nil {
+				progress(*ev.Progress)
+			}
+		case daemon.EventStopping:
+			fmt.Fprintln(w, "the daemon is stopping")
+		}
+	}
+}
+
+func shortHash(h string) string {
+	if len(h) > 16 {
+		return h[:16]
+	}
+	return h
+}
+
+// fmtDur renders a duration for people: 120ms, 6.2s, 3m12s.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+func phaseLine(ph []dockerctl.Phase) string {
+	parts := make([]string, 0, len(ph))
+	for _, p := range ph {
+		parts = append(parts, p.Name+" "+fmtDur(p.Duration))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// recordLine is one line of a build or cook for the status.
+func recordLine(r daemon.Record, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "#%-4d %-5s %-10s", r.ID, r.Kind, r.Result)
+	switch {
+	case r.Result.Done():
+		fmt.Fprintf(&b, " %7s", fmtDur(r.Duration))
+	case !r.Started.IsZero():
+		fmt.Fprintf(&b, " %7s", fmtDur(now.Sub(r.Started)))
+	default:
+		fmt.Fprintf(&b, " %7s", "")
+	}
+	if r.Urgent {
+		b.WriteString("  urgent")
+	}
+	if why := r.Why(); len(why) > 0 {
+		b.WriteString("  " + why[0])
+		if len(why) > 1 {
+			fmt.Fprintf(&b, " (+%d)", len(why)-1)
+		}
+	}
+	return b.String()
+}
+
+func printStatus(w io.Writer, st daemon.FullStatus, now time.Time) {
+	d := st.Daemon
+	mode := "watching"
+	if !d.Watching {
+		mode = "not watching"
+	}
+	if st.Manual {
+		mode += ", manual builds"
+	}
+	fmt.Fprintf(w, "chefd daemon for %s (pid %d, up %s, %s)\n", d.Paths.Root, d.PID, fmtDur(now.Sub(d.Started)), mode)
+	fmt.Fprintf(w, "state:    %s\n", st.State)
+	switch {
+	case st.RecipeError != "":
+		fmt.Fprintf(w, "recipe:   error: %s\n", st.RecipeError)
+		if st.Recipe != "" {
+			fmt.Fprintf(w, "          (last good recipe %s)\n", shortHash(st.Recipe))
+		}
+	case st.Recipe != "":
+		cooked := "not cooked"
+		if st.Cooked {
+			cooked = "cooked"
+		}
+		fmt.Fprintf(w, "recipe:   %s (%s)\n", shortHash(st.Recipe), cooked)
+	}
+	if len(st.CookedImages) > 0 {
+		fmt.Fprintf(w, "cooked:   ")
+		for i, c := range st.CookedImages {
+			if i > 0 {
+				fmt.Fprintf(w, "          ")
+			}
+			name := c.Tag
+			if name == "" {
+				name = shortHash(c.Recipe)
+			}
+			fmt.Fprintf(w, "%s\n", name)
+		}
+	}
+	if st.LastCook > 0 {
+		fmt.Fprintf(w, "last cook took %s\n", fmtDur(st.LastCook))
+	}
+	for _, c := range st.Cooks {
+		fmt.Fprintf(w, "cooking:  %s\n", recordLine(c, now))
+	}
+	if r := st.Current; r != nil {
+		fmt.Fprintf(w, "building: %s\n", recordLine(*r, now))
+	}
+	if r := st.Pending; r != nil {
+		fmt.Fprintf(w, "queued:   %s\n", recordLine(*r, now))
+		if r.Waiting != "" {
+			fmt.Fprintf(w, "          waiting for %s\n", r.Waiting)
+		}
+	}
+	if r := st.LastOK; r != nil {
+		fmt.Fprintf(w, "image:    %s %s (build #%d, %s ago)\n", r.Image, shortID(r.ImageID), r.ID, fmtDur(now.Sub(r.Finished)))
+	}
+	if len(st.Recent) > 0 {
+		fmt.Fprintln(w, "recent:")
+		for _, r := range st.Recent {
+			fmt.Fprintf(w, "  %s\n", recordLine(r, now))
+			if r.Result == daemon.ResultFailed && r.Error != "" {
+				fmt.Fprintf(w, "        %s\n", firstLine(r.Error))
+			}
+		}
+	}
+	for _, wn := range st.Warnings {
+		fmt.Fprintf(w, "warning:  %s %s\n", wn.Time.Local().Format("15:04:05"), wn.Message)
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " ..."
+	}
+	return s
 }

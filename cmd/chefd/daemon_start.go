@@ -1,0 +1,341 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/term"
+
+	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/daemon"
+	"github.com/chefd/chefd/dockerctl"
+	"github.com/chefd/chefd/recipe"
+	"github.com/chefd/chefd/watcher"
+)
+
+// daemonStartTimeout bounds how long `chefd start` waits for the detached
+// daemon to answer.
+const daemonStartTimeout = 10 * time.Second
+
+// daemonLogMax is the size above which the log is rotated (to .1) at start.
+const daemonLogMax = 10 << 20
+
+// daemonPaths resolves the workspace, its config and its daemon's paths.
+func (a *app) daemonPaths() (string, configs.Config, daemon.Paths, error) {
+	root, cfg, err := a.workspace()
+	if err != nil {
+		return "", configs.Config{}, daemon.Paths{}, err
+	}
+	p, err := daemon.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
+	return root, cfg, p, err
+}
+
+type startFlags struct {
+	foreground bool
+	detached   bool // set by the detaching parent: stderr is the log file
+	manual     bool
+}
+
+func (a *app) startCmd() *cobra.Command {
+	var f startFlags
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start the daemon: watch the workspace, keep the cooked image warm, rebuild the code on changes",
+		Long: `Start chefd's daemon for the workspace. It watches the files, cooks the
+dependency image in the background as soon as the recipe changes, and
+rebuilds only the workspace's code when sources change (a newer change
+cancels a running code build; changes during a build coalesce into one
+follow-up build). 'chefd build' then asks the daemon.
+
+The command detaches and returns once the daemon answers; --foreground runs
+it in the terminal (for systemd, or to watch its log). One daemon runs per
+workspace; its socket, lock, log and state live in
+$XDG_RUNTIME_DIR/chefd/<workspace-id>/ (else .chefd/ in the workspace).
+SIGTERM or SIGINT stop it gracefully, as does 'chefd stop'.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root, cfg, paths, err := a.daemonPaths()
+			if err != nil {
+				return err
+			}
+			if f.foreground || f.detached {
+				return a.runDaemon(cmd.Context(), root, cfg, paths, f)
+			}
+			return a.startDetached(cmd.Context(), root, paths, f)
+		},
+	}
+	cmd.Flags().BoolVar(&f.foreground, "foreground", false, "run in the foreground (systemd, tests)")
+	cmd.Flags().BoolVar(&f.manual, "manual", false, "no automatic code builds: build on 'chefd build' only (cooks still prewarm)")
+	cmd.Flags().BoolVar(&f.detached, "detached", false, "internal: started by 'chefd start'")
+	_ = cmd.Flags().MarkHidden("detached")
+	return cmd
+}
+
+// startDetached re-executes chefd as `start --foreground` in a new session
+// with its output in the daemon log, and waits until it answers.
+func (a *app) startDetached(ctx context.Context, root string, paths daemon.Paths, f startFlags) error {
+	c := daemon.NewClient(paths.Socket)
+	defer c.Close()
+	if info, err := pingDaemon(ctx, c); err == nil {
+		fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
+		return nil
+	}
+	if held, pid := daemon.LockHeld(paths.Lock); held {
+		// starting right now, or hung: give it the same time as a new one
+		if info, err := waitDaemon(ctx, c, nil); err == nil {
+			fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
+			return nil
+		}
+		return &exitError{code: 1, msg: fmt.Sprintf("a chefd daemon (pid %d) holds %s but does not answer on %s; see %s",
+			pid, paths.Lock, paths.Socket, paths.Log)}
+	}
+	if err := paths.Ensure(); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("start: cannot find the chefd binary: %w", err)
+	}
+	rotateLog(paths.Log)
+	logf, err := os.OpenFile(paths.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("start: daemon log: %w", err)
+	}
+	args := []string{"start", "--foreground", "--detached", "-C", root}
+	if f.manual {
+		args = append(args, "--manual")
+	}
+	if a.verbose {
+		args = append(args, "-v")
+	}
+	child := exec.Command(exe, args...)
+	child.Dir = root
+	child.Stdout, child.Stderr = logf, logf
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = child.Start()
+	logf.Close()
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- child.Wait() }()
+	info, err := waitDaemon(ctx, c, exited)
+	if err != nil {
+		msg := fmt.Sprintf("the daemon did not answer within %s: %v", daemonStartTimeout, err)
+		if errors.Is(err, errDaemonExited) {
+			msg = err.Error()
+		}
+		var tail bytes.Buffer
+		_ = daemon.TailLog(context.Background(), paths.Log, 15, false, &tail, daemon.FormatLogLine, nil)
+		if tail.Len() > 0 {
+			msg += fmt.Sprintf("\nlast lines of %s:\n%s", paths.Log, strings.TrimRight(tail.String(), "\n"))
+		} else {
+			msg += fmt.Sprintf(" (log: %s)", paths.Log)
+		}
+		return &exitError{code: 1, msg: msg}
+	}
+	_ = child.Process.Release()
+	fmt.Fprintf(a.stdout, "chefd daemon started for %s (pid %d)\n  socket %s\n  log    %s\n", root, info.PID, paths.Socket, paths.Log)
+	return nil
+}
+
+var errDaemonExited = errors.New("the daemon exited before answering")
+
+func pingDaemon(ctx context.Context, c *daemon.Client) (daemon.Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return c.Ping(ctx)
+}
+
+// waitDaemon polls the socket until the daemon answers, it exits, or the
+// start timeout passes.
+func waitDaemon(ctx context.Context, c *daemon.Client, exited <-chan error) (daemon.Info, error) {
+	deadline := time.NewTimer(daemonStartTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		info, err := c.Ping(pctx)
+		cancel()
+		if err == nil {
+			return info, nil
+		}
+		last = err
+		select {
+		case err := <-exited:
+			if err == nil {
+				return daemon.Info{}, errDaemonExited
+			}
+			return daemon.Info{}, fmt.Errorf("%w (%v)", errDaemonExited, err)
+		case <-deadline.C:
+			return daemon.Info{}, last
+		case <-ctx.Done():
+			return daemon.Info{}, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// rotateLog moves a large log to log.1.
+func rotateLog(path string) {
+	if st, err := os.Stat(path); err == nil && st.Size() > daemonLogMax {
+		_ = os.Rename(path, path+".1")
+	}
+}
+
+// daemonLogger logs JSON to the daemon log file and, in a terminal, human
+// lines to stderr. Detached, stderr is the log file.
+func (a *app) daemonLogger(paths daemon.Paths, detached bool) (*zap.Logger, func(), error) {
+	level := zapcore.InfoLevel
+	if a.verbose {
+		level = zapcore.DebugLevel
+	}
+	jsonCfg := zap.NewProductionEncoderConfig()
+	jsonCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	jsonEnc := zapcore.NewJSONEncoder(jsonCfg)
+	if detached {
+		return zap.New(zapcore.NewCore(jsonEnc, zapcore.AddSync(a.stderr), level)), func() {}, nil
+	}
+	rotateLog(paths.Log)
+	f, err := os.OpenFile(paths.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("daemon log: %w", err)
+	}
+	consoleCfg := zap.NewDevelopmentEncoderConfig()
+	consoleCfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
+	if sf, ok := a.stderr.(*os.File); ok && term.IsTerminal(int(sf.Fd())) {
+		consoleCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+	}
+	core := zapcore.NewTee(
+		zapcore.NewCore(jsonEnc, zapcore.AddSync(f), level),
+		zapcore.NewCore(zapcore.NewConsoleEncoder(consoleCfg), zapcore.AddSync(a.stderr), level),
+	)
+	return zap.New(core), func() { f.Close() }, nil
+}
+
+// daemonEngineBuilder is the real builder with the engine it closes.
+type daemonEngineBuilder struct {
+	*dockerctl.WorkspaceBuilder
+	e *dockerctl.Engine
+}
+
+func (b *daemonEngineBuilder) Close() error { return b.e.Close() }
+
+// daemonBuilder connects to the engine lazily: the daemon starts while
+// Docker is down, and cooks and builds connect when they run.
+func daemonBuilder(root string, cfg configs.Config, log *zap.Logger) *daemon.LazyBuilder {
+	return &daemon.LazyBuilder{
+		Connect: func(ctx context.Context) (daemon.Builder, error) {
+			e, err := dockerctl.Connect(ctx, dockerctl.WithLogger(log))
+			if err != nil {
+				return nil, err
+			}
+			b := dockerctl.NewWorkspaceBuilder(e, root, cfg, log.Named("docker"))
+			b.Version = chefdVersion()
+			return &daemonEngineBuilder{WorkspaceBuilder: b, e: e}, nil
+		},
+		Tag: func(r *recipe.Recipe) string { return cfg.Image + "-cooked:" + r.ShortHash() },
+	}
+}
+
+// changedStartKeys lists the settings that differ among those the daemon
+// reads once, at start (the builder's and the watcher's).
+func changedStartKeys(a, b configs.Config) []string {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	var out []string
+	for _, k := range []string{"Image", "Tag", "BuilderImage", "RuntimeImage", "Bins", "Entrypoint",
+		"Debounce", "MaxWait", "Ignore", "KeepCooked"} {
+		if !reflect.DeepEqual(va.FieldByName(k).Interface(), vb.FieldByName(k).Interface()) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// daemonPlan computes the recipe with the intent of the current
+// chefd.toml (re-read each time: it is recipe-affecting for the watcher).
+// It runs on the scheduler's loop only, so its warning state needs no lock.
+func daemonPlan(root string, started configs.Config, log *zap.Logger) daemon.PlanFunc {
+	warned := ""
+	return func(ctx context.Context) (*recipe.Recipe, error) {
+		cfg, err := configs.Load(root)
+		if err != nil {
+			return nil, err
+		}
+		if changed := strings.Join(changedStartKeys(started, cfg), ", "); changed != warned {
+			warned = changed
+			if changed != "" {
+				log.Warn("chefd.toml changed settings the daemon reads at start only; restart it (chefd stop && chefd start) to apply them",
+					zap.String("changed", changed))
+			}
+		}
+		return recipe.Compute(ctx, root, recipe.Options{Intent: intentOf(cfg, nil)})
+	}
+}
+
+// runDaemon runs the daemon in this process until a signal or `chefd stop`.
+func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, paths daemon.Paths, f startFlags) error {
+	if err := paths.Ensure(); err != nil {
+		return err
+	}
+	log, closeLog, err := a.daemonLogger(paths, f.detached)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	defer log.Sync()
+
+	// A second SIGINT/SIGTERM while stopping exits at once.
+	go func() {
+		<-ctx.Done()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		log.Warn("second signal: exiting without waiting for builds to stop")
+		os.Remove(paths.Socket)
+		os.Exit(130)
+	}()
+
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	settle := 2*cfg.Debounce.Duration + 50*time.Millisecond
+	err = daemon.Run(ctx, daemon.Config{
+		Paths:   paths,
+		Builder: daemonBuilder(absRoot, cfg, log),
+		Plan:    daemonPlan(absRoot, cfg, log),
+		Watch: func() (watcher.Notify, error) {
+			return watcher.New(absRoot,
+				watcher.WithDebounce(cfg.Debounce.Duration),
+				watcher.WithMaxWait(cfg.MaxWait.Duration),
+				watcher.WithIgnore(cfg.Ignore...),
+				watcher.WithLogger(log.Named("watch")))
+		},
+		Settle:     settle,
+		KeepCooked: cfg.KeepCooked,
+		Manual:     f.manual,
+		Version:    chefdVersion(),
+		Log:        log,
+	})
+	var busy *daemon.BusyError
+	if errors.As(err, &busy) {
+		return &exitError{code: 1, msg: busy.Error()}
+	}
+	return err
+}
