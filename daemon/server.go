@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/dockerctl"
 )
 
 // Info identifies a running daemon (GET /v1/ping).
@@ -40,7 +42,8 @@ type FullStatus struct {
 // APIError is the body of an error answer (and of an "error" line of a
 // build stream).
 type APIError struct {
-	// Code: "not_warm", "recipe", "stopping", "bad_request", "internal".
+	// Code: "not_warm", "recipe", "engine_unreachable", "stopping",
+	// "bad_request", "internal".
 	Code    string        `json:"code"`
 	Message string        `json:"error"`
 	NotWarm *NotWarmError `json:"not_warm,omitempty"`
@@ -163,6 +166,8 @@ func apiError(err error) *APIError {
 		return &APIError{Code: "recipe", Message: re.Error(), Status: http.StatusUnprocessableEntity}
 	case errors.Is(err, ErrClosed):
 		return &APIError{Code: "stopping", Message: err.Error(), Status: http.StatusServiceUnavailable}
+	case dockerctl.IsUnreachable(err):
+		return &APIError{Code: "engine_unreachable", Message: err.Error(), Status: http.StatusServiceUnavailable}
 	}
 	return &APIError{Code: "internal", Message: err.Error(), Status: http.StatusInternalServerError}
 }

@@ -17,10 +17,10 @@ import (
 	"github.com/chefd/chefd/dockerctl"
 )
 
-// Exit codes of the daemon commands (besides exitError's 1 for a failed
-// build and 130 for an interrupted wait): 3 when no daemon runs (status)
-// or the current recipe is not cooked (build --warm-only), as the
-// in-process build does.
+// Exit codes of the daemon commands, as the in-process build uses them: 1
+// a failed build, 2 no Docker engine answers, 3 no daemon runs (status,
+// events) or the current recipe is not cooked (build --warm-only), 130 an
+// interrupted wait.
 const exitNotRunning = 3
 
 // daemonCmds returns the commands that talk to the daemon (start, status,
@@ -292,6 +292,8 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 		switch {
 		case errors.As(err, &ae) && ae.Code == "not_warm":
 			return true, &exitError{code: exitNotRunning, msg: ae.Message}
+		case errors.As(err, &ae) && ae.Code == "engine_unreachable":
+			return true, &exitError{code: 2, msg: ae.Message}
 		case errors.As(err, &ae):
 			return true, &exitError{code: 1, msg: ae.Message}
 		case ctx.Err() != nil:
