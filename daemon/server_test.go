@@ -189,16 +189,32 @@ func TestDaemonAPI(t *testing.T) {
 	must(t, d.c.Logs(d.ctx(), 10, false, false, &logs) == nil, "logs")
 	must(t, strings.Contains(logs.String(), "INFO  cooked recipe=abc") && strings.Contains(logs.String(), "plain line"), "logs %q", logs.String())
 
-	// the event stream saw the build and the cook
-	evMu.Lock()
-	var types []string
-	for _, ev := range seen {
-		types = append(types, ev.Type)
-	}
-	evMu.Unlock()
-	joined := strings.Join(types, " ")
-	for _, want := range []string{EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventRecipe, EventCookStart, EventCookDone} {
-		must(t, strings.Contains(joined, want), "events %v lack %s", types, want)
+	// the event stream sees the build and the cook (delivery is asynchronous: wait)
+	wanted := []string{EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventRecipe, EventCookStart, EventCookDone}
+	deadline := time.Now().Add(guard)
+	for {
+		evMu.Lock()
+		have := map[string]bool{}
+		var types []string
+		for _, ev := range seen {
+			have[ev.Type] = true
+			types = append(types, ev.Type)
+		}
+		evMu.Unlock()
+		missing := ""
+		for _, w := range wanted {
+			if !have[w] {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events %v lack %s", types, missing)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// stop
