@@ -1143,7 +1143,11 @@ func (s *Scheduler) Status(recent int) (Status, error) {
 		sortCooked(st.CookedImages)
 		for _, c := range s.cooks {
 			if c.rec != nil {
-				st.Cooks = append(st.Cooks, *c.rec.clone())
+				rec := c.rec.clone()
+				if c.stopping {
+					rec.Waiting = "it to stop (" + s.cookCancelReason(c) + ")"
+				}
+				st.Cooks = append(st.Cooks, *rec)
 			} else {
 				st.Cooks = append(st.Cooks, Record{Kind: KindCook, Recipe: c.r.Hash, Trigger: c.trigger,
 					Queued: c.queued, Result: ResultQueued, Waiting: "the check for an existing image"})

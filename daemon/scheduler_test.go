@@ -179,6 +179,7 @@ func TestSchedUrgentLane(t *testing.T) {
 	st := h.status()
 	must(t, st.Current == nil && st.Pending != nil, "current %v pending %v", st.Current, st.Pending)
 	must(t, strings.Contains(st.Pending.Waiting, "cancelled cook of recipe "+b.ShortHash()), "waiting: %q", st.Pending.Waiting)
+	must(t, len(st.Cooks) == 1 && strings.Contains(st.Cooks[0].Waiting, "obsolete"), "cooks %+v", st.Cooks)
 	must(t, f.count("build") == 0, "a normal build started behind the cook")
 
 	urgent := h.submit(BuildRequest{Urgent: true, Wait: true})

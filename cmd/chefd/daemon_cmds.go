@@ -484,6 +484,9 @@ func printStatus(w io.Writer, st daemon.FullStatus, now time.Time) {
 	}
 	for _, c := range st.Cooks {
 		fmt.Fprintf(w, "cooking:  %s\n", recordLine(c, now))
+		if c.Waiting != "" {
+			fmt.Fprintf(w, "          waiting for %s\n", c.Waiting)
+		}
 	}
 	if r := st.Current; r != nil {
 		fmt.Fprintf(w, "building: %s\n", recordLine(*r, now))
