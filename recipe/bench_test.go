@@ -106,3 +106,21 @@ func BenchmarkCargoMetadata500(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrepare500Cached is a warm prepare: the recipe cache re-stats
+// every input (manifests and the directories target discovery listed) and
+// returns the stored recipe.
+func BenchmarkPrepare500Cached(b *testing.B) {
+	dir := largeWorkspace(b)
+	o := Options{CacheDir: b.TempDir(), racyWindow: -1}
+	if _, err := Compute(context.Background(), dir, o); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r, err := Compute(context.Background(), dir, o)
+		if err != nil || r.Hash == "" {
+			b.Fatal(err)
+		}
+	}
+}

@@ -83,17 +83,18 @@ func hashOf(t *testing.T, dir string, intent Intent) string {
 	return r.Hash
 }
 
-// TestHashTable lists what must and must not change the recipe hash.
-func TestHashTable(t *testing.T) {
-	base := Intent{}
+type hashCase struct {
+	name    string
+	intent  Intent // intent for both computations
+	after   *Intent
+	edit    edit
+	changed bool
+}
+
+// hashCases lists what must and must not change the recipe hash.
+func hashCases() []hashCase {
 	appOnly := Intent{Bins: []string{"app"}}
-	cases := []struct {
-		name    string
-		intent  Intent // intent for both computations
-		after   *Intent
-		edit    edit
-		changed bool
-	}{
+	return []hashCase{
 		// --- must not change ---
 		{name: "rs edit", edit: replaceIn("app/src/main.rs", "hello", "bonjour")},
 		{name: "new module file", edit: writeFile("app/src/util.rs", "pub fn x() {}\n")},
@@ -159,7 +160,12 @@ func TestHashTable(t *testing.T) {
 		{name: "intent: rustflags", after: &Intent{RustFlags: "-C target-cpu=native"}, changed: true},
 		{name: "intent: bins", after: &Intent{Bins: []string{"tool"}}, changed: true},
 	}
-	for _, tc := range cases {
+}
+
+// TestHashTable checks every case of hashCases.
+func TestHashTable(t *testing.T) {
+	base := Intent{}
+	for _, tc := range hashCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()

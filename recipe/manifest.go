@@ -40,9 +40,9 @@ func ParseManifest(name string, data []byte) (map[string]any, error) {
 
 // readManifest reads and decodes dir/Cargo.toml. shown is how the file is
 // named in errors.
-func readManifest(dir, shown string) (*manifest, error) {
+func readManifest(t *tracker, dir, shown string) (*manifest, error) {
 	abs := filepath.Join(dir, "Cargo.toml")
-	data, err := readFile(abs)
+	data, err := t.readFile(abs)
 	if err != nil {
 		return nil, fileError(shown, err)
 	}

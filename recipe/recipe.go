@@ -13,13 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Format is bumped whenever the recipe's meaning changes, so that images
@@ -161,6 +161,14 @@ type Recipe struct {
 // Options control Compute.
 type Options struct {
 	Intent Intent
+	// CacheDir, when set, holds recipe caches: a Compute whose inputs did
+	// not change since the last one (same stat identity for every file and
+	// directory read) returns the stored recipe. See DefaultCacheDir.
+	CacheDir string
+
+	// racyWindow: observations younger than this are not cached (tests set
+	// it negative to cache files they have just written).
+	racyWindow time.Duration
 }
 
 // Compute reads the workspace at dir (its root is found as cargo would) and
@@ -170,7 +178,14 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := loadWorkspace(ctx, rootDir)
+	useCache := opts.CacheDir != "" && cacheSupported
+	if useCache {
+		if r := loadCached(opts.CacheDir, rootDir, opts); r != nil {
+			return r, nil
+		}
+	}
+	t := newTracker()
+	w, err := loadWorkspace(ctx, t, rootDir)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +271,7 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 
 	// lockfile
 	lockPath := filepath.Join(rootDir, "Cargo.lock")
-	if data, err := os.ReadFile(lockPath); err == nil {
+	if data, err := t.readFile(lockPath); err == nil {
 		if _, err := ParseManifest("Cargo.lock", data); err != nil {
 			return nil, err
 		}
@@ -278,7 +293,7 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	}
 
 	// cargo config
-	cfg, cfgName, err := readCargoConfig(rootDir)
+	cfg, cfgName, err := readCargoConfig(t, rootDir)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +312,7 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	}
 
 	// toolchain file
-	if tf, err := readToolchain(rootDir); err != nil {
+	if tf, err := readToolchain(t, rootDir); err != nil {
 		return nil, err
 	} else if tf != nil {
 		tf.Path = relSlash(ctxRoot, filepath.Join(rootDir, tf.Path))
@@ -310,6 +325,9 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	r.Hash, err = r.computeHash()
 	if err != nil {
 		return nil, err
+	}
+	if useCache {
+		_ = storeCached(opts.CacheDir, rootDir, opts, t, r) // a cache that cannot be written only costs time
 	}
 	return r, nil
 }
@@ -377,15 +395,15 @@ func (r *Recipe) Bins() []string {
 
 // readCargoConfig reads the root's .cargo/config (legacy name wins, as in
 // cargo) or .cargo/config.toml.
-func readCargoConfig(rootDir string) (table, string, error) {
+func readCargoConfig(t *tracker, rootDir string) (table, string, error) {
 	for _, name := range []string{".cargo/config", ".cargo/config.toml"} {
 		p := filepath.Join(rootDir, filepath.FromSlash(name))
-		data, err := os.ReadFile(p)
+		data, err := t.readFile(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			if st, serr := os.Stat(p); serr == nil && st.IsDir() {
+			if st, serr := t.stat(p); serr == nil && st.IsDir() {
 				continue
 			}
 			return nil, "", fileError(name, err)
@@ -401,9 +419,9 @@ func readCargoConfig(rootDir string) (table, string, error) {
 
 // readToolchain reads rust-toolchain (wins, as in rustup) or
 // rust-toolchain.toml. Path is relative to the root.
-func readToolchain(rootDir string) (*File, error) {
+func readToolchain(t *tracker, rootDir string) (*File, error) {
 	for _, name := range []string{"rust-toolchain", "rust-toolchain.toml"} {
-		data, err := os.ReadFile(filepath.Join(rootDir, name))
+		data, err := t.readFile(filepath.Join(rootDir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -2,7 +2,6 @@ package recipe
 
 import (
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -49,6 +48,7 @@ type explicitTargets struct {
 
 // targetCtx carries what target discovery needs about a package.
 type targetCtx struct {
+	fs      *tracker
 	m       *manifest
 	edition string
 	stats   map[string]fs.FileMode // memoised stats; -1 (all bits) when missing
@@ -61,7 +61,7 @@ func (c *targetCtx) stat(rel string) fs.FileMode {
 		return m
 	}
 	mode := missing
-	if st, err := os.Stat(filepath.Join(c.m.dir, filepath.FromSlash(rel))); err == nil {
+	if st, err := c.fs.stat(filepath.Join(c.m.dir, filepath.FromSlash(rel))); err == nil {
 		mode = st.Mode()
 	}
 	c.stats[rel] = mode
@@ -83,7 +83,7 @@ func (c *targetCtx) inferDir(rel string) []inferred {
 	if !c.exists(rel) {
 		return nil
 	}
-	ents, err := readDir(filepath.Join(c.m.dir, filepath.FromSlash(rel)))
+	ents, err := c.fs.readDir(filepath.Join(c.m.dir, filepath.FromSlash(rel)))
 	if err != nil {
 		return nil
 	}
@@ -120,11 +120,11 @@ func normPath(p string) string {
 
 // discoverTargets applies cargo's target rules (explicit tables, auto
 // discovery, auto* keys and the 2015-edition rules) to one package.
-func discoverTargets(m *manifest, edition string) (*explicitTargets, error) {
-	c := &targetCtx{m: m, edition: edition, stats: map[string]fs.FileMode{}}
+func discoverTargets(t *tracker, m *manifest, edition string) (*explicitTargets, error) {
+	c := &targetCtx{fs: t, m: m, edition: edition, stats: map[string]fs.FileMode{}}
 	// One listing of the package and of src/ answers most questions.
 	for _, dir := range []string{"", "src"} {
-		ents, err := readDir(filepath.Join(m.dir, dir))
+		ents, err := t.readDir(filepath.Join(m.dir, dir))
 		if err != nil {
 			continue
 		}

@@ -35,6 +35,7 @@ type workspace struct {
 	exclude   []string          // absolute excluded prefixes
 	explicit  []string          // absolute non-glob member paths
 	wsDeps    table             // [workspace.dependencies]
+	fs        *tracker          // records what is read, for the cache
 	wsPackage table             // [workspace.package]
 }
 
@@ -58,7 +59,7 @@ func FindRoot(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", dir, err)
 	}
-	m, err := readManifest(abs, "Cargo.toml")
+	m, err := readManifest(nil, abs, "Cargo.toml")
 	if err != nil {
 		var re *Error
 		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
@@ -120,12 +121,12 @@ func within(p, base string) bool {
 }
 
 // loadWorkspace discovers every local crate from the root manifest.
-func loadWorkspace(ctx context.Context, rootDir string) (*workspace, error) {
-	root, err := readManifest(rootDir, "Cargo.toml")
+func loadWorkspace(ctx context.Context, t *tracker, rootDir string) (*workspace, error) {
+	root, err := readManifest(t, rootDir, "Cargo.toml")
 	if err != nil {
 		return nil, err
 	}
-	w := &workspace{root: root, rootDir: rootDir, crates: map[string]*crate{}}
+	w := &workspace{root: root, rootDir: rootDir, crates: map[string]*crate{}, fs: t}
 	w.wsDeps = sub(root.ws, "dependencies")
 	w.wsPackage = sub(root.ws, "package")
 	if err := w.readVendorDirs(); err != nil {
@@ -179,7 +180,7 @@ func loadWorkspace(ctx context.Context, rootDir string) (*workspace, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			m, err := readManifest(d, w.shown(filepath.Join(d, "Cargo.toml")))
+			m, err := readManifest(w.fs, d, w.shown(filepath.Join(d, "Cargo.toml")))
 			if err != nil {
 				var re *Error
 				if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
@@ -254,7 +255,7 @@ func loadWorkspace(ctx context.Context, rootDir string) (*workspace, error) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			c.targets, errs[i] = discoverTargets(c.m, c.edition)
+			c.targets, errs[i] = discoverTargets(w.fs, c.m, c.edition)
 		}(i, w.crates[d])
 	}
 	wg.Wait()
@@ -308,7 +309,7 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 	line := lineOf(w.root.raw, pat)
 	full := filepath.Join(w.rootDir, filepath.FromSlash(pat))
 	if !hasMeta(pat) {
-		st, err := os.Stat(full)
+		st, err := w.fs.stat(full)
 		if err != nil {
 			e := fileError("Cargo.toml", err)
 			e.Line = line
@@ -329,13 +330,13 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 		}
 		return []string{filepath.Clean(full)}, nil
 	}
-	matches, err := globPath(w.rootDir, pat)
+	matches, err := w.globPath(pat)
 	if err != nil {
 		return nil, errorf("Cargo.toml", line, "fix the glob pattern", "invalid member pattern %q: %v", pat, err)
 	}
 	var out []string
 	for _, mm := range matches {
-		st, err := os.Stat(mm)
+		st, err := w.fs.stat(mm)
 		if err != nil {
 			if errors.Is(err, syscall.ELOOP) {
 				return nil, &Error{File: w.shown(mm), Msg: "symbolic link loop", Err: err,
@@ -357,11 +358,12 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 	return out, nil
 }
 
-// globPath expands pat (relative to root, slash-separated, may contain **)
-// to absolute matches.
-func globPath(root, pat string) ([]string, error) {
+// globPath expands pat (relative to the root, slash-separated, may
+// contain **) to absolute matches.
+func (w *workspace) globPath(pat string) ([]string, error) {
+	root := w.rootDir
 	if !strings.Contains(pat, "**") {
-		return filepath.Glob(filepath.Join(root, filepath.FromSlash(pat)))
+		return w.fs.glob(filepath.Join(root, filepath.FromSlash(pat)))
 	}
 	parts := strings.Split(pat, "/")
 	cur := []string{root}
@@ -371,20 +373,9 @@ func globPath(root, pat string) ([]string, error) {
 			switch {
 			case p == "**":
 				next = append(next, c)
-				filepath.WalkDir(c, func(path string, d fs.DirEntry, err error) error {
-					if err != nil {
-						return nil
-					}
-					if d.IsDir() && path != c {
-						if d.Name() == "target" || strings.HasPrefix(d.Name(), ".") {
-							return filepath.SkipDir
-						}
-						next = append(next, path)
-					}
-					return nil
-				})
+				next = append(next, w.subdirs(c)...)
 			case hasMeta(p):
-				m, err := filepath.Glob(filepath.Join(c, p))
+				m, err := w.fs.glob(filepath.Join(c, p))
 				if err != nil {
 					return nil, err
 				}
@@ -397,11 +388,30 @@ func globPath(root, pat string) ([]string, error) {
 	}
 	var out []string
 	for _, c := range cur {
-		if _, err := os.Lstat(c); err == nil {
+		if _, err := w.fs.stat(c); err == nil {
 			out = append(out, c)
 		}
 	}
 	return out, nil
+}
+
+// subdirs lists every directory below dir (not following symlinks,
+// skipping target/ and dot directories).
+func (w *workspace) subdirs(dir string) []string {
+	var out []string
+	ents, err := w.fs.readDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		if !e.isDir || e.name == "target" || strings.HasPrefix(e.name, ".") {
+			continue
+		}
+		d := filepath.Join(dir, e.name)
+		out = append(out, d)
+		out = append(out, w.subdirs(d)...)
+	}
+	return out
 }
 
 func dedupe(s []string) []string {
@@ -460,7 +470,7 @@ func (w *workspace) loadPathCrate(from *manifest, key, base, p string, fromMembe
 			"point `path` at a crate directory that shares a parent directory (other than /) with the workspace",
 			"path dependency %q = %q escapes to %s: chefd cannot place it in the build context", key, p, dir)
 	}
-	m, err := readManifest(dir, w.shown(filepath.Join(dir, "Cargo.toml")))
+	m, err := readManifest(w.fs, dir, w.shown(filepath.Join(dir, "Cargo.toml")))
 	if err != nil {
 		var re *Error
 		if errors.As(err, &re) {
@@ -553,7 +563,7 @@ func (w *workspace) versionOf(m *manifest) string {
 
 // readVendorDirs records directory sources named in the root's cargo config.
 func (w *workspace) readVendorDirs() error {
-	cfg, name, err := readCargoConfig(w.rootDir)
+	cfg, name, err := readCargoConfig(w.fs, w.rootDir)
 	if err != nil || cfg == nil {
 		return err
 	}

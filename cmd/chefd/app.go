@@ -139,7 +139,7 @@ and print its hash with a one-line summary.`,
 			if err != nil {
 				return err
 			}
-			r, err := recipe.Compute(cmd.Context(), root, recipe.Options{Intent: intentOf(cfg, bins)})
+			r, err := recipe.Compute(cmd.Context(), root, recipe.Options{Intent: intentOf(cfg, bins), CacheDir: recipe.DefaultCacheDir()})
 			if err != nil {
 				return err
 			}

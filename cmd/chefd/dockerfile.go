@@ -26,7 +26,7 @@ configured binaries. With --check FILE, exit 1 when FILE is out of date.`,
 			if err != nil {
 				return err
 			}
-			r, err := recipe.Compute(cmd.Context(), root, recipe.Options{Intent: intentOf(cfg, nil)})
+			r, err := recipe.Compute(cmd.Context(), root, recipe.Options{Intent: intentOf(cfg, nil), CacheDir: recipe.DefaultCacheDir()})
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,265 @@
+package recipe
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/gob"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// The recipe cache: every file and directory Compute reads or stats is
+// recorded with its identity (inode, size, mode, mtime and ctime; a write
+// always moves ctime). A later Compute with the same root and options
+// re-stats those paths only and, when none moved, returns the stored
+// recipe. Entries whose paths were touched in the last two seconds are not
+// stored (a same-tick edit could otherwise go unseen on a coarse clock).
+
+// statKey identifies a file's state; the zero value means "missing".
+type statKey struct {
+	Exists bool   `json:"e,omitempty"`
+	Mode   uint32 `json:"m,omitempty"`
+	Size   int64  `json:"s,omitempty"`
+	Mtime  int64  `json:"t,omitempty"`
+	Ctime  int64  `json:"c,omitempty"`
+	Ino    uint64 `json:"i,omitempty"`
+	Dev    uint64 `json:"d,omitempty"`
+}
+
+// tracker records the filesystem observations of one Compute. A nil
+// tracker records nothing.
+type tracker struct {
+	mu  sync.Mutex
+	obs map[string]statKey
+}
+
+func newTracker() *tracker { return &tracker{obs: map[string]statKey{}} }
+
+func (t *tracker) note(p string, k statKey) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	if _, seen := t.obs[p]; !seen {
+		t.obs[p] = k
+	}
+	t.mu.Unlock()
+}
+
+// noteErr records a path that could not be read: missing is cacheable,
+// anything else is noted as a never-matching key.
+func (t *tracker) noteErr(p string, err error) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		t.note(p, statKey{})
+		return
+	}
+	t.note(p, statKey{Exists: true, Ino: ^uint64(0)})
+}
+
+func (t *tracker) readFile(p string) ([]byte, error) {
+	data, k, err := readFileKey(p)
+	if err != nil {
+		if k.Exists {
+			t.note(p, k)
+		} else {
+			t.noteErr(p, err)
+		}
+		return nil, err
+	}
+	t.note(p, k)
+	return data, nil
+}
+
+func (t *tracker) readDir(p string) ([]dirEntry, error) {
+	ents, k, err := readDirKey(p)
+	if err != nil {
+		t.noteErr(p, err)
+		return nil, err
+	}
+	t.note(p, k)
+	return ents, nil
+}
+
+// stat follows symlinks, like os.Stat.
+func (t *tracker) stat(p string) (fs.FileInfo, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		t.noteErr(p, err)
+		return nil, err
+	}
+	if k, err := statPath(p); err == nil {
+		t.note(p, k)
+	}
+	return st, nil
+}
+
+// glob expands a pattern whose components may hold *, ? and [...] (no
+// **), listing directories through the tracker.
+func (t *tracker) glob(pattern string) ([]string, error) {
+	if !hasMeta(pattern) {
+		if _, err := t.stat(pattern); err != nil {
+			return nil, nil
+		}
+		return []string{pattern}, nil
+	}
+	dir, file := filepath.Split(pattern)
+	dir = filepath.Clean(dir)
+	var dirs []string
+	if hasMeta(dir) {
+		var err error
+		if dirs, err = t.glob(dir); err != nil {
+			return nil, err
+		}
+	} else {
+		dirs = []string{dir}
+	}
+	if _, err := path.Match(file, ""); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, d := range dirs {
+		ents, err := t.readDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if ok, _ := path.Match(file, e.name); ok {
+				out = append(out, filepath.Join(d, e.name))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// cacheEntry is what the cache stores for one root and option set.
+type cacheEntry struct {
+	Version string             `json:"version"`
+	Root    string             `json:"root"`
+	Options string             `json:"options"`
+	Obs     map[string]statKey `json:"obs"`
+	Recipe  *Recipe            `json:"recipe"`
+	Context string             `json:"context_root"`
+	Extern  int                `json:"external"`
+}
+
+// cacheVersion changes whenever what Compute reads or produces changes.
+const cacheVersion = "1"
+
+func cachePath(dir, root, opts string) string {
+	sum := sha256.Sum256([]byte(root + "\x00" + opts))
+	return filepath.Join(dir, fmt.Sprintf("recipe-%x.gob", sum[:8]))
+}
+
+func optionsKey(o Options) string {
+	b, _ := json.Marshal(o.Intent.normalize())
+	return fmt.Sprintf("f%d:%s", Format, b)
+}
+
+// loadCached returns the cached recipe when every observed path is
+// unchanged, nil otherwise.
+func loadCached(dir, root string, o Options) *Recipe {
+	f, err := os.Open(cachePath(dir, root, optionsKey(o)))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var e cacheEntry
+	if gob.NewDecoder(bufio.NewReader(f)).Decode(&e) != nil || e.Version != cacheVersion || e.Root != root ||
+		e.Options != optionsKey(o) || len(e.Obs) == 0 || e.Recipe == nil || e.Recipe.Hash == "" {
+		return nil
+	}
+	if !unchanged(e.Obs) {
+		return nil
+	}
+	r := e.Recipe
+	r.Root, r.ContextRoot, r.External = root, e.Context, e.Extern
+	return r
+}
+
+// unchanged re-stats every observed path (in parallel: it is all system
+// calls).
+func unchanged(obs map[string]statKey) bool {
+	paths := make([]string, 0, len(obs))
+	for p := range obs {
+		paths = append(paths, p)
+	}
+	const workers = 4
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := true
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(paths); i += workers {
+				k, err := statPath(paths[i])
+				if err != nil {
+					k = statKey{}
+				}
+				if k != obs[paths[i]] {
+					mu.Lock()
+					ok = false
+					mu.Unlock()
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	return ok
+}
+
+// storeCached writes the entry unless some observed path changed too
+// recently to trust its timestamps.
+func storeCached(dir, root string, o Options, t *tracker, r *Recipe) error {
+	window := o.racyWindow
+	if window == 0 {
+		window = 2 * time.Second
+	}
+	recent := time.Now().Add(-window).UnixNano()
+	for _, k := range t.obs {
+		if k.Exists && (k.Mtime > recent || k.Ctime > recent) {
+			return nil
+		}
+		if k.Ino == ^uint64(0) {
+			return nil // an unreadable path: do not cache
+		}
+	}
+	e := cacheEntry{Version: cacheVersion, Root: root, Options: optionsKey(o), Obs: t.obs, Recipe: r,
+		Context: r.ContextRoot, Extern: r.External}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&e); err != nil {
+		return err
+	}
+	out := buf.Bytes()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	p := cachePath(dir, root, optionsKey(o))
+	tmp := p + ".tmp" + fmt.Sprint(os.Getpid())
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, p)
+}
+
+// DefaultCacheDir is where the CLI and the daemon keep recipe caches.
+func DefaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil || strings.TrimSpace(d) == "" {
+		return ""
+	}
+	return filepath.Join(d, "chefd", "recipes")
+}

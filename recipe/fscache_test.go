@@ -1,0 +1,98 @@
+package recipe
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func computeWith(t *testing.T, dir string, o Options) *Recipe {
+	t.Helper()
+	r, err := Compute(context.Background(), dir, o)
+	if err != nil {
+		t.Fatalf("Compute: %v", err)
+	}
+	return r
+}
+
+// TestCacheFollowsEveryHashCase replays the hash table with the cache on:
+// a cached Compute must always equal a fresh one.
+func TestCacheFollowsEveryHashCase(t *testing.T) {
+	for _, tc := range hashCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			copyTree(t, "testdata/hashbase", dir)
+			cache := t.TempDir()
+			intent := Intent{}
+			if tc.intent.Bins != nil {
+				intent = tc.intent
+			}
+			cached := Options{Intent: intent, CacheDir: cache, racyWindow: -1}
+			fresh := computeWith(t, dir, Options{Intent: intent})
+			if got := computeWith(t, dir, cached); got.Hash != fresh.Hash {
+				t.Fatalf("first cached compute differs")
+			}
+			if got := computeWith(t, dir, cached); got.Hash != fresh.Hash {
+				t.Fatalf("cache hit differs")
+			}
+			if tc.edit != nil {
+				tc.edit(t, dir)
+			}
+			afterIntent := intent
+			if tc.after != nil {
+				afterIntent = *tc.after
+			}
+			want := computeWith(t, dir, Options{Intent: afterIntent})
+			got := computeWith(t, dir, Options{Intent: afterIntent, CacheDir: cache, racyWindow: -1})
+			if got.Hash != want.Hash {
+				t.Fatalf("after the edit the cache returned %s, a fresh compute %s", got.Hash[:12], want.Hash[:12])
+			}
+		})
+	}
+}
+
+// TestCacheHitAndInvalidation proves the cache is used, restores the
+// host-only fields, and is dropped when an input moves.
+func TestCacheHitAndInvalidation(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, "testdata/hashbase", dir)
+	cache := t.TempDir()
+	o := Options{CacheDir: cache, racyWindow: -1}
+	first := computeWith(t, dir, o)
+	// doctor the stored hash: a hit returns it
+	files, _ := filepath.Glob(filepath.Join(cache, "recipe-*.gob"))
+	if len(files) != 1 {
+		t.Fatalf("cache files: %v", files)
+	}
+	data, _ := os.ReadFile(files[0])
+	var e cacheEntry
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	e.Recipe.Hash = "doctored"
+	var buf bytes.Buffer
+	gob.NewEncoder(&buf).Encode(&e)
+	os.WriteFile(files[0], buf.Bytes(), 0o600)
+	hit := computeWith(t, dir, o)
+	if hit.Hash != "doctored" {
+		t.Fatalf("no cache hit: %s", hit.Hash)
+	}
+	if hit.Root != first.Root || hit.ContextRoot != first.ContextRoot || hit.External != first.External || len(hit.SkeletonFiles()) != len(first.SkeletonFiles()) {
+		t.Errorf("cached recipe lost fields: %+v", hit)
+	}
+	// a new file where cargo looks for targets invalidates it
+	os.WriteFile(filepath.Join(dir, "tool", "src", "lib.rs"), nil, 0o644)
+	if got := computeWith(t, dir, o); got.Hash == "doctored" {
+		t.Fatal("a new target file did not invalidate the cache")
+	}
+	// racy entries are not stored: files written just now
+	cache2 := t.TempDir()
+	computeWith(t, dir, Options{CacheDir: cache2})
+	if files, _ := filepath.Glob(filepath.Join(cache2, "recipe-*.gob")); len(files) != 0 {
+		t.Errorf("an entry with inputs changed in the last 2 s was stored")
+	}
+}
