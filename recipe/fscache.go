@@ -3,8 +3,8 @@ package recipe
 import (
 	"bufio"
 	"bytes"
-	"encoding/gob"
 	"crypto/sha256"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
