@@ -138,6 +138,8 @@ func TestDaemonE2EEngine(t *testing.T) {
 	}
 	needEngine(t)
 	ws := exampleCopy(t)
+	// a tag of its own: other tests and the demo use the example's image too
+	edit(t, filepath.Join(ws, "chefd.toml"), `image = "chefd-example"`, "image = \"chefd-example\"\ntag = \"e2e-daemon\"")
 	env := daemonEnv(t, ws)
 	if r := chefd(t, ws, env, "start"); r.code != 0 {
 		t.Fatalf("start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -166,7 +168,7 @@ func TestDaemonE2EEngine(t *testing.T) {
 		t.Fatalf("unchanged build: exit %d %q\n%s", r.code, r.stdout, r.stderr)
 	}
 	st := daemonStatus(t, ws, env)
-	if st.LastOK == nil || st.LastOK.ImageID != second || !st.Cooked {
+	if st.LastOK == nil || st.LastOK.ImageID != second || st.LastOK.Image != "chefd-example:e2e-daemon" || !st.Cooked {
 		t.Fatalf("status: %+v", st.Status)
 	}
 	out := dockerRun(t, st.LastOK.Image)
