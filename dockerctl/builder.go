@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +38,15 @@ type WorkspaceBuilder struct {
 	// NoCache makes the engine ignore its layer cache (benchmarks, or a
 	// suspected bad cache). Cache mounts stay.
 	NoCache bool
+
+	mu      sync.Mutex
+	current string // cooked tag of the recipe last cooked or built: GC keeps it
+}
+
+func (b *WorkspaceBuilder) use(r *recipe.Recipe) {
+	b.mu.Lock()
+	b.current = b.CookedTag(r)
+	b.mu.Unlock()
 }
 
 // NewWorkspaceBuilder binds an engine to a workspace root and its config.
@@ -98,6 +108,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	start := time.Now()
 	tag := b.CookedTag(r)
 	res := CookResult{Tag: tag}
+	b.use(r)
 	id, err := b.e.imageID(ctx, tag)
 	if err != nil {
 		return res, err
@@ -173,6 +184,7 @@ func (b *WorkspaceBuilder) shippedBins(r *recipe.Recipe) ([]string, string) {
 func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progress) (BuildResult, error) {
 	start := time.Now()
 	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r)}
+	b.use(r)
 	have, err := b.HasCooked(ctx, r)
 	if err != nil {
 		return res, err
@@ -194,7 +206,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	}
 
 	// One code build of this workspace at a time, across processes.
-	unlock, err := lockFile(filepath.Join(b.StateDir, "build.lock"))
+	unlock, err := lockFile(ctx, filepath.Join(b.StateDir, "build.lock"))
 	if err != nil {
 		return res, err
 	}
@@ -343,9 +355,12 @@ func (s *stream) ran(marker string) bool {
 	return false
 }
 
-// GC removes this workspace's cooked images beyond the newest keep, never
-// the one of current (may be nil).
+// GC removes this workspace's cooked images beyond the newest keep; the
+// cooked image of the recipe last cooked or built is always kept.
 func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
+	b.mu.Lock()
+	current := b.current
+	b.mu.Unlock()
 	imgs, err := b.e.cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", "chefd.kind=cooked"),
 		filters.Arg("label", "chefd.workspace="+b.root),
@@ -356,7 +371,7 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created > imgs[j].Created })
 	var removed []string
 	for i, im := range imgs {
-		if i < keep {
+		if i < keep || contains(im.RepoTags, current) {
 			continue
 		}
 		name := im.ID
@@ -372,8 +387,18 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 	return removed, nil
 }
 
-// lockFile takes an exclusive flock on path (created if needed).
-func lockFile(path string) (func(), error) {
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// lockFile takes an exclusive flock on path (created if needed), waiting
+// until ctx is done.
+func lockFile(ctx context.Context, path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
@@ -381,9 +406,21 @@ func lockFile(path string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", path, err)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)

@@ -224,7 +224,10 @@ workspace, the build is asked of the daemon.`,
 			if f.JSON {
 				return json.NewEncoder(a.stdout).Encode(res)
 			}
-			printResult(a.stdout, res)
+			// stdout: the image ID alone (docker run $(chefd build) works);
+			// the summary goes to stderr, as through the daemon.
+			printResult(a.stderr, res)
+			fmt.Fprintln(a.stdout, res.ImageID)
 			return nil
 		},
 	}
