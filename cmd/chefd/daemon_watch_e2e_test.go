@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+
+	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/daemon"
+	"github.com/chefd/chefd/dockerctl"
+)
+
+// alive: the process exists and is not a zombie.
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) < 3 || f[2] != "Z"
+}
+
+// waitStatus polls the daemon until cond holds.
+func waitStatus(t *testing.T, ws string, env []string, within time.Duration, what string, cond func(daemon.FullStatus) bool) daemon.FullStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := daemonStatus(t, ws, env)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; status %+v", what, within, st.Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func containerCount(t *testing.T) int {
+	t.Helper()
+	e, err := dockerctl.Connect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	l, err := e.Client().ContainerList(context.Background(), container.ListOptions{All: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(l)
+}
+
+// TestDaemonE2EWatch: the daemon on the example with the real engine.
+// A saved .rs edit becomes an image without any request; a new dependency
+// starts a cook within a second, then a code build; `chefd build --wait`
+// from another shell returns the image the daemon built; SIGTERM stops it
+// cleanly (socket gone, no container left).
+func TestDaemonE2EWatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	needEngine(t)
+	containersBefore := containerCount(t)
+	ws := exampleCopy(t)
+	// an image name of its own, so cooks really happen (the layer cache
+	// makes them quick when the recipe was cooked before)
+	image := fmt.Sprintf("chefd-e2e-watch-%d", time.Now().UnixNano())
+	edit(t, filepath.Join(ws, "chefd.toml"), `image = "chefd-example"`, "image = \""+image+"\"")
+	t.Cleanup(func() {
+		out, _ := exec.Command("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").Output()
+		for _, ref := range strings.Fields(string(out)) {
+			if strings.HasPrefix(ref, image) {
+				exec.Command("docker", "rmi", "-f", ref).Run()
+			}
+		}
+	})
+	env := daemonEnv(t, ws)
+	if r := chefd(t, ws, env, "start"); r.code != 0 {
+		t.Fatalf("start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	waitStatus(t, ws, env, 10*time.Minute, "startup cook", func(st daemon.FullStatus) bool {
+		return st.Cooked && st.State == "idle"
+	})
+
+	// 1. Save an edit: a build starts by itself and its image prints it.
+	edit(t, filepath.Join(ws, "crates/app/src/main.rs"), `GREETING: &str = "hello from chefd example"`, `GREETING: &str = "hello from the watcher"`)
+	st := waitStatus(t, ws, env, 5*time.Minute, "build after a save", func(st daemon.FullStatus) bool {
+		return st.LastOK != nil && strings.Contains(strings.Join(st.LastOK.Changed, " "), "crates/app/src/main.rs")
+	})
+	if st.LastOK.Trigger != "watch" || st.LastOK.Compiled.ThirdParty != 0 {
+		t.Errorf("save build: trigger %q, compiled %+v", st.LastOK.Trigger, st.LastOK.Compiled)
+	}
+	if out := dockerRun(t, st.LastOK.Image); !strings.Contains(out, "hello from the watcher") {
+		t.Fatalf("the daemon's image prints %q", out)
+	}
+	built := st.LastOK.ImageID
+
+	// 2. `chefd build --wait` from a second shell: the same image.
+	r := chefd(t, ws, env, "build", "--wait")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != built {
+		t.Fatalf("build --wait: exit %d, %q, want %s\n%s", r.code, r.stdout, built, r.stderr)
+	}
+
+	// 3. A new dependency (manifest and lockfile land together, as after
+	// `cargo add`): a cook of the new recipe starts within 1 s, unasked,
+	// then a code build on it.
+	before := st.Recipe
+	stage := filepath.Join(t.TempDir(), "ws")
+	if out, err := exec.Command("cp", "-a", ws, stage).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(stage, ".chefd"))
+	edit(t, filepath.Join(stage, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nryu = \"1\"\n")
+	cfg, _ := configs.Load(ws)
+	if out, err := exec.Command("docker", "run", "--rm", "-v", stage+":/w", "-w", "/w", cfg.BuilderImage,
+		"cargo", "generate-lockfile", "--offline").CombinedOutput(); err != nil {
+		t.Fatalf("re-lock: %v\n%s", err, out)
+	}
+	for _, f := range []string{"Cargo.lock", "crates/report/Cargo.toml"} {
+		data, err := os.ReadFile(filepath.Join(stage, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ws, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved := time.Now()
+	st = waitStatus(t, ws, env, 30*time.Second, "cook of the new recipe", func(st daemon.FullStatus) bool {
+		if st.Recipe == before {
+			return false
+		}
+		for _, c := range st.Cooks {
+			if c.Recipe == st.Recipe {
+				return true
+			}
+		}
+		for _, c := range st.Recent {
+			if c.Kind == "cook" && c.Recipe == st.Recipe {
+				return true
+			}
+		}
+		return false
+	})
+	if d := time.Since(saved); d > time.Second+300*time.Millisecond {
+		t.Errorf("the cook started %v after the save (goal: within 1 s)", d)
+	}
+	t.Logf("cook started %v after the save; recipe diff: %v", time.Since(saved), st.Cooks)
+	newRecipe := st.Recipe
+	st = waitStatus(t, ws, env, 10*time.Minute, "code build on the new recipe", func(st daemon.FullStatus) bool {
+		return st.LastOK != nil && st.LastOK.Recipe == newRecipe && st.Cooked
+	})
+	if st.LastOK.Compiled.ThirdParty != 0 {
+		t.Errorf("the code build after the cook compiled %d third-party crates", st.LastOK.Compiled.ThirdParty)
+	}
+
+	// 4. SIGTERM: clean exit, socket removed, no container left.
+	sock := st.Daemon.Paths.Socket
+	if err := syscall.Kill(st.Daemon.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for alive(st.Daemon.PID) {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon did not exit on SIGTERM")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket %s left after SIGTERM", sock)
+	}
+	if n := containerCount(t); n > containersBefore {
+		t.Errorf("%d containers left", n-containersBefore)
+	}
+}
