@@ -66,7 +66,9 @@ crates on top of it. 'chefd start' keeps that image warm while you edit.`,
 // newLogger builds the CLI's logger: human console output on a TTY, JSON
 // lines otherwise.
 func newLogger(w io.Writer, verbose bool) *zap.Logger {
-	level := zapcore.InfoLevel
+	// The CLI prints its own results; its log shows warnings and errors
+	// (everything with -v). The daemon logs to its own file at info.
+	level := zapcore.WarnLevel
 	if verbose {
 		level = zapcore.DebugLevel
 	}
