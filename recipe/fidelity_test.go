@@ -264,3 +264,54 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestFidelityBinFilter: with one binary selected, the filtered skeleton
+// still loads in cargo, and every package it keeps looks to cargo exactly
+// as in the original workspace.
+func TestFidelityBinFilter(t *testing.T) {
+	cargo := needCargo(t)
+	checked := 0
+	for _, name := range fixtureNames(t) {
+		src := t.TempDir()
+		copyTree(t, filepath.Join("testdata/fixtures", name), src)
+		root := fixtureRoot(src)
+		full, err := Compute(context.Background(), root, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bins := full.Bins()
+		if len(bins) == 0 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			want := cargoMetadata(t, cargo, root)
+			byName := map[string]metaPkg{}
+			for _, p := range want.Packages {
+				byName[p.Name] = p
+			}
+			r, err := Compute(context.Background(), root, Options{Intent: Intent{Bins: bins[:1]}})
+			if err != nil {
+				t.Fatalf("Compute --bin %s: %v", bins[0], err)
+			}
+			skel := t.TempDir()
+			if err := r.WriteSkeleton(skel); err != nil {
+				t.Fatal(err)
+			}
+			got := cargoMetadata(t, cargo, filepath.Join(skel, r.WorkspaceDir))
+			if len(got.Packages) == 0 {
+				t.Fatal("filtered skeleton has no package")
+			}
+			for _, p := range got.Packages {
+				if !reflect.DeepEqual(p, byName[p.Name]) {
+					gj, _ := json.MarshalIndent(p, "", " ")
+					wj, _ := json.MarshalIndent(byName[p.Name], "", " ")
+					t.Errorf("package %s differs with --bin %s\n--- skeleton:\n%s\n--- original:\n%s", p.Name, bins[0], gj, wj)
+				}
+			}
+		})
+		checked++
+	}
+	if checked < 10 {
+		t.Fatalf("only %d fixtures have binaries", checked)
+	}
+}
