@@ -116,7 +116,9 @@ func skeletonManifest(c *crate, masked map[string]bool, rewrite func(doc table))
 		for _, k := range metadataKeys {
 			delete(pkg, k)
 		}
-		if _, ok := pkg["version"].(string); ok && masked[c.m.name] {
+		if _, isTable := pkg["version"].(table); !isTable && masked[c.m.name] {
+			// a plain version, or none (cargo >= 1.75 reads it as 0.0.0):
+			// the placeholder, matching the masked lockfile entry
 			pkg["version"] = MaskedVersion
 		}
 		t := c.targets
