@@ -166,13 +166,14 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	return res, nil
 }
 
-// shippedBins are the binaries copied into the final image.
-func (b *WorkspaceBuilder) shippedBins(r *recipe.Recipe) ([]string, string) {
-	bins := b.cfg.Bins
+// ShippedBins are the binaries copied into the final image (bins of
+// chefd.toml, else every binary of the recipe) and the entrypoint.
+func ShippedBins(cfg configs.Config, r *recipe.Recipe) ([]string, string) {
+	bins := cfg.Bins
 	if len(bins) == 0 {
 		bins = r.Bins()
 	}
-	entry := b.cfg.EntrypointBin()
+	entry := cfg.EntrypointBin()
 	if entry == "" && len(bins) > 0 {
 		entry = bins[0]
 	}
@@ -200,7 +201,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	if err := b.e.requireImage(ctx, b.cfg.RuntimeImage, "runtime"); err != nil {
 		return res, err
 	}
-	bins, entry := b.shippedBins(r)
+	bins, entry := ShippedBins(b.cfg, r)
 	if len(bins) == 0 {
 		return res, fmt.Errorf("no binary to ship: the workspace has no binary target (set bins in %s)", configs.FileName)
 	}

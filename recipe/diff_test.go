@@ -1,7 +1,6 @@
 package recipe
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -98,39 +97,7 @@ checksum = "04"
 `,
 }
 
-type diffEdit func(t *testing.T, dir string)
-
-func diffReplace(file, old, new string) diffEdit {
-	return func(t *testing.T, dir string) {
-		t.Helper()
-		p := filepath.Join(dir, file)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(string(b), old) {
-			t.Fatalf("%s does not contain %q", file, old)
-		}
-		if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func diffWrite(file, text string) diffEdit {
-	return func(t *testing.T, dir string) {
-		t.Helper()
-		p := filepath.Join(dir, file)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func diffRemove(file string) diffEdit {
+func diffRemove(file string) edit {
 	return func(t *testing.T, dir string) {
 		t.Helper()
 		if err := os.Remove(filepath.Join(dir, file)); err != nil {
@@ -139,99 +106,82 @@ func diffRemove(file string) diffEdit {
 	}
 }
 
-func diffAll(edits ...diffEdit) diffEdit {
-	return func(t *testing.T, dir string) {
-		for _, e := range edits {
-			e(t, dir)
-		}
-	}
-}
-
-func diffCompute(t *testing.T, dir string, intent Intent) *Recipe {
-	t.Helper()
-	r, err := Compute(context.Background(), dir, Options{Intent: intent})
-	if err != nil {
-		t.Fatalf("Compute: %v", err)
-	}
-	return r
-}
-
 // TestDiffTable edits a workspace and checks the lines Diff explains the
 // recipe change with.
 func TestDiffTable(t *testing.T) {
 	cases := []struct {
 		name   string
-		edit   diffEdit
+		edit   edit
 		before Intent
 		after  *Intent
 		want   []string
 	}{
-		{name: "code edit: no diff", edit: diffWrite("crates/app/src/main.rs", "fn main() { println!(\"hi\") }\n")},
-		{name: "description edit: no diff", edit: diffReplace("crates/app/Cargo.toml", "the app", "the best app")},
+		{name: "code edit: no diff", edit: writeFile("crates/app/src/main.rs", "fn main() { println!(\"hi\") }\n")},
+		{name: "description edit: no diff", edit: replaceIn("crates/app/Cargo.toml", "the app", "the best app")},
 		{name: "add dependency",
-			edit: diffReplace("crates/app/Cargo.toml", `anyhow = "1"`, "anyhow = \"1\"\nregex = \"1\""),
+			edit: replaceIn("crates/app/Cargo.toml", `anyhow = "1"`, "anyhow = \"1\"\nregex = \"1\""),
 			want: []string{`crates/app: + dependency regex = "1"`}},
 		{name: "remove dependency",
-			edit: diffReplace("crates/app/Cargo.toml", "anyhow = \"1\"\n", ""),
+			edit: replaceIn("crates/app/Cargo.toml", "anyhow = \"1\"\n", ""),
 			want: []string{`crates/app: - dependency anyhow = "1"`}},
 		{name: "dependency requirement",
-			edit: diffReplace("crates/app/Cargo.toml", `anyhow = "1"`, `anyhow = "1.0.80"`),
+			edit: replaceIn("crates/app/Cargo.toml", `anyhow = "1"`, `anyhow = "1.0.80"`),
 			want: []string{`crates/app: ~ dependency anyhow: version "1" -> "1.0.80"`}},
 		{name: "dependency gains features",
-			edit: diffReplace("crates/app/Cargo.toml", `anyhow = "1"`, `anyhow = { version = "1", features = ["backtrace"] }`),
+			edit: replaceIn("crates/app/Cargo.toml", `anyhow = "1"`, `anyhow = { version = "1", features = ["backtrace"] }`),
 			want: []string{`crates/app: ~ dependency anyhow: + features = ["backtrace"]`}},
 		{name: "dev-dependency",
-			edit: diffReplace("crates/app/Cargo.toml", `itoa = "1"`, "itoa = \"1\"\nryu = \"1\""),
+			edit: replaceIn("crates/app/Cargo.toml", `itoa = "1"`, "itoa = \"1\"\nryu = \"1\""),
 			want: []string{`crates/app: + dev-dependency ryu = "1"`}},
 		{name: "target dependency",
-			edit: diffReplace("crates/app/Cargo.toml", `libc = "0.2"`, "libc = \"0.2\"\nnix = \"0.29\""),
+			edit: replaceIn("crates/app/Cargo.toml", `libc = "0.2"`, "libc = \"0.2\"\nnix = \"0.29\""),
 			want: []string{`crates/app: + dependency (target cfg(unix)) nix = "0.29"`}},
 		{name: "workspace dependency feature",
-			edit: diffReplace("Cargo.toml", `features = ["derive"]`, `features = ["derive", "rc"]`),
+			edit: replaceIn("Cargo.toml", `features = ["derive"]`, `features = ["derive", "rc"]`),
 			want: []string{`Cargo.toml: ~ workspace dependency serde: features ["derive"] -> ["derive", "rc"]`}},
 		{name: "feature added and changed",
-			edit: diffReplace("crates/lib/Cargo.toml", "default = []\n", "default = [\"fast\"]\nsimd = []\n"),
+			edit: replaceIn("crates/lib/Cargo.toml", "default = []\n", "default = [\"fast\"]\nsimd = []\n"),
 			want: []string{`crates/lib: ~ feature default [] -> ["fast"]`, `crates/lib: + feature simd = []`}},
 		{name: "feature removed",
-			edit: diffReplace("crates/lib/Cargo.toml", "fast = []\n", ""),
+			edit: replaceIn("crates/lib/Cargo.toml", "fast = []\n", ""),
 			want: []string{`crates/lib: - feature fast`}},
 		{name: "new bin file",
-			edit: diffWrite("crates/app/src/bin/x.rs", "fn main() {}\n"),
+			edit: writeFile("crates/app/src/bin/x.rs", "fn main() {}\n"),
 			want: []string{`crates/app: + target bin "x" (src/bin/x.rs)`}},
 		{name: "new test file",
-			edit: diffWrite("crates/lib/tests/y.rs", ""),
+			edit: writeFile("crates/lib/tests/y.rs", ""),
 			want: []string{`crates/lib: + target test "y" (tests/y.rs)`}},
 		{name: "new build script",
-			edit: diffWrite("crates/lib/build.rs", "fn main() {}\n"),
+			edit: writeFile("crates/lib/build.rs", "fn main() {}\n"),
 			want: []string{`crates/lib: + target build-script "build-script-build" (build.rs)`}},
 		{name: "profile edit",
-			edit: diffReplace("Cargo.toml", "lto = false", "lto = true"),
+			edit: replaceIn("Cargo.toml", "lto = false", "lto = true"),
 			want: []string{`Cargo.toml: ~ profile.release.lto false -> true`}},
 		{name: "edition edit",
-			edit: diffReplace("crates/lib/Cargo.toml", `edition = "2021"`, `edition = "2024"`),
+			edit: replaceIn("crates/lib/Cargo.toml", `edition = "2021"`, `edition = "2024"`),
 			want: []string{`crates/lib: ~ package.edition "2021" -> "2024"`}},
 		{name: "lockfile version bump",
-			edit: diffReplace("Cargo.lock", "version = \"1.0.152\"", "version = \"1.0.153\""),
+			edit: replaceIn("Cargo.lock", "version = \"1.0.152\"", "version = \"1.0.153\""),
 			want: []string{`Cargo.lock: serde 1.0.152 -> 1.0.153`}},
 		{name: "lockfile package added",
-			edit: diffReplace("Cargo.lock", "[[package]]\nname = \"serde\"", "[[package]]\nname = \"regex\"\nversion = \"1.10.5\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"05\"\n\n[[package]]\nname = \"serde\""),
+			edit: replaceIn("Cargo.lock", "[[package]]\nname = \"serde\"", "[[package]]\nname = \"regex\"\nversion = \"1.10.5\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"05\"\n\n[[package]]\nname = \"serde\""),
 			want: []string{`Cargo.lock: + regex 1.10.5`}},
 		{name: "lockfile checksum only",
-			edit: diffReplace("Cargo.lock", `checksum = "04"`, `checksum = "05"`),
+			edit: replaceIn("Cargo.lock", `checksum = "04"`, `checksum = "05"`),
 			want: []string{`Cargo.lock changed`}},
 		{name: "toolchain edit",
-			edit: diffReplace("rust-toolchain.toml", "1.80", "1.81"),
+			edit: replaceIn("rust-toolchain.toml", "1.80", "1.81"),
 			want: []string{`rust-toolchain.toml changed (toolchain.channel "1.80" -> "1.81")`}},
 		{name: "toolchain removed",
 			edit: diffRemove("rust-toolchain.toml"),
 			want: []string{`- rust-toolchain.toml`}},
 		{name: "cargo config added",
-			edit: diffWrite(".cargo/config.toml", "[build]\nincremental = false\n"),
+			edit: writeFile(".cargo/config.toml", "[build]\nincremental = false\n"),
 			want: []string{`+ .cargo/config.toml`}},
 		{name: "new member",
-			edit: diffAll(diffReplace("Cargo.toml", `"crates/lib"]`, `"crates/lib", "crates/extra"]`),
-				diffWrite("crates/extra/Cargo.toml", "[package]\nname = \"extra\"\nversion = \"0.1.0\"\n"),
-				diffWrite("crates/extra/src/lib.rs", "")),
+			edit: both(replaceIn("Cargo.toml", `"crates/lib"]`, `"crates/lib", "crates/extra"]`),
+				writeFile("crates/extra/Cargo.toml", "[package]\nname = \"extra\"\nversion = \"0.1.0\"\n"),
+				writeFile("crates/extra/src/lib.rs", "")),
 			want: []string{
 				`Cargo.toml: ~ workspace.members ["crates/app", "crates/lib"] -> ["crates/app", "crates/lib", "crates/extra"]`,
 				`+ crates/extra (package extra)`,
@@ -248,9 +198,9 @@ func TestDiffTable(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			for p, text := range diffBase {
-				diffWrite(p, text)(t, dir)
+				writeFile(p, text)(t, dir)
 			}
-			old := diffCompute(t, dir, tc.before)
+			old := computeWith(t, dir, Options{Intent: tc.before})
 			if tc.edit != nil {
 				tc.edit(t, dir)
 			}
@@ -258,7 +208,7 @@ func TestDiffTable(t *testing.T) {
 			if tc.after != nil {
 				afterIntent = *tc.after
 			}
-			cur := diffCompute(t, dir, afterIntent)
+			cur := computeWith(t, dir, Options{Intent: afterIntent})
 			got := Diff(old, cur)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Diff:\n got  %q\n want %q", got, tc.want)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -109,6 +110,12 @@ func (a *app) workspace() (string, configs.Config, error) {
 	return root, cfg, nil
 }
 
+// computeRecipe computes the workspace's recipe with the build intent of
+// chefd.toml (bins overrides its bins), through the recipe cache.
+func computeRecipe(ctx context.Context, root string, cfg configs.Config, bins []string) (*recipe.Recipe, error) {
+	return recipe.Compute(ctx, root, recipe.Options{Intent: intentOf(cfg, bins), CacheDir: recipe.DefaultCacheDir()})
+}
+
 func intentOf(cfg configs.Config, bins []string) recipe.Intent {
 	if len(bins) == 0 {
 		bins = cfg.Bins
@@ -141,7 +148,7 @@ and print its hash with a one-line summary.`,
 			if err != nil {
 				return err
 			}
-			r, err := recipe.Compute(cmd.Context(), root, recipe.Options{Intent: intentOf(cfg, bins), CacheDir: recipe.DefaultCacheDir()})
+			r, err := computeRecipe(cmd.Context(), root, cfg, bins)
 			if err != nil {
 				return err
 			}

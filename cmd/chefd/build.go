@@ -57,7 +57,7 @@ func (a *app) openSession(ctx context.Context, tag string) (*session, error) {
 		cfg.Tag = tag
 	}
 	t0 := time.Now()
-	r, err := recipe.Compute(ctx, root, recipe.Options{Intent: intentOf(cfg, nil), CacheDir: recipe.DefaultCacheDir()})
+	r, err := computeRecipe(ctx, root, cfg, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -46,32 +46,13 @@ func benchWorkspace(b *testing.B) (string, []string) {
 }
 
 func benchChefd(b *testing.B, ws string, env []string, args ...string) string {
-	cmd := exec.Command(benchBinary(b), append([]string{"-C", ws}, args...)...)
+	cmd := exec.Command(chefdBinary(b), append([]string{"-C", ws}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		b.Fatalf("chefd %v: %v", args, err)
 	}
 	return string(out)
-}
-
-func benchBinary(b *testing.B) string {
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "chefd-bin")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "chefd")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("%s", out)
-		}
-	})
-	if binErr != nil {
-		b.Fatal(binErr)
-	}
-	return binPath
 }
 
 func benchStatus(b *testing.B, ws string, env []string) daemon.FullStatus {
@@ -84,7 +65,7 @@ func benchStatus(b *testing.B, ws string, env []string) daemon.FullStatus {
 
 // events streams `chefd events` into a channel.
 func events(b *testing.B, ws string, env []string) <-chan daemon.Event {
-	cmd := exec.Command(benchBinary(b), "-C", ws, "events")
+	cmd := exec.Command(chefdBinary(b), "-C", ws, "events")
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -284,7 +284,7 @@ func daemonPlan(root string, started configs.Config, log *zap.Logger) daemon.Pla
 					zap.String("changed", changed))
 			}
 		}
-		return recipe.Compute(ctx, root, recipe.Options{Intent: intentOf(cfg, nil), CacheDir: recipe.DefaultCacheDir()})
+		return computeRecipe(ctx, root, cfg, nil)
 	}
 }
 

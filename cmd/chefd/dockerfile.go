@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chefd/chefd/dockerctl"
-	"github.com/chefd/chefd/recipe"
 )
 
 func (a *app) dockerfileCmd() *cobra.Command {
@@ -26,18 +25,11 @@ configured binaries. With --check FILE, exit 1 when FILE is out of date.`,
 			if err != nil {
 				return err
 			}
-			r, err := recipe.Compute(cmd.Context(), root, recipe.Options{Intent: intentOf(cfg, nil), CacheDir: recipe.DefaultCacheDir()})
+			r, err := computeRecipe(cmd.Context(), root, cfg, nil)
 			if err != nil {
 				return err
 			}
-			bins := cfg.Bins
-			if len(bins) == 0 {
-				bins = r.Bins()
-			}
-			entry := cfg.EntrypointBin()
-			if entry == "" && len(bins) > 0 {
-				entry = bins[0]
-			}
+			bins, entry := dockerctl.ShippedBins(cfg, r)
 			text := dockerctl.Standalone(r, cfg, bins, entry)
 			if check == "" {
 				fmt.Fprint(a.stdout, text)

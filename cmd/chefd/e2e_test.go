@@ -29,7 +29,7 @@ var (
 )
 
 // chefdBinary builds the CLI once per test run.
-func chefdBinary(t *testing.T) string {
+func chefdBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "chefd-bin")
