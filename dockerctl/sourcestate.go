@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sync"
 	"syscall"
 )
 
@@ -29,8 +28,6 @@ type stateEntry struct {
 	Ctime  int64  `json:"c"`
 	Ino    uint64 `json:"i"`
 }
-
-var stateMu sync.Mutex // serialises state files of this process
 
 func loadState(path string) *sourceState {
 	s := &sourceState{path: path, Files: map[string]stateEntry{}}
@@ -77,10 +74,9 @@ func (s *sourceState) diff(files []ctxFile) ([]string, map[string]stateEntry, er
 	return changed, next, nil
 }
 
-// save writes the state atomically.
+// save writes the state atomically (callers hold the workspace's build
+// lock).
 func (s *sourceState) save(next map[string]stateEntry) error {
-	stateMu.Lock()
-	defer stateMu.Unlock()
 	s.Files = next
 	data, err := json.Marshal(s)
 	if err != nil {
