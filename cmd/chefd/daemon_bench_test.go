@@ -32,14 +32,7 @@ func benchWorkspace(b *testing.B) (string, []string) {
 	cfgPath := filepath.Join(ws, "chefd.toml")
 	data, _ := os.ReadFile(cfgPath)
 	os.WriteFile(cfgPath, []byte(strings.Replace(string(data), `image = "chefd-example"`, `image = "`+image+`"`, 1)), 0o644)
-	b.Cleanup(func() {
-		out, _ := exec.Command("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").Output()
-		for _, ref := range strings.Fields(string(out)) {
-			if strings.HasPrefix(ref, image) {
-				exec.Command("docker", "rmi", "-f", ref).Run()
-			}
-		}
-	})
+	b.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
 	env := []string{"XDG_RUNTIME_DIR=" + b.TempDir()}
 	b.Cleanup(func() { benchChefd(b, ws, env, "stop") })
 	return ws, env

@@ -77,14 +77,7 @@ func TestDaemonE2EWatch(t *testing.T) {
 	// makes them quick when the recipe was cooked before)
 	image := fmt.Sprintf("chefd-e2e-watch-%d", time.Now().UnixNano())
 	edit(t, filepath.Join(ws, "chefd.toml"), `image = "chefd-example"`, "image = \""+image+"\"")
-	t.Cleanup(func() {
-		out, _ := exec.Command("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").Output()
-		for _, ref := range strings.Fields(string(out)) {
-			if strings.HasPrefix(ref, image) {
-				exec.Command("docker", "rmi", "-f", ref).Run()
-			}
-		}
-	})
+	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
 	env := daemonEnv(t, ws)
 	if r := chefd(t, ws, env, "start"); r.code != 0 {
 		t.Fatalf("start: exit %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,6 +266,11 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 	needEngine(t)
 	dir := exampleCopy(t)
 	tag := "e2e-newdep"
+	// An image name of its own, and --no-cache: the cook must really run
+	// however often the suite runs on this engine.
+	image := fmt.Sprintf("chefd-e2e-newdep-%d", time.Now().UnixNano())
+	edit(t, filepath.Join(dir, "chefd.toml"), `image = "chefd-example"`, `image = "`+image+`"`)
+	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
 	before := prepareHash(t, dir)
 	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nitoa = \"1\"\n")
 	cfg, _ := configs.Load(dir)
@@ -278,7 +284,7 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 	if after == before {
 		t.Fatal("a new dependency did not change the recipe")
 	}
-	res := buildJSON(t, dir, "--tag", tag)
+	res := buildJSON(t, dir, "--tag", tag, "--no-cache")
 	if res.Cook == nil || res.Cook.Skipped {
 		t.Fatalf("a new dependency did not cook: %+v", res.Cook)
 	}
@@ -290,6 +296,16 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 	}
 	if !strings.HasSuffix(res.CookedTag, after[:16]) {
 		t.Errorf("cooked tag %s is not keyed by the new recipe %s", res.CookedTag, after[:16])
+	}
+}
+
+// removeImages removes every image of a repository.
+func removeImages(repo string) {
+	out, _ := exec.Command("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").Output()
+	for _, ref := range strings.Fields(string(out)) {
+		if strings.HasPrefix(ref, repo+":") {
+			exec.Command("docker", "rmi", "-f", ref).Run()
+		}
 	}
 }
 
