@@ -194,23 +194,9 @@ func writeValue(b *strings.Builder, v any) {
 		}
 		b.WriteByte(']')
 	case []map[string]any:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeValue(b, e)
-		}
-		b.WriteByte(']')
+		writeValue(b, anySlice(x))
 	case []string:
-		b.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeString(b, e)
-		}
-		b.WriteByte(']')
+		writeValue(b, anySlice(x))
 	case map[string]any:
 		keys := make([]string, 0, len(x))
 		for k := range x {
@@ -249,4 +235,12 @@ func writeTime(b *strings.Builder, t time.Time) {
 	default:
 		b.WriteString(t.Format(time.RFC3339Nano))
 	}
+}
+
+func anySlice[T any](s []T) []any {
+	out := make([]any, len(s))
+	for i, e := range s {
+		out[i] = e
+	}
+	return out
 }
