@@ -162,9 +162,25 @@ func cachePath(dir, root, opts string) string {
 	return filepath.Join(dir, fmt.Sprintf("recipe-%x.gob", sum[:8]))
 }
 
+// optionsKey names what a cached recipe depends on besides the files: the
+// options, the recipe format, and the program that computed it (a new
+// chefd binary never trusts an older one's cache).
 func optionsKey(o Options) string {
 	b, _ := json.Marshal(o.Intent.normalize())
-	return fmt.Sprintf("f%d:%s", Format, b)
+	return fmt.Sprintf("f%d:%s:%s", Format, programID(), b)
+}
+
+// programID identifies the running executable by path, size and mtime.
+func programID() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "unknown"
+	}
+	st, err := os.Stat(exe)
+	if err != nil {
+		return exe
+	}
+	return fmt.Sprintf("%s:%d:%d", exe, st.Size(), st.ModTime().UnixNano())
 }
 
 // loadCached returns the cached recipe when every observed path is
