@@ -345,3 +345,24 @@ func TestE2EDockerfileCheck(t *testing.T) {
 		t.Fatalf("a new dependency did not make the Dockerfile out of date: %d %s", r.code, r.stderr)
 	}
 }
+
+// TestInitWritesConfig: chefd init lists the workspace's binaries in a
+// commented chefd.toml that chefd then reads back.
+func TestInitWritesConfig(t *testing.T) {
+	dir := exampleCopy(t)
+	os.Remove(filepath.Join(dir, "chefd.toml"))
+	r := chefd(t, dir, nil, "init")
+	if r.code != 0 {
+		t.Fatalf("init: exit %d %s", r.code, r.stderr)
+	}
+	cfg, err := configs.Load(dir)
+	if err != nil {
+		t.Fatalf("the written chefd.toml does not load: %v", err)
+	}
+	if strings.Join(cfg.Bins, ",") != "app,report" || cfg.Image != "workspace" {
+		t.Errorf("init wrote bins %v, image %q", cfg.Bins, cfg.Image)
+	}
+	if r := chefd(t, dir, nil, "init"); r.code == 0 {
+		t.Error("init overwrote an existing chefd.toml without --force")
+	}
+}
