@@ -366,3 +366,65 @@ func TestInitWritesConfig(t *testing.T) {
 		t.Error("init overwrote an existing chefd.toml without --force")
 	}
 }
+
+// TestE2ECtrlCCancels: Ctrl-C during a cook stops the build at once, exits
+// 130 and leaves no container behind.
+func TestE2ECtrlCCancels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	needEngine(t)
+	before := containerCount(t)
+	dir := exampleCopy(t)
+	image := fmt.Sprintf("chefd-e2e-cancel-%d", time.Now().UnixNano())
+	edit(t, filepath.Join(dir, "chefd.toml"), `image = "chefd-example"`, `image = "`+image+`"`)
+	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
+	cmd := exec.Command(chefdBinary(t), "-C", dir, "build", "--no-cache")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	started := make(chan struct{})
+	pr, pw, _ := os.Pipe()
+	cmd.Stdout = pw
+	cmd.Stderr = &lineWatcher{w: &stderr, match: "Compiling", hit: started}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	defer pr.Close()
+	select {
+	case <-started:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the cook never started compiling:\n%s", stderr.String())
+	}
+	t0 := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 130 {
+		t.Fatalf("after Ctrl-C: %v (want exit 130)\n%s", err, stderr.String())
+	}
+	if d := time.Since(t0); d > 30*time.Second {
+		t.Errorf("Ctrl-C took %v to stop the build", d)
+	}
+	if n := containerCount(t); n > before {
+		t.Errorf("%d containers left behind", n-before)
+	}
+}
+
+// lineWatcher copies output and signals once a line contains match.
+type lineWatcher struct {
+	w     *bytes.Buffer
+	match string
+	hit   chan struct{}
+	done  bool
+}
+
+func (l *lineWatcher) Write(p []byte) (int, error) {
+	l.w.Write(p)
+	if !l.done && bytes.Contains(l.w.Bytes(), []byte(l.match)) {
+		l.done = true
+		close(l.hit)
+	}
+	return len(p), nil
+}
