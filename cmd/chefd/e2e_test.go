@@ -381,16 +381,11 @@ func TestE2ECtrlCCancels(t *testing.T) {
 	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
 	cmd := exec.Command(chefdBinary(t), "-C", dir, "build", "--no-cache")
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	started := make(chan struct{})
-	pr, pw, _ := os.Pipe()
-	cmd.Stdout = pw
 	cmd.Stderr = &lineWatcher{w: &stderr, match: "Compiling", hit: started}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	pw.Close()
-	defer pr.Close()
 	select {
 	case <-started:
 	case <-time.After(3 * time.Minute):
