@@ -547,16 +547,25 @@ func (v lockVer) String() string {
 	return v.version + " (" + src + ")"
 }
 
-func diffLockFile(a, b *File) []string {
+// fileAddedRemoved handles a file that is absent on one side or unchanged;
+// done is false when both exist and differ.
+func fileAddedRemoved(a, b *File) (lines []string, done bool) {
 	switch {
 	case a == nil && b == nil:
-		return nil
+		return nil, true
 	case a == nil:
-		return []string{"+ " + b.Path}
+		return []string{"+ " + b.Path}, true
 	case b == nil:
-		return []string{"- " + a.Path}
-	case a.Contents == b.Contents:
-		return nil
+		return []string{"- " + a.Path}, true
+	case a.Contents == b.Contents && a.Path == b.Path:
+		return nil, true
+	}
+	return nil, false
+}
+
+func diffLockFile(a, b *File) []string {
+	if lines, done := fileAddedRemoved(a, b); done {
+		return lines
 	}
 	label := b.Path
 	versions := func(text string) map[string][]lockVer {
@@ -631,15 +640,8 @@ func minusVers(a, b []lockVer) []lockVer {
 // diffTextFile compares the cargo config or toolchain files: "+ path",
 // "- path", or "path changed (key a -> b; ...)".
 func diffTextFile(a, b *File) []string {
-	switch {
-	case a == nil && b == nil:
-		return nil
-	case a == nil:
-		return []string{"+ " + b.Path}
-	case b == nil:
-		return []string{"- " + a.Path}
-	case a.Contents == b.Contents && a.Path == b.Path:
-		return nil
+	if lines, done := fileAddedRemoved(a, b); done {
+		return lines
 	}
 	head := b.Path + " changed"
 	if a.Path != b.Path {

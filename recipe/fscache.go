@@ -185,15 +185,16 @@ func programID() string {
 
 // loadCached returns the cached recipe when every observed path is
 // unchanged, nil otherwise.
-func loadCached(dir, root string, o Options) *Recipe {
-	f, err := os.Open(cachePath(dir, root, optionsKey(o)))
+// key is optionsKey of the Compute's options, computed once by the caller.
+func loadCached(dir, root, key string) *Recipe {
+	f, err := os.Open(cachePath(dir, root, key))
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
 	var e cacheEntry
 	if gob.NewDecoder(bufio.NewReader(f)).Decode(&e) != nil || e.Version != cacheVersion || e.Root != root ||
-		e.Options != optionsKey(o) || len(e.Obs) == 0 || e.Recipe == nil || e.Recipe.Hash == "" {
+		e.Options != key || len(e.Obs) == 0 || e.Recipe == nil || e.Recipe.Hash == "" {
 		return nil
 	}
 	if !unchanged(e.Obs) {
@@ -239,7 +240,7 @@ func unchanged(obs map[string]statKey) bool {
 
 // storeCached writes the entry unless some observed path changed too
 // recently to trust its timestamps.
-func storeCached(dir, root string, o Options, t *tracker, r *Recipe) error {
+func storeCached(dir, root, key string, o Options, t *tracker, r *Recipe) error {
 	window := o.racyWindow
 	if window == 0 {
 		window = 2 * time.Second
@@ -253,7 +254,7 @@ func storeCached(dir, root string, o Options, t *tracker, r *Recipe) error {
 			return nil // an unreadable path: do not cache
 		}
 	}
-	e := cacheEntry{Version: cacheVersion, Root: root, Options: optionsKey(o), Obs: t.obs, Recipe: r,
+	e := cacheEntry{Version: cacheVersion, Root: root, Options: key, Obs: t.obs, Recipe: r,
 		Context: r.ContextRoot, Extern: r.External}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&e); err != nil {
@@ -263,7 +264,7 @@ func storeCached(dir, root string, o Options, t *tracker, r *Recipe) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	p := cachePath(dir, root, optionsKey(o))
+	p := cachePath(dir, root, key)
 	tmp := p + ".tmp" + fmt.Sprint(os.Getpid())
 	if err := os.WriteFile(tmp, out, 0o600); err != nil {
 		return err

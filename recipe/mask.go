@@ -155,10 +155,5 @@ func skeletonManifest(c *crate, masked map[string]bool, rewrite func(doc table))
 		}
 	}
 	maskAllDeps(doc, masked)
-	return encodeTOML(c.m.rel, doc)
-}
-
-// encodeTOML serialises a table canonically (keys sorted, no comments).
-func encodeTOML(name string, doc table) (string, error) {
 	return canonicalTOML(doc), nil
 }

@@ -179,8 +179,10 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		return nil, err
 	}
 	useCache := opts.CacheDir != "" && cacheSupported
+	var cacheKey string
 	if useCache {
-		if r := loadCached(opts.CacheDir, rootDir, opts); r != nil {
+		cacheKey = optionsKey(opts)
+		if r := loadCached(opts.CacheDir, rootDir, cacheKey); r != nil {
 			return r, nil
 		}
 	}
@@ -298,11 +300,7 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		return nil, err
 	}
 	if cfg != nil {
-		text, err := encodeTOML(cfgName, cfg)
-		if err != nil {
-			return nil, err
-		}
-		r.ConfigFile = &File{Path: relSlash(ctxRoot, filepath.Join(rootDir, cfgName)), Contents: text}
+		r.ConfigFile = &File{Path: relSlash(ctxRoot, filepath.Join(rootDir, cfgName)), Contents: canonicalTOML(cfg)}
 		for _, v := range w.vendor {
 			if within(v, ctxRoot) {
 				r.VendorDirs = append(r.VendorDirs, relSlash(ctxRoot, v))
@@ -327,7 +325,7 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		return nil, err
 	}
 	if useCache {
-		_ = storeCached(opts.CacheDir, rootDir, opts, t, r) // a cache that cannot be written only costs time
+		_ = storeCached(opts.CacheDir, rootDir, cacheKey, opts, t, r) // a cache that cannot be written only costs time
 	}
 	return r, nil
 }
@@ -430,9 +428,7 @@ func readToolchain(t *tracker, rootDir string) (*File, error) {
 		}
 		text := strings.TrimSpace(string(data)) + "\n"
 		if doc, err := ParseManifest(name, data); err == nil && len(doc) > 0 {
-			if t, err := encodeTOML(name, doc); err == nil {
-				text = t
-			}
+			text = canonicalTOML(doc)
 		} else if name == "rust-toolchain.toml" {
 			return nil, err
 		}
