@@ -24,15 +24,8 @@ import (
 
 // benchWorkspace copies the example with an image name of its own.
 func benchWorkspace(b *testing.B) (string, []string) {
-	ws := filepath.Join(b.TempDir(), "workspace")
-	if out, err := exec.Command("cp", "-a", "../../examples/workspace", ws).CombinedOutput(); err != nil {
-		b.Fatalf("%v %s", err, out)
-	}
-	image := fmt.Sprintf("chefd-bench-daemon-%d", time.Now().UnixNano())
-	cfgPath := filepath.Join(ws, "chefd.toml")
-	data, _ := os.ReadFile(cfgPath)
-	os.WriteFile(cfgPath, []byte(strings.Replace(string(data), `image = "chefd-example"`, `image = "`+image+`"`, 1)), 0o644)
-	b.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
+	ws := exampleCopy(b)
+	ownImage(b, ws, "chefd-bench-daemon")
 	env := []string{"XDG_RUNTIME_DIR=" + b.TempDir()}
 	b.Cleanup(func() { benchChefd(b, ws, env, "stop") })
 	return ws, env

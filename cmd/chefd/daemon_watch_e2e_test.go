@@ -73,11 +73,7 @@ func TestDaemonE2EWatch(t *testing.T) {
 	needEngine(t)
 	containersBefore := containerCount(t)
 	ws := exampleCopy(t)
-	// an image name of its own, so cooks really happen (the layer cache
-	// makes them quick when the recipe was cooked before)
-	image := fmt.Sprintf("chefd-e2e-watch-%d", time.Now().UnixNano())
-	edit(t, filepath.Join(ws, "chefd.toml"), `image = "chefd-example"`, "image = \""+image+"\"")
-	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
+	ownImage(t, ws, "chefd-e2e-watch")
 	env := daemonEnv(t, ws)
 	if r := chefd(t, ws, env, "start"); r.code != 0 {
 		t.Fatalf("start: exit %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -97,7 +97,7 @@ func chefd(t *testing.T, dir string, env []string, args ...string) run {
 }
 
 // exampleCopy copies examples/workspace into a temp dir.
-func exampleCopy(t *testing.T) string {
+func exampleCopy(t testing.TB) string {
 	t.Helper()
 	dst := filepath.Join(t.TempDir(), "workspace")
 	out, err := exec.Command("cp", "-a", "../../examples/workspace", dst).CombinedOutput()
@@ -108,7 +108,7 @@ func exampleCopy(t *testing.T) string {
 	return dst
 }
 
-func edit(t *testing.T, file, old, new string) {
+func edit(t testing.TB, file, old, new string) {
 	t.Helper()
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -268,9 +268,7 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 	tag := "e2e-newdep"
 	// An image name of its own, and --no-cache: the cook must really run
 	// however often the suite runs on this engine.
-	image := fmt.Sprintf("chefd-e2e-newdep-%d", time.Now().UnixNano())
-	edit(t, filepath.Join(dir, "chefd.toml"), `image = "chefd-example"`, `image = "`+image+`"`)
-	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
+	ownImage(t, dir, "chefd-e2e-newdep")
 	before := prepareHash(t, dir)
 	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nitoa = \"1\"\n")
 	cfg, _ := configs.Load(dir)
@@ -297,6 +295,17 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 	if !strings.HasSuffix(res.CookedTag, after[:16]) {
 		t.Errorf("cooked tag %s is not keyed by the new recipe %s", res.CookedTag, after[:16])
 	}
+}
+
+// ownImage gives the example copy in dir an image name of its own (so its
+// cooks really happen, whatever ran on this engine before) and removes its
+// images when the test ends.
+func ownImage(t testing.TB, dir, prefix string) string {
+	t.Helper()
+	image := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	edit(t, filepath.Join(dir, "chefd.toml"), `image = "chefd-example"`, `image = "`+image+`"`)
+	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
+	return image
 }
 
 // removeImages removes every image of a repository.
@@ -376,9 +385,7 @@ func TestE2ECtrlCCancels(t *testing.T) {
 	needEngine(t)
 	before := containerCount(t)
 	dir := exampleCopy(t)
-	image := fmt.Sprintf("chefd-e2e-cancel-%d", time.Now().UnixNano())
-	edit(t, filepath.Join(dir, "chefd.toml"), `image = "chefd-example"`, `image = "`+image+`"`)
-	t.Cleanup(func() { removeImages(image); removeImages(image + "-cooked") })
+	ownImage(t, dir, "chefd-e2e-cancel")
 	cmd := exec.Command(chefdBinary(t), "-C", dir, "build", "--no-cache")
 	var stderr bytes.Buffer
 	started := make(chan struct{})
