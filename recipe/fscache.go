@@ -35,6 +35,17 @@ type statKey struct {
 	Ctime  int64  `json:"c,omitempty"`
 	Ino    uint64 `json:"i,omitempty"`
 	Dev    uint64 `json:"d,omitempty"`
+	// TypeOnly keys record that a path exists and its type, nothing more:
+	// what a stat for existence depends on.
+	TypeOnly bool `json:"y,omitempty"`
+}
+
+// typeOnly reduces a key to existence and file type.
+func (k statKey) typeOnly() statKey {
+	if !k.Exists {
+		return statKey{}
+	}
+	return statKey{Exists: true, Mode: k.Mode & modeTypeMask, TypeOnly: true}
 }
 
 // tracker records the filesystem observations of one Compute. A nil
@@ -42,6 +53,7 @@ type statKey struct {
 type tracker struct {
 	mu  sync.Mutex
 	obs map[string]statKey
+	ls  lister
 }
 
 func newTracker() *tracker { return &tracker{obs: map[string]statKey{}} }
@@ -51,7 +63,9 @@ func (t *tracker) note(p string, k statKey) {
 		return
 	}
 	t.mu.Lock()
-	if _, seen := t.obs[p]; !seen {
+	// The first observation wins, except that a full identity replaces a
+	// type-only one (a directory stat'ed, then listed).
+	if old, seen := t.obs[p]; !seen || old.TypeOnly && !k.TypeOnly {
 		t.obs[p] = k
 	}
 	t.mu.Unlock()
@@ -82,7 +96,11 @@ func (t *tracker) readFile(p string) ([]byte, error) {
 }
 
 func (t *tracker) readDir(p string) ([]dirEntry, error) {
-	ents, k, err := readDirKey(p)
+	var l *lister
+	if t != nil {
+		l = &t.ls
+	}
+	ents, k, err := l.readDirKey(p)
 	if err != nil {
 		t.noteErr(p, err)
 		return nil, err
@@ -91,55 +109,65 @@ func (t *tracker) readDir(p string) ([]dirEntry, error) {
 	return ents, nil
 }
 
-// stat follows symlinks, like os.Stat.
-func (t *tracker) stat(p string) (fs.FileInfo, error) {
-	st, err := os.Stat(p)
+// stat follows symlinks, like os.Stat, in one system call. It records
+// only the path's type: nothing depends on a stat'ed path's contents or
+// times, so edits to a file whose existence is all that matters (say
+// src/bin/x/main.rs) leave the cache valid. A directory that is also
+// listed gets its full identity from the listing.
+func (t *tracker) stat(p string) (statKey, error) {
+	k, err := statPath(p)
 	if err != nil {
 		t.noteErr(p, err)
-		return nil, err
+		return statKey{}, err
 	}
-	if k, err := statPath(p); err == nil {
-		t.note(p, k)
-	}
-	return st, nil
+	t.note(p, k.typeOnly())
+	return k, nil
+}
+
+// globMatch is one glob result. dir is true when the listing's d_type
+// already says it is a directory (symlinks are never known: stat them).
+type globMatch struct {
+	path string
+	dir  bool
 }
 
 // glob expands a pattern whose components may hold *, ? and [...] (no
 // **), listing directories through the tracker.
-func (t *tracker) glob(pattern string) ([]string, error) {
+func (t *tracker) glob(pattern string) ([]globMatch, error) {
 	if !hasMeta(pattern) {
-		if _, err := t.stat(pattern); err != nil {
+		k, err := t.stat(pattern)
+		if err != nil {
 			return nil, nil
 		}
-		return []string{pattern}, nil
+		return []globMatch{{pattern, k.isDir()}}, nil
 	}
 	dir, file := filepath.Split(pattern)
 	dir = filepath.Clean(dir)
-	var dirs []string
+	var dirs []globMatch
 	if hasMeta(dir) {
 		var err error
 		if dirs, err = t.glob(dir); err != nil {
 			return nil, err
 		}
 	} else {
-		dirs = []string{dir}
+		dirs = []globMatch{{dir, false}}
 	}
 	if _, err := path.Match(file, ""); err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []globMatch
 	for _, d := range dirs {
-		ents, err := t.readDir(d)
+		ents, err := t.readDir(d.path)
 		if err != nil {
 			continue
 		}
 		for _, e := range ents {
 			if ok, _ := path.Match(file, e.name); ok {
-				out = append(out, filepath.Join(d, e.name))
+				out = append(out, globMatch{filepath.Join(d.path, e.name), e.isDir})
 			}
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
 	return out, nil
 }
 
@@ -155,7 +183,7 @@ type cacheEntry struct {
 }
 
 // cacheVersion changes whenever what Compute reads or produces changes.
-const cacheVersion = "1"
+const cacheVersion = "2"
 
 func cachePath(dir, root, opts string) string {
 	sum := sha256.Sum256([]byte(root + "\x00" + opts))
@@ -221,11 +249,14 @@ func unchanged(obs map[string]statKey) bool {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(paths); i += workers {
+				want := obs[paths[i]]
 				k, err := statPath(paths[i])
 				if err != nil {
 					k = statKey{}
+				} else if want.TypeOnly {
+					k = k.typeOnly()
 				}
-				if k != obs[paths[i]] {
+				if k != want {
 					mu.Lock()
 					ok = false
 					mu.Unlock()

@@ -96,3 +96,56 @@ func TestCacheHitAndInvalidation(t *testing.T) {
 		t.Errorf("an entry with inputs changed in the last 2 s was stored")
 	}
 }
+
+// doctorCache rewrites the one stored entry's hash, so a hit is visible.
+func doctorCache(t *testing.T, cache string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(cache, "recipe-*.gob"))
+	if len(files) != 1 {
+		t.Fatalf("cache files: %v", files)
+	}
+	data, _ := os.ReadFile(files[0])
+	var e cacheEntry
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	e.Recipe.Hash = "doctored"
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&e); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files[0], buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCacheSurvivesSourceEdits: editing any .rs file, including one whose
+// existence alone makes a target (src/bin/b/main.rs), keeps the cache
+// valid; deleting that file does not.
+func TestCacheSurvivesSourceEdits(t *testing.T) {
+	dir := t.TempDir()
+	genWorkspace(t, dir, 3)
+	cache := t.TempDir()
+	o := Options{CacheDir: cache, racyWindow: -1}
+	computeWith(t, dir, o)
+	doctorCache(t, cache)
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || filepath.Ext(p) != ".rs" {
+			return err
+		}
+		return os.WriteFile(p, []byte("// edited\nfn main() {}\n"), 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := computeWith(t, dir, o); got.Hash != "doctored" {
+		t.Fatal("editing .rs files invalidated the recipe cache")
+	}
+	if err := os.Remove(filepath.Join(dir, "crates", "member-001", "src", "bin", "b", "main.rs")); err != nil {
+		t.Fatal(err)
+	}
+	want := computeWith(t, dir, Options{})
+	if got := computeWith(t, dir, o); got.Hash != want.Hash {
+		t.Fatalf("after removing a target file the cache returned %s, a fresh compute %s", got.Hash, want.Hash)
+	}
+}

@@ -2,20 +2,15 @@ package recipe
 
 import (
 	"os"
+	"sync"
 	"syscall"
 )
 
-// readFile reads a whole file with plain system calls: no poller
-// registration and no extra fcntl, which matters when prepare reads a
-// thousand manifests.
-func readFile(path string) ([]byte, error) {
-	data, _, err := readFileKey(path)
-	return data, err
-}
-
-// readFileKey is readFile that also returns the file's identity as of
-// before the read (a change during the read makes the key stale, never
-// the reverse).
+// readFileKey reads a whole file with plain system calls (no poller
+// registration, no extra fcntl, and no final zero-length read when the
+// file holds exactly the size fstat gave) and returns the file's identity
+// as of before the read: a change during the read makes the key stale,
+// never the reverse.
 func readFileKey(path string) ([]byte, statKey, error) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -30,6 +25,7 @@ func readFileKey(path string) ([]byte, statKey, error) {
 	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		return nil, key, &os.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
 	}
+	regular := st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size > 0
 	buf := make([]byte, 0, st.Size+1)
 	for {
 		if len(buf) == cap(buf) {
@@ -46,6 +42,11 @@ func readFileKey(path string) ([]byte, statKey, error) {
 			return buf, key, nil
 		}
 		buf = buf[:len(buf)+n]
+		if regular && int64(len(buf)) == st.Size {
+			// All of it. Should the file have grown since fstat, its
+			// key (taken before the read) is already stale.
+			return buf, key, nil
+		}
 	}
 }
 
@@ -56,16 +57,83 @@ type dirEntry struct {
 	isLnk bool
 }
 
-// readDir lists a directory with getdents64 directly (types from d_type,
-// no per-entry stat). Unknown types are stat'ed.
-func readDir(dir string) ([]dirEntry, error) {
-	ents, _, err := readDirKey(dir)
-	return ents, err
+// Directory listing buffers: one getdents64 call fills up to dirBufSize;
+// maxDirent is the largest record (19-byte header, 255-byte name, NUL,
+// 8-byte alignment).
+const (
+	dirBufSize = 8 << 10
+	maxDirent  = 280
+)
+
+// greedyFS reports whether a filesystem (by statfs magic) fills the
+// caller's readdir buffer for as long as entries remain: ext4, xfs, btrfs,
+// tmpfs and overlayfs do. On them a listing that left room for one more
+// record is complete, and the second getdents64 call (which would return
+// 0) is skipped. Anything else (FUSE, NFS, 9p, ...) is read until a call
+// returns 0.
+func greedyFS(magic int64) bool {
+	switch magic {
+	case 0xEF53, // ext2/3/4
+		0x58465342, // xfs
+		0x9123683E, // btrfs
+		0x01021994, // tmpfs
+		0x794c7630: // overlayfs
+		return true
+	}
+	return false
 }
 
-// readDirKey is readDir that also returns the directory's identity as of
-// before the listing.
-func readDirKey(dir string) ([]dirEntry, statKey, error) {
+// lister lists directories for one Compute: it reuses getdents buffers and
+// remembers, per device, whether the filesystem fills them greedily.
+type lister struct {
+	mu     sync.Mutex
+	greedy map[uint64]bool
+	bufs   sync.Pool
+}
+
+func (l *lister) buf() *[]byte {
+	if l != nil {
+		if b, ok := l.bufs.Get().(*[]byte); ok {
+			return b
+		}
+	}
+	b := make([]byte, dirBufSize)
+	return &b
+}
+
+func (l *lister) put(b *[]byte) {
+	if l != nil {
+		l.bufs.Put(b)
+	}
+}
+
+// isGreedy reports whether the filesystem of the open directory fd (on
+// device dev) fills getdents buffers greedily; one statfs per device.
+func (l *lister) isGreedy(fd int, dev uint64) bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	g, ok := l.greedy[dev]
+	l.mu.Unlock()
+	if ok {
+		return g
+	}
+	var sf syscall.Statfs_t
+	g = syscall.Fstatfs(fd, &sf) == nil && greedyFS(int64(sf.Type))
+	l.mu.Lock()
+	if l.greedy == nil {
+		l.greedy = map[uint64]bool{}
+	}
+	l.greedy[dev] = g
+	l.mu.Unlock()
+	return g
+}
+
+// readDirKey lists a directory with getdents64 directly (types from
+// d_type, no per-entry stat; unknown types are stat'ed) and returns the
+// directory's identity as of before the listing.
+func (l *lister) readDirKey(dir string) ([]dirEntry, statKey, error) {
 	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, statKey{}, &os.PathError{Op: "open", Path: dir, Err: err}
@@ -76,8 +144,11 @@ func readDirKey(dir string) ([]dirEntry, statKey, error) {
 		return nil, statKey{}, &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
 	key := keyOf(&st)
+	greedy := l.isGreedy(fd, st.Dev)
+	bp := l.buf()
+	defer l.put(bp)
+	buf := *bp
 	var out []dirEntry
-	buf := make([]byte, 16<<10)
 	for {
 		n, err := syscall.ReadDirent(fd, buf)
 		if err == syscall.EINTR {
@@ -103,10 +174,10 @@ func readDirKey(dir string) ([]dirEntry, statKey, error) {
 				}
 			}
 			b = b[reclen:]
-			s := string(name)
-			if s == "." || s == ".." {
+			if len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.' {
 				continue
 			}
+			s := string(name)
 			e := dirEntry{name: s, isDir: typ == syscall.DT_DIR, isLnk: typ == syscall.DT_LNK}
 			if typ == syscall.DT_UNKNOWN {
 				if st, err := os.Lstat(dir + "/" + s); err == nil {
@@ -115,6 +186,9 @@ func readDirKey(dir string) ([]dirEntry, statKey, error) {
 				}
 			}
 			out = append(out, e)
+		}
+		if greedy && n <= len(buf)-maxDirent {
+			return out, key, nil
 		}
 	}
 }
@@ -126,6 +200,12 @@ func keyOf(st *syscall.Stat_t) statKey {
 	return statKey{Exists: true, Mode: st.Mode, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(),
 		Ino: st.Ino, Dev: st.Dev}
 }
+
+// modeTypeMask keeps the file-type bits of statKey.Mode.
+const modeTypeMask = syscall.S_IFMT
+
+func (k statKey) isDir() bool     { return k.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+func (k statKey) isRegular() bool { return k.Mode&syscall.S_IFMT == syscall.S_IFREG }
 
 // statPath stats path (following symlinks) for the cache.
 func statPath(path string) (statKey, error) {

@@ -2,9 +2,16 @@
 
 package recipe
 
-import "os"
+import (
+	"io/fs"
+	"os"
+)
 
-func readFile(path string) ([]byte, error) { return os.ReadFile(path) }
+// modeTypeMask keeps the file-type bits of statKey.Mode.
+const modeTypeMask = uint32(fs.ModeType)
+
+func (k statKey) isDir() bool     { return fs.FileMode(k.Mode).IsDir() }
+func (k statKey) isRegular() bool { return fs.FileMode(k.Mode).IsRegular() }
 
 const cacheSupported = false
 
@@ -13,9 +20,19 @@ func readFileKey(path string) ([]byte, statKey, error) {
 	return data, statKey{Exists: err == nil}, err
 }
 
-func readDirKey(dir string) ([]dirEntry, statKey, error) {
-	ents, err := readDir(dir)
-	return ents, statKey{Exists: err == nil}, err
+// lister is the Linux directory lister's stand-in: os.ReadDir.
+type lister struct{}
+
+func (l *lister) readDirKey(dir string) ([]dirEntry, statKey, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, statKey{}, err
+	}
+	out := make([]dirEntry, len(ents))
+	for i, e := range ents {
+		out[i] = dirEntry{name: e.Name(), isDir: e.IsDir(), isLnk: e.Type()&os.ModeSymlink != 0}
+	}
+	return out, statKey{Exists: true}, nil
 }
 
 func statPath(path string) (statKey, error) {
@@ -23,23 +40,11 @@ func statPath(path string) (statKey, error) {
 	if err != nil {
 		return statKey{}, err
 	}
-	return statKey{Exists: true, Size: st.Size(), Mtime: st.ModTime().UnixNano()}, nil
+	return statKey{Exists: true, Mode: uint32(st.Mode().Type()), Size: st.Size(), Mtime: st.ModTime().UnixNano()}, nil
 }
 
 type dirEntry struct {
 	name  string
 	isDir bool
 	isLnk bool
-}
-
-func readDir(dir string) ([]dirEntry, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]dirEntry, len(ents))
-	for i, e := range ents {
-		out[i] = dirEntry{name: e.Name(), isDir: e.IsDir(), isLnk: e.Type()&os.ModeSymlink != 0}
-	}
-	return out, nil
 }

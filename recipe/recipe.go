@@ -401,7 +401,7 @@ func readCargoConfig(t *tracker, rootDir string) (table, string, error) {
 			continue
 		}
 		if err != nil {
-			if st, serr := t.stat(p); serr == nil && st.IsDir() {
+			if st, serr := t.stat(p); serr == nil && st.isDir() {
 				continue
 			}
 			return nil, "", fileError(name, err)

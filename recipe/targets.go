@@ -62,7 +62,14 @@ func (c *targetCtx) stat(rel string) fs.FileMode {
 	}
 	mode := missing
 	if st, err := c.fs.stat(filepath.Join(c.m.dir, filepath.FromSlash(rel))); err == nil {
-		mode = st.Mode()
+		switch {
+		case st.isDir():
+			mode = fs.ModeDir
+		case st.isRegular():
+			mode = 0
+		default:
+			mode = fs.ModeIrregular
+		}
 	}
 	c.stats[rel] = mode
 	return mode

@@ -321,7 +321,7 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 			}
 			return nil, e
 		}
-		if !st.IsDir() {
+		if !st.isDir() {
 			return nil, errorf("Cargo.toml", line, "list the crate's directory, not a file",
 				"workspace member %q is not a directory", pat)
 		}
@@ -335,16 +335,22 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 		return nil, errorf("Cargo.toml", line, "fix the glob pattern", "invalid member pattern %q: %v", pat, err)
 	}
 	var out []string
-	for _, mm := range matches {
-		st, err := w.fs.stat(mm)
-		if err != nil {
-			if errors.Is(err, syscall.ELOOP) {
-				return nil, &Error{File: w.shown(mm), Msg: "symbolic link loop", Err: err,
-					Fix: "a symlink on this path points back to itself; replace it with the real directory"}
+	for _, gm := range matches {
+		mm := gm.path
+		if !gm.dir { // a symlink, or a type the listing did not give
+			st, err := w.fs.stat(mm)
+			if err != nil {
+				if errors.Is(err, syscall.ELOOP) {
+					return nil, &Error{File: w.shown(mm), Msg: "symbolic link loop", Err: err,
+						Fix: "a symlink on this path points back to itself; replace it with the real directory"}
+				}
+				continue
 			}
-			continue
+			if !st.isDir() {
+				continue
+			}
 		}
-		if !st.IsDir() || w.excluded(mm) || w.inVendor(mm) {
+		if w.excluded(mm) || w.inVendor(mm) {
 			continue
 		}
 		out = append(out, filepath.Clean(mm))
@@ -360,7 +366,7 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 
 // globPath expands pat (relative to the root, slash-separated, may
 // contain **) to absolute matches.
-func (w *workspace) globPath(pat string) ([]string, error) {
+func (w *workspace) globPath(pat string) ([]globMatch, error) {
 	root := w.rootDir
 	if !strings.Contains(pat, "**") {
 		return w.fs.glob(filepath.Join(root, filepath.FromSlash(pat)))
@@ -379,17 +385,19 @@ func (w *workspace) globPath(pat string) ([]string, error) {
 				if err != nil {
 					return nil, err
 				}
-				next = append(next, m...)
+				for _, x := range m {
+					next = append(next, x.path)
+				}
 			default:
 				next = append(next, filepath.Join(c, p))
 			}
 		}
 		cur = dedupe(next)
 	}
-	var out []string
+	var out []globMatch
 	for _, c := range cur {
-		if _, err := w.fs.stat(c); err == nil {
-			out = append(out, c)
+		if k, err := w.fs.stat(c); err == nil {
+			out = append(out, globMatch{c, k.isDir()})
 		}
 	}
 	return out, nil
