@@ -56,7 +56,7 @@ type tracker struct {
 	ls  lister
 }
 
-func newTracker() *tracker { return &tracker{obs: map[string]statKey{}} }
+func newTracker() *tracker { return &tracker{obs: make(map[string]statKey, 1024)} }
 
 func (t *tracker) note(p string, k statKey) {
 	if t == nil {

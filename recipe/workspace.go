@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 )
 
@@ -165,64 +164,33 @@ func loadWorkspace(ctx context.Context, t *tracker, rootDir string) (*workspace,
 		memberDirs = append([]string{rootDir}, memberDirs...)
 	}
 
-	// Read member manifests in parallel: this dominates on large workspaces.
-	mans := make([]*manifest, len(memberDirs))
-	errs := make([]error, len(memberDirs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, d := range memberDirs {
-		if d == rootDir {
-			mans[i] = root
-			continue
+	// Members: read each manifest and discover its targets in one pass on
+	// a few workers (this dominates on large workspaces).
+	loaded, err := parallel(memberDirs, func(d string) (*crate, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		wg.Add(1)
-		go func(i int, d string) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			m, err := readManifest(w.fs, d, w.shown(filepath.Join(d, "Cargo.toml")))
-			if err != nil {
-				var re *Error
-				if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
-					re.Msg = fmt.Sprintf("workspace member %s has no Cargo.toml", w.shown(d))
-					re.Fix = fmt.Sprintf("add %s/Cargo.toml, or remove %s from `members` (or add it to `exclude`) in Cargo.toml",
-						w.shown(d), w.shown(d))
-					re.Line = 0
-					if l := lineOf(root.raw, "members"); l > 0 {
-						re.File, re.Line = "Cargo.toml", l
-						re.Msg = fmt.Sprintf("workspace member %s has no Cargo.toml", w.shown(d))
-					}
-				}
-				errs[i] = err
-				return
+		m := root
+		if d != rootDir {
+			var err error
+			if m, err = w.readMember(d); err != nil {
+				return nil, err
 			}
-			if m.pkg == nil {
-				errs[i] = errorf(m.rel, 0, "add a [package] section or remove the directory from `members`",
-					"workspace member has no [package] section")
-				return
-			}
-			if m.ws != nil {
-				errs[i] = errorf(m.rel, lineOf(m.raw, "workspace"), "remove its [workspace] section or exclude it from the root workspace",
-					"workspace member is itself a workspace root (nested workspaces cannot be members)")
-				return
-			}
-			mans[i] = m
-		}(i, d)
-	}
-	wg.Wait()
-	for _, e := range errs {
-		if e != nil {
-			return nil, e
 		}
-	}
-	if err := ctx.Err(); err != nil {
+		c := &crate{m: m, member: true, edition: w.editionOf(m)}
+		var err error
+		c.targets, err = discoverTargets(w.fs, m, c.edition)
+		return c, err
+	})
+	if err != nil {
 		return nil, err
 	}
-	for _, m := range mans {
-		if _, dup := w.crates[m.dir]; dup {
+	for _, c := range loaded {
+		if _, dup := w.crates[c.m.dir]; dup {
 			continue
 		}
-		w.add(m, true)
+		w.crates[c.m.dir] = c
+		w.order = append(w.order, c.m.dir)
 	}
 
 	// [patch] and [replace] path crates.
@@ -243,28 +211,50 @@ func loadWorkspace(ctx context.Context, t *tracker, rootDir string) (*workspace,
 		}
 	}
 
-	// Editions and targets, in parallel.
+	// Targets of the other local crates (path dependencies, [patch]).
+	var rest []*crate
 	for _, d := range w.order {
-		c := w.crates[d]
-		c.edition = w.editionOf(c.m)
-	}
-	errs = make([]error, len(w.order))
-	for i, d := range w.order {
-		wg.Add(1)
-		go func(i int, c *crate) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			c.targets, errs[i] = discoverTargets(w.fs, c.m, c.edition)
-		}(i, w.crates[d])
-	}
-	wg.Wait()
-	for _, e := range errs {
-		if e != nil {
-			return nil, e
+		if c := w.crates[d]; c.targets == nil {
+			c.edition = w.editionOf(c.m)
+			rest = append(rest, c)
 		}
 	}
+	if _, err := parallel(rest, func(c *crate) (struct{}, error) {
+		var err error
+		c.targets, err = discoverTargets(w.fs, c.m, c.edition)
+		return struct{}{}, err
+	}); err != nil {
+		return nil, err
+	}
 	return w, nil
+}
+
+// readMember reads a workspace member's manifest, which must be a package
+// and not a workspace root.
+func (w *workspace) readMember(d string) (*manifest, error) {
+	m, err := readManifest(w.fs, d, w.shown(filepath.Join(d, "Cargo.toml")))
+	if err != nil {
+		var re *Error
+		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
+			re.Msg = fmt.Sprintf("workspace member %s has no Cargo.toml", w.shown(d))
+			re.Fix = fmt.Sprintf("add %s/Cargo.toml, or remove %s from `members` (or add it to `exclude`) in Cargo.toml",
+				w.shown(d), w.shown(d))
+			re.Line = 0
+			if l := lineOf(w.root.raw, "members"); l > 0 {
+				re.File, re.Line = "Cargo.toml", l
+			}
+		}
+		return nil, err
+	}
+	if m.pkg == nil {
+		return nil, errorf(m.rel, 0, "add a [package] section or remove the directory from `members`",
+			"workspace member has no [package] section")
+	}
+	if m.ws != nil {
+		return nil, errorf(m.rel, lineOf(m.raw, "workspace"), "remove its [workspace] section or exclude it from the root workspace",
+			"workspace member is itself a workspace root (nested workspaces cannot be members)")
+	}
+	return m, nil
 }
 
 func (w *workspace) add(m *manifest, member bool) *crate {
