@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -314,4 +315,74 @@ func TestFidelityBinFilter(t *testing.T) {
 	if checked < 10 {
 		t.Fatalf("only %d fixtures have binaries", checked)
 	}
+}
+
+// TestFidelityCorpus runs the fidelity check on every crate or workspace
+// directory under $CHEFD_CORPUS (for example crate sources unpacked from
+// Debian's librust-*-dev packages): real-world manifests, not fixtures
+// written for chefd. Published crates carry two manifests: Cargo.toml as
+// cargo package normalised it, and Cargo.toml.orig as its authors wrote
+// it (auto-discovery and all); both are checked. Manifests that cargo
+// itself cannot load (an .orig inheriting from a workspace it was cut out
+// of, say) are counted and skipped. Without CHEFD_CORPUS the test does not
+// run.
+func TestFidelityCorpus(t *testing.T) {
+	corpus := os.Getenv("CHEFD_CORPUS")
+	if corpus == "" {
+		t.Skip("set CHEFD_CORPUS to a directory of crate sources")
+	}
+	cargo := needCargo(t)
+	ents, err := os.ReadDir(corpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	count := map[string]int{}
+	t.Run("crates", func(t *testing.T) {
+		for _, e := range ents {
+			dir := filepath.Join(corpus, e.Name())
+			for _, manifest := range []string{"Cargo.toml", "Cargo.toml.orig"} {
+				if _, err := os.Stat(filepath.Join(dir, manifest)); err != nil {
+					continue
+				}
+				t.Run(e.Name()+"/"+manifest, func(t *testing.T) {
+					t.Parallel()
+					src := t.TempDir()
+					copyTree(t, dir, src)
+					if manifest != "Cargo.toml" {
+						if err := os.Rename(filepath.Join(src, manifest), filepath.Join(src, "Cargo.toml")); err != nil {
+							t.Fatal(err)
+						}
+					}
+					cmd := exec.Command(cargo, "metadata", "--no-deps", "--offline", "--format-version", "1")
+					cmd.Dir = src
+					if err := cmd.Run(); err != nil {
+						mu.Lock()
+						count[manifest+" unloadable"]++
+						mu.Unlock()
+						t.Skipf("cargo cannot load it: %v", err)
+					}
+					want := cargoMetadata(t, cargo, src)
+					r, err := Compute(context.Background(), src, Options{})
+					if err != nil {
+						t.Fatalf("Compute: %v", err)
+					}
+					skel := t.TempDir()
+					if err := r.WriteSkeleton(skel); err != nil {
+						t.Fatal(err)
+					}
+					got := cargoMetadata(t, cargo, filepath.Join(skel, r.WorkspaceDir))
+					if !reflect.DeepEqual(got, want) {
+						gj, _ := json.MarshalIndent(got, "", " ")
+						wj, _ := json.MarshalIndent(want, "", " ")
+						t.Fatalf("skeleton metadata differs\n--- skeleton:\n%s\n--- original:\n%s", gj, wj)
+					}
+					mu.Lock()
+					count[manifest+" checked"]++
+					mu.Unlock()
+				})
+			}
+		}
+	})
+	t.Logf("%v", count)
 }

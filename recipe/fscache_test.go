@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/chefd/chefd/internal/testws"
 )
 
 func computeWith(t *testing.T, dir string, o Options) *Recipe {
@@ -124,7 +126,9 @@ func doctorCache(t *testing.T, cache string) {
 // valid; deleting that file does not.
 func TestCacheSurvivesSourceEdits(t *testing.T) {
 	dir := t.TempDir()
-	genWorkspace(t, dir, 3)
+	if err := testws.Generate(dir, 3); err != nil {
+		t.Fatal(err)
+	}
 	cache := t.TempDir()
 	o := Options{CacheDir: cache, racyWindow: -1}
 	computeWith(t, dir, o)
