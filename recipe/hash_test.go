@@ -2,6 +2,9 @@ package recipe
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,5 +210,28 @@ func TestHashDeterministic(t *testing.T) {
 	b := hashOf(t, dir, Intent{Features: []string{"a,b"}})
 	if a != b {
 		t.Fatal("feature order and spelling must not matter")
+	}
+}
+
+// TestHashIsSHA256OfJSON: the streaming hash equals the sha256 of the
+// recipe's JSON (hash field empty) plus a newline, for every fixture.
+func TestHashIsSHA256OfJSON(t *testing.T) {
+	for _, name := range fixtureNames(t) {
+		src := t.TempDir()
+		copyTree(t, filepath.Join("testdata/fixtures", name), src)
+		r, err := Compute(context.Background(), fixtureRoot(src), Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		c := *r
+		c.Hash = ""
+		b, err := json.Marshal(&c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(append(b, '\n'))
+		if want := hex.EncodeToString(sum[:]); r.Hash != want {
+			t.Errorf("%s: hash %s, sha256 of the JSON %s", name, r.Hash, want)
+		}
 	}
 }

@@ -6,6 +6,7 @@
 package recipe
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -330,14 +331,49 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	return r, nil
 }
 
+// computeHash is the sha256 of the recipe's JSON (as json.Marshal writes
+// it, plus a newline) with the hash field empty. The manifests, which are
+// most of it, are encoded one by one straight into the hash instead of
+// into one large buffer.
 func (r *Recipe) computeHash() (string, error) {
 	c := *r
 	c.Hash = ""
 	h := sha256.New()
-	// json.Encoder writes the same bytes as json.Marshal plus a newline.
-	if err := json.NewEncoder(h).Encode(&c); err != nil {
+	if len(c.Manifests) == 0 {
+		if err := json.NewEncoder(h).Encode(&c); err != nil {
+			return "", fmt.Errorf("encode recipe: %w", err)
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
+	ms := c.Manifests
+	c.Manifests = nil
+	outer, err := json.Marshal(&c)
+	if err != nil {
 		return "", fmt.Errorf("encode recipe: %w", err)
 	}
+	// Keys are never escaped inside string values' quotes, so this is the
+	// field itself.
+	const slot = `"manifests":null`
+	i := bytes.Index(outer, []byte(slot))
+	if i < 0 {
+		return "", fmt.Errorf("encode recipe: no manifests field")
+	}
+	i += len(slot) - len("null")
+	h.Write(outer[:i])
+	h.Write([]byte{'['})
+	for n := range ms {
+		if n > 0 {
+			h.Write([]byte{','})
+		}
+		b, err := json.Marshal(&ms[n])
+		if err != nil {
+			return "", fmt.Errorf("encode manifest %s: %w", ms[n].Path, err)
+		}
+		h.Write(b)
+	}
+	h.Write([]byte{']'})
+	h.Write(outer[i+len("null"):])
+	h.Write([]byte{'\n'})
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
