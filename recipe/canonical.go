@@ -39,13 +39,14 @@ func tableArray(v any) ([]map[string]any, bool) {
 		if len(a) == 0 {
 			return nil, false
 		}
-		out := make([]map[string]any, len(a))
-		for i, e := range a {
-			m, ok := e.(map[string]any)
-			if !ok {
+		for _, e := range a {
+			if _, ok := e.(map[string]any); !ok {
 				return nil, false
 			}
-			out[i] = m
+		}
+		out := make([]map[string]any, len(a))
+		for i, e := range a {
+			out[i] = e.(map[string]any)
 		}
 		return out, true
 	}
@@ -53,7 +54,8 @@ func tableArray(v any) ([]map[string]any, bool) {
 }
 
 func writeTable(b *strings.Builder, path []string, t map[string]any, header bool) {
-	keys := make([]string, 0, len(t))
+	var kb [24]string
+	keys := kb[:0]
 	for k := range t {
 		keys = append(keys, k)
 	}
@@ -66,12 +68,16 @@ func writeTable(b *strings.Builder, path []string, t map[string]any, header bool
 		writePath(b, path)
 		b.WriteString("]\n")
 	}
+	// Plain values first; sub-tables and arrays of tables after them.
+	nested := keys[:0:0]
 	for _, k := range keys {
 		v := t[k]
-		if isTable(v) {
+		if _, ok := v.(map[string]any); ok {
+			nested = append(nested, k)
 			continue
 		}
 		if _, ok := tableArray(v); ok {
+			nested = append(nested, k)
 			continue
 		}
 		writeKey(b, k)
@@ -79,23 +85,22 @@ func writeTable(b *strings.Builder, path []string, t map[string]any, header bool
 		writeValue(b, v)
 		b.WriteByte('\n')
 	}
-	for _, k := range keys {
+	for _, k := range nested {
 		v := t[k]
 		sub := append(path[:len(path):len(path)], k)
 		if m, ok := v.(map[string]any); ok {
 			writeTable(b, sub, m, true)
 			continue
 		}
-		if arr, ok := tableArray(v); ok {
-			for _, m := range arr {
-				if b.Len() > 0 {
-					b.WriteByte('\n')
-				}
-				b.WriteString("[[")
-				writePath(b, sub)
-				b.WriteString("]]\n")
-				writeTable(b, sub, m, false)
+		arr, _ := tableArray(v)
+		for _, m := range arr {
+			if b.Len() > 0 {
+				b.WriteByte('\n')
 			}
+			b.WriteString("[[")
+			writePath(b, sub)
+			b.WriteString("]]\n")
+			writeTable(b, sub, m, false)
 		}
 	}
 }
