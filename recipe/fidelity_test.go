@@ -3,7 +3,9 @@ package recipe
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,6 +366,15 @@ func TestFidelityCorpus(t *testing.T) {
 					}
 					want := cargoMetadata(t, cargo, src)
 					r, err := Compute(context.Background(), src, Options{})
+					var re *Error
+					if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) && strings.Contains(re.Msg, "path dependency") {
+						// cargo metadata --no-deps never opens path
+						// dependencies; a build would fail on it.
+						mu.Lock()
+						count[manifest+" missing path dependency"]++
+						mu.Unlock()
+						t.Skipf("%v", err)
+					}
 					if err != nil {
 						t.Fatalf("Compute: %v", err)
 					}

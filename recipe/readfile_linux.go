@@ -57,38 +57,15 @@ type dirEntry struct {
 	isLnk bool
 }
 
-// Directory listing buffers: one getdents64 call fills up to dirBufSize;
-// maxDirent is the largest record (19-byte header, 255-byte name, NUL,
-// 8-byte alignment).
-const (
-	dirBufSize = 8 << 10
-	maxDirent  = 280
-)
+// dirBufSize is the getdents64 buffer. A listing is read until a call
+// returns 0: the kernel may stop early on any filesystem (filldir64 ends a
+// call when a signal is pending, and Go's preemption uses signals), so a
+// short result never means the end.
+const dirBufSize = 8 << 10
 
-// greedyFS reports whether a filesystem (by statfs magic) fills the
-// caller's readdir buffer for as long as entries remain: ext4, xfs, btrfs,
-// tmpfs and overlayfs do. On them a listing that left room for one more
-// record is complete, and the second getdents64 call (which would return
-// 0) is skipped. Anything else (FUSE, NFS, 9p, ...) is read until a call
-// returns 0.
-func greedyFS(magic int64) bool {
-	switch magic {
-	case 0xEF53, // ext2/3/4
-		0x58465342, // xfs
-		0x9123683E, // btrfs
-		0x01021994, // tmpfs
-		0x794c7630: // overlayfs
-		return true
-	}
-	return false
-}
-
-// lister lists directories for one Compute: it reuses getdents buffers and
-// remembers, per device, whether the filesystem fills them greedily.
+// lister lists directories for one Compute, reusing getdents buffers.
 type lister struct {
-	mu     sync.Mutex
-	greedy map[uint64]bool
-	bufs   sync.Pool
+	bufs sync.Pool
 }
 
 func (l *lister) buf() *[]byte {
@@ -107,29 +84,6 @@ func (l *lister) put(b *[]byte) {
 	}
 }
 
-// isGreedy reports whether the filesystem of the open directory fd (on
-// device dev) fills getdents buffers greedily; one statfs per device.
-func (l *lister) isGreedy(fd int, dev uint64) bool {
-	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	g, ok := l.greedy[dev]
-	l.mu.Unlock()
-	if ok {
-		return g
-	}
-	var sf syscall.Statfs_t
-	g = syscall.Fstatfs(fd, &sf) == nil && greedyFS(int64(sf.Type))
-	l.mu.Lock()
-	if l.greedy == nil {
-		l.greedy = map[uint64]bool{}
-	}
-	l.greedy[dev] = g
-	l.mu.Unlock()
-	return g
-}
-
 // readDirKey lists a directory with getdents64 directly (types from
 // d_type, no per-entry stat; unknown types are stat'ed) and returns the
 // directory's identity as of before the listing.
@@ -144,7 +98,6 @@ func (l *lister) readDirKey(dir string) ([]dirEntry, statKey, error) {
 		return nil, statKey{}, &os.PathError{Op: "stat", Path: dir, Err: err}
 	}
 	key := keyOf(&st)
-	greedy := l.isGreedy(fd, st.Dev)
 	bp := l.buf()
 	defer l.put(bp)
 	buf := *bp
@@ -186,9 +139,6 @@ func (l *lister) readDirKey(dir string) ([]dirEntry, statKey, error) {
 				}
 			}
 			out = append(out, e)
-		}
-		if greedy && n <= len(buf)-maxDirent {
-			return out, key, nil
 		}
 	}
 }
