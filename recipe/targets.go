@@ -86,10 +86,11 @@ type inferred struct{ name, path string }
 
 // inferDir lists cargo's auto-discovered targets in a directory: `x.rs`
 // files and `x/main.rs` subdirectories, dot entries skipped.
+//
+// The directory is opened straight away (a missing one costs one failed
+// open, as cheap as a stat) and, as in cargo, one that cannot be read
+// holds no targets.
 func (c *targetCtx) inferDir(rel string) []inferred {
-	if !c.exists(rel) {
-		return nil
-	}
 	ents, err := c.fs.readDir(filepath.Join(c.m.dir, filepath.FromSlash(rel)))
 	if err != nil {
 		return nil
@@ -129,30 +130,6 @@ func normPath(p string) string {
 // discovery, auto* keys and the 2015-edition rules) to one package.
 func discoverTargets(t *tracker, m *manifest, edition string) (*explicitTargets, error) {
 	c := &targetCtx{fs: t, m: m, edition: edition, stats: map[string]fs.FileMode{}}
-	// One listing of the package and of src/ answers most questions.
-	for _, dir := range []string{"", "src"} {
-		ents, err := t.readDir(filepath.Join(m.dir, dir))
-		if err != nil {
-			continue
-		}
-		for _, e := range ents {
-			if e.isLnk {
-				continue // let stat follow it
-			}
-			mode := fs.FileMode(0)
-			if e.isDir {
-				mode = fs.ModeDir
-			}
-			c.stats[path.Join(dir, e.name)] = mode
-		}
-		for _, n := range []string{"src", "src/lib.rs", "src/main.rs", "src/bin", "examples", "tests", "benches", "build.rs"} {
-			if path.Dir(n) == dir || (dir == "" && !strings.Contains(n, "/")) {
-				if _, ok := c.stats[n]; !ok {
-					c.stats[n] = missing
-				}
-			}
-		}
-	}
 	out := &explicitTargets{}
 	e2015 := edition == "2015"
 
