@@ -52,3 +52,44 @@ func BenchmarkPrepare500Cached(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrepare500SyscallFloor makes the system calls a cold Compute
+// must make on the same tree (list crates/, then per member: read
+// Cargo.toml; stat src/lib.rs, src/main.rs, src/bin/b/main.rs and
+// build.rs; list src/bin, examples, tests and benches) and nothing else:
+// no parsing, no recipe. It is the floor under BenchmarkPrepare500 on this
+// machine, on the same worker pool.
+func BenchmarkPrepare500SyscallFloor(b *testing.B) {
+	dir := largeWorkspace(b)
+	var l lister
+	ents, _, err := l.readDirKey(dir + "/crates")
+	if err != nil {
+		b.Fatal(err)
+	}
+	members := make([]string, 0, len(ents))
+	for _, e := range ents {
+		members = append(members, dir+"/crates/"+e.name)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var l lister
+		if _, _, err := l.readDirKey(dir + "/crates"); err != nil {
+			b.Fatal(err)
+		}
+		_, err := parallel(members, func(m string) (int, error) {
+			if _, _, err := readFileKey(m + "/Cargo.toml"); err != nil {
+				return 0, err
+			}
+			for _, f := range []string{"/src/lib.rs", "/src/main.rs", "/src/bin/b/main.rs", "/build.rs"} {
+				statPath(m + f)
+			}
+			for _, d := range []string{"/src/bin", "/examples", "/tests", "/benches"} {
+				l.readDirKey(m + d)
+			}
+			return 0, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
