@@ -1,7 +1,6 @@
 package recipe
 
 import (
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,10 +26,55 @@ type lockfile struct {
 	trailer []string
 }
 
-var (
-	lockFieldRe = regexp.MustCompile(`^(name|version|source) = "(.*)"\s*$`)
-	lockDepRe   = regexp.MustCompile(`^\s*"([^"]*)",?\s*$`)
-)
+// lockField matches `name = "..."`, `version = "..."` or `source = "..."`
+// at the start of a line (trailing blanks allowed) and returns the key and
+// the value between the quotes.
+func lockField(line string) (key, value string, ok bool) {
+	for _, k := range [...]string{"name", "version", "source"} {
+		rest, found := strings.CutPrefix(line, k+` = "`)
+		if !found {
+			continue
+		}
+		rest = strings.TrimRight(rest, " \t\r")
+		if !strings.HasSuffix(rest, `"`) {
+			return "", "", false
+		}
+		return k, rest[:len(rest)-1], true
+	}
+	return "", "", false
+}
+
+// lockDep matches one entry line of a multi-line dependencies list,
+// `"name version (source)",`, and returns what is between the quotes.
+func lockDep(line string) (string, bool) {
+	t := strings.TrimSpace(line)
+	t = strings.TrimSpace(strings.TrimSuffix(t, ","))
+	if len(t) < 2 || t[0] != '"' || t[len(t)-1] != '"' {
+		return "", false
+	}
+	v := t[1 : len(t)-1]
+	if strings.Contains(v, `"`) {
+		return "", false
+	}
+	return v, true
+}
+
+// quoted returns every "..." string of an inline list.
+func quoted(s string) []string {
+	var out []string
+	for {
+		i := strings.IndexByte(s, '"')
+		if i < 0 {
+			return out
+		}
+		j := strings.IndexByte(s[i+1:], '"')
+		if j < 0 {
+			return out
+		}
+		out = append(out, s[i+1:i+1+j])
+		s = s[i+1+j+1:]
+	}
+}
 
 // parseLock splits Cargo.lock text into [[package]] blocks. The text must
 // already be valid TOML.
@@ -61,28 +105,28 @@ func parseLock(text string) *lockfile {
 		if inDeps {
 			if trimmed == "]" {
 				inDeps = false
-			} else if m := lockDepRe.FindStringSubmatch(line); m != nil {
-				r := parseRef(m[1])
+			} else if v, ok := lockDep(line); ok {
+				r := parseRef(v)
 				r.line = len(cur.lines) - 1
 				cur.deps = append(cur.deps, r)
 			}
 			continue
 		}
-		if m := lockFieldRe.FindStringSubmatch(line); m != nil {
-			switch m[1] {
+		if k, v, ok := lockField(line); ok {
+			switch k {
 			case "name":
-				cur.name = m[2]
+				cur.name = v
 			case "version":
-				cur.version = m[2]
+				cur.version = v
 			case "source":
-				cur.source = m[2]
+				cur.source = v
 			}
 		}
 		if strings.HasPrefix(trimmed, "dependencies = [") {
 			rest := strings.TrimPrefix(trimmed, "dependencies = [")
 			if strings.HasSuffix(rest, "]") { // inline list
-				for _, q := range regexp.MustCompile(`"([^"]*)"`).FindAllStringSubmatch(rest, -1) {
-					r := parseRef(q[1])
+				for _, q := range quoted(rest) {
+					r := parseRef(q)
 					r.line = -1
 					cur.deps = append(cur.deps, r)
 				}
@@ -163,7 +207,7 @@ func (lf *lockfile) mask(local map[string]bool) {
 		}
 		old[p.name+" "+p.version] = true
 		for i, l := range p.lines {
-			if m := lockFieldRe.FindStringSubmatch(l); m != nil && m[1] == "version" {
+			if k, _, ok := lockField(l); ok && k == "version" {
 				p.lines[i] = `version = "` + MaskedVersion + `"`
 			}
 		}

@@ -188,7 +188,13 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		}
 	}
 	t := newTracker()
+	// The lockfile is read and parsed while the workspace loads (a few
+	// hundred packages take milliseconds to validate).
+	lockPath := filepath.Join(rootDir, "Cargo.lock")
+	lockc := make(chan lockResult, 1)
+	go func() { lockc <- readLock(t, lockPath) }()
 	w, err := loadWorkspace(ctx, t, rootDir)
+	lock := <-lockc
 	if err != nil {
 		return nil, err
 	}
@@ -273,12 +279,10 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	sort.Slice(r.Manifests, func(i, j int) bool { return r.Manifests[i].Path < r.Manifests[j].Path })
 
 	// lockfile
-	lockPath := filepath.Join(rootDir, "Cargo.lock")
-	if data, err := t.readFile(lockPath); err == nil {
-		if _, err := ParseManifest("Cargo.lock", data); err != nil {
-			return nil, err
-		}
-		lf := parseLock(string(data))
+	if lock.err != nil {
+		return nil, lock.err
+	}
+	if lf := lock.lf; lf != nil {
 		if filtered {
 			roots := map[string]bool{}
 			for d := range keep {
@@ -291,8 +295,6 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		lf.mask(masked)
 		r.LockFile = &File{Path: relSlash(ctxRoot, lockPath), Contents: lf.String()}
 		r.External = lf.externalCount()
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fileError("Cargo.lock", err)
 	}
 
 	// cargo config
@@ -449,6 +451,28 @@ func readCargoConfig(t *tracker, rootDir string) (table, string, error) {
 		return doc, name, nil
 	}
 	return nil, "", nil
+}
+
+// lockResult is the parsed lockfile (nil when there is none) or the error
+// reading or validating it.
+type lockResult struct {
+	lf  *lockfile
+	err error
+}
+
+// readLock reads, validates and parses Cargo.lock.
+func readLock(t *tracker, p string) lockResult {
+	data, err := t.readFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return lockResult{}
+	}
+	if err != nil {
+		return lockResult{err: fileError("Cargo.lock", err)}
+	}
+	if _, err := ParseManifest("Cargo.lock", data); err != nil {
+		return lockResult{err: err}
+	}
+	return lockResult{lf: parseLock(string(data))}
 }
 
 // readToolchain reads rust-toolchain (wins, as in rustup) or
