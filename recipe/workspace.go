@@ -462,9 +462,9 @@ func (w *workspace) loadPathCrate(from *manifest, key, base, p string, fromMembe
 	if _, ok := w.crates[dir]; ok {
 		return dir, nil
 	}
-	line := lineOf(from.raw, key)
+	line := func() int { return lineOf(from.raw, key) } // only errors need it
 	if sharedParent(dir, w.rootDir) == string(filepath.Separator) {
-		return "", errorf(from.rel, line,
+		return "", errorf(from.rel, line(),
 			"point `path` at a crate directory that shares a parent directory (other than /) with the workspace",
 			"path dependency %q = %q escapes to %s: chefd cannot place it in the build context", key, p, dir)
 	}
@@ -473,18 +473,18 @@ func (w *workspace) loadPathCrate(from *manifest, key, base, p string, fromMembe
 		var re *Error
 		if errors.As(err, &re) {
 			if errors.Is(err, fs.ErrNotExist) {
-				re.File, re.Line = from.rel, line
+				re.File, re.Line = from.rel, line()
 				re.Msg = fmt.Sprintf("path dependency %q = { path = %q }: %s/Cargo.toml not found", key, p, w.shown(dir))
 				re.Fix = "fix the `path`, or restore the crate at that location"
 			} else if errors.Is(err, syscall.ELOOP) {
-				re.File, re.Line = from.rel, line
+				re.File, re.Line = from.rel, line()
 				re.Msg = fmt.Sprintf("path dependency %q = { path = %q }: symbolic link loop", key, p)
 			}
 		}
 		return "", err
 	}
 	if m.pkg == nil {
-		return "", errorf(from.rel, line, "point `path` at a crate (a Cargo.toml with [package])",
+		return "", errorf(from.rel, line(), "point `path` at a crate (a Cargo.toml with [package])",
 			"path dependency %q: %s has no [package] section", key, m.rel)
 	}
 	member := fromMember && within(dir, w.rootDir) && !w.excluded(dir) && w.root.ws != nil
