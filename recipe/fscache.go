@@ -50,13 +50,24 @@ func (k statKey) typeOnly() statKey {
 
 // tracker records the filesystem observations of one Compute. A nil
 // tracker records nothing.
+//
+// Besides each path read, listed or stat'ed (obs), it records the identity
+// of the directory holding each of them (parents), taken before the path
+// itself is looked at. A directory's mtime and ctime move whenever an entry
+// is created, removed or renamed in it, so while a parent is unchanged, the
+// existence and type of every path observed in it are too: a warm check
+// re-stats the parents, and the type-only or missing paths in a parent
+// that moved (an editor's swap file, say) one by one.
 type tracker struct {
-	mu  sync.Mutex
-	obs map[string]statKey
-	ls  lister
+	mu      sync.Mutex
+	obs     map[string]statKey
+	parents map[string]statKey
+	ls      lister
 }
 
-func newTracker() *tracker { return &tracker{obs: make(map[string]statKey, 1024)} }
+func newTracker() *tracker {
+	return &tracker{obs: make(map[string]statKey, 1024), parents: make(map[string]statKey, 512)}
+}
 
 func (t *tracker) note(p string, k statKey) {
 	if t == nil {
@@ -71,17 +82,44 @@ func (t *tracker) note(p string, k statKey) {
 	t.mu.Unlock()
 }
 
-// noteErr records a path that could not be read: missing is cacheable,
-// anything else is noted as a never-matching key.
-func (t *tracker) noteErr(p string, err error) {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		t.note(p, statKey{})
+// cover records the identity of p's directory unless it already has been.
+// It runs before p is looked at, and under the lock, so that the recorded
+// identity always predates every observation it covers.
+func (t *tracker) cover(p string) {
+	if t == nil {
 		return
 	}
-	t.note(p, statKey{Exists: true, Ino: ^uint64(0)})
+	dir := filepath.Dir(p)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, seen := t.parents[dir]; seen {
+		return
+	}
+	k, err := statPath(dir)
+	if err != nil {
+		k = errKey(err)
+	}
+	t.parents[dir] = k
 }
 
+// errKey is the key of a path that could not be stat'ed or read: missing
+// is cacheable, anything else never matches.
+func errKey(err error) statKey {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return statKey{}
+	}
+	return statKey{Exists: true, Ino: ^uint64(0)}
+}
+
+// noteErr records a path that could not be read.
+func (t *tracker) noteErr(p string, err error) { t.note(p, errKey(err)) }
+
+// coverable reports whether a parent's identity vouches for k: a
+// type-only or a missing observation (not an unreadable one).
+func (k statKey) coverable() bool { return k.TypeOnly || k == statKey{} }
+
 func (t *tracker) readFile(p string) ([]byte, error) {
+	t.cover(p)
 	data, k, err := readFileKey(p)
 	if err != nil {
 		if k.Exists {
@@ -100,6 +138,7 @@ func (t *tracker) readDir(p string) ([]dirEntry, error) {
 	if t != nil {
 		l = &t.ls
 	}
+	t.cover(p)
 	ents, k, err := l.readDirKey(p)
 	if err != nil {
 		t.noteErr(p, err)
@@ -115,6 +154,7 @@ func (t *tracker) readDir(p string) ([]dirEntry, error) {
 // src/bin/x/main.rs) leave the cache valid. A directory that is also
 // listed gets its full identity from the listing.
 func (t *tracker) stat(p string) (statKey, error) {
+	t.cover(p)
 	k, err := statPath(p)
 	if err != nil {
 		t.noteErr(p, err)
@@ -177,13 +217,14 @@ type cacheEntry struct {
 	Root    string             `json:"root"`
 	Options string             `json:"options"`
 	Obs     map[string]statKey `json:"obs"`
+	Parents map[string]statKey `json:"parents"`
 	Recipe  *Recipe            `json:"recipe"`
 	Context string             `json:"context_root"`
 	Extern  int                `json:"external"`
 }
 
 // cacheVersion changes whenever what Compute reads or produces changes.
-const cacheVersion = "2"
+const cacheVersion = "3"
 
 func cachePath(dir, root, opts string) string {
 	sum := sha256.Sum256([]byte(root + "\x00" + opts))
@@ -225,7 +266,7 @@ func loadCached(dir, root, key string) *Recipe {
 		e.Options != key || len(e.Obs) == 0 || e.Recipe == nil || e.Recipe.Hash == "" {
 		return nil
 	}
-	if !unchanged(e.Obs) {
+	if !unchanged(e.Obs, e.Parents) {
 		return nil
 	}
 	r := e.Recipe
@@ -233,40 +274,63 @@ func loadCached(dir, root, key string) *Recipe {
 	return r
 }
 
-// unchanged re-stats every observed path (in parallel: it is all system
-// calls).
-func unchanged(obs map[string]statKey) bool {
+// unchanged re-stats the parents, then every observation their identity
+// does not vouch for (in parallel: it is all system calls).
+func unchanged(obs, parents map[string]statKey) bool {
+	dirs := make([]string, 0, len(parents))
+	for d := range parents {
+		dirs = append(dirs, d)
+	}
+	moved := map[string]bool{}
+	for _, d := range restat(dirs, parents, false) {
+		moved[d] = true
+	}
 	paths := make([]string, 0, len(obs))
-	for p := range obs {
+	for p, k := range obs {
+		if d := filepath.Dir(p); k.coverable() && !moved[d] {
+			if _, covered := parents[d]; covered {
+				continue
+			}
+		}
 		paths = append(paths, p)
 	}
+	return len(restat(paths, obs, true)) == 0
+}
+
+// restat stats paths and returns those whose key differs from want (only
+// the first one found when first is set).
+func restat(paths []string, want map[string]statKey, first bool) []string {
 	const workers = 4
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	ok := true
+	var diff []string
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(paths); i += workers {
-				want := obs[paths[i]]
-				k, err := statPath(paths[i])
+				p := paths[i]
+				k, err := statPath(p)
 				if err != nil {
-					k = statKey{}
-				} else if want.TypeOnly {
+					k = errKey(err)
+				} else if want[p].TypeOnly {
 					k = k.typeOnly()
 				}
-				if k != want {
-					mu.Lock()
-					ok = false
-					mu.Unlock()
+				if k == want[p] {
+					continue
+				}
+				mu.Lock()
+				diff = append(diff, p)
+				stop := first
+				mu.Unlock()
+				if stop {
 					return
 				}
 			}
 		}(w)
 	}
 	wg.Wait()
-	return ok
+	return diff
 }
 
 // storeCached writes the entry unless some observed path changed too
@@ -285,7 +349,12 @@ func storeCached(dir, root, key string, o Options, t *tracker, r *Recipe) error 
 			return nil // an unreadable path: do not cache
 		}
 	}
-	e := cacheEntry{Version: cacheVersion, Root: root, Options: key, Obs: t.obs, Recipe: r,
+	for _, k := range t.parents {
+		if k.Exists && (k.Mtime > recent || k.Ctime > recent) {
+			return nil
+		}
+	}
+	e := cacheEntry{Version: cacheVersion, Root: root, Options: key, Obs: t.obs, Parents: t.parents, Recipe: r,
 		Context: r.ContextRoot, Extern: r.External}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&e); err != nil {

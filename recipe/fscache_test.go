@@ -153,3 +153,44 @@ func TestCacheSurvivesSourceEdits(t *testing.T) {
 		t.Fatalf("after removing a target file the cache returned %s, a fresh compute %s", got.Hash, want.Hash)
 	}
 }
+
+// TestCacheSurvivesEditorTemporaries: swap and backup files created next to
+// sources (in src/, the package directory and a target directory's parent)
+// keep the cache valid; a new target file or directory in the same places
+// does not.
+func TestCacheSurvivesEditorTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	if err := testws.Generate(dir, 2); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(dir, "crates", "member-001")
+	cache := t.TempDir()
+	o := Options{CacheDir: cache, racyWindow: -1}
+	computeWith(t, dir, o)
+	doctorCache(t, cache)
+	for _, f := range []string{"src/.lib.rs.swp", ".Cargo.toml.swp", "src/bin/b/.main.rs.swp", "#README.md#", "src/main.rs~"} {
+		if err := os.WriteFile(filepath.Join(pkg, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := computeWith(t, dir, o); got.Hash != "doctored" {
+		t.Fatal("editor temporaries invalidated the recipe cache")
+	}
+	for _, add := range []string{"benches/speed.rs", "build.rs", "src/bin/c/main.rs"} {
+		t.Run(add, func(t *testing.T) {
+			p := filepath.Join(pkg, filepath.FromSlash(add))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("fn main() {}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := computeWith(t, dir, Options{})
+			if got := computeWith(t, dir, o); got.Hash != want.Hash {
+				t.Fatalf("after adding %s the cache returned %s, a fresh compute %s", add, got.Hash, want.Hash)
+			}
+			computeWith(t, dir, o) // store the new state
+			doctorCache(t, cache)
+		})
+	}
+}
