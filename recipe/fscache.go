@@ -211,20 +211,25 @@ func (t *tracker) glob(pattern string) ([]globMatch, error) {
 	return out, nil
 }
 
-// cacheEntry is what the cache stores for one root and option set.
+// cacheEntry is what the cache stores for one root and option set. The
+// observations are flat slices, not maps: gob decodes them faster, and
+// decoding is most of a warm prepare's user time.
 type cacheEntry struct {
-	Version string             `json:"version"`
-	Root    string             `json:"root"`
-	Options string             `json:"options"`
-	Obs     map[string]statKey `json:"obs"`
-	Parents map[string]statKey `json:"parents"`
-	Recipe  *Recipe            `json:"recipe"`
-	Context string             `json:"context_root"`
-	Extern  int                `json:"external"`
+	Version string
+	Root    string
+	Options string
+	Paths   []string  // observed paths
+	Keys    []statKey // their keys
+	Parent  []int32   // index of each path's directory in Dirs, or -1
+	Dirs    []string  // the directories holding observed paths
+	DirKeys []statKey
+	Recipe  *Recipe
+	Context string
+	Extern  int
 }
 
 // cacheVersion changes whenever what Compute reads or produces changes.
-const cacheVersion = "3"
+const cacheVersion = "4"
 
 func cachePath(dir, root, opts string) string {
 	sum := sha256.Sum256([]byte(root + "\x00" + opts))
@@ -263,10 +268,11 @@ func loadCached(dir, root, key string) *Recipe {
 	defer f.Close()
 	var e cacheEntry
 	if gob.NewDecoder(bufio.NewReader(f)).Decode(&e) != nil || e.Version != cacheVersion || e.Root != root ||
-		e.Options != key || len(e.Obs) == 0 || e.Recipe == nil || e.Recipe.Hash == "" {
+		e.Options != key || len(e.Paths) == 0 || len(e.Keys) != len(e.Paths) || len(e.Parent) != len(e.Paths) ||
+		len(e.DirKeys) != len(e.Dirs) || e.Recipe == nil || e.Recipe.Hash == "" {
 		return nil
 	}
-	if !unchanged(e.Obs, e.Parents) {
+	if !e.unchanged() {
 		return nil
 	}
 	r := e.Recipe
@@ -274,56 +280,50 @@ func loadCached(dir, root, key string) *Recipe {
 	return r
 }
 
-// unchanged re-stats the parents, then every observation their identity
-// does not vouch for (in parallel: it is all system calls).
-func unchanged(obs, parents map[string]statKey) bool {
-	dirs := make([]string, 0, len(parents))
-	for d := range parents {
-		dirs = append(dirs, d)
+// unchanged re-stats the directories, then every observation their
+// identity does not vouch for (in parallel: it is all system calls).
+func (e *cacheEntry) unchanged() bool {
+	moved := make([]bool, len(e.Dirs))
+	for _, i := range restat(e.Dirs, e.DirKeys, false) {
+		moved[i] = true
 	}
-	moved := map[string]bool{}
-	for _, d := range restat(dirs, parents, false) {
-		moved[d] = true
-	}
-	paths := make([]string, 0, len(obs))
-	for p, k := range obs {
-		if d := filepath.Dir(p); k.coverable() && !moved[d] {
-			if _, covered := parents[d]; covered {
-				continue
-			}
+	var paths []string
+	var keys []statKey
+	for i, k := range e.Keys {
+		if d := e.Parent[i]; k.coverable() && d >= 0 && int(d) < len(moved) && !moved[d] {
+			continue
 		}
-		paths = append(paths, p)
+		paths = append(paths, e.Paths[i])
+		keys = append(keys, k)
 	}
-	return len(restat(paths, obs, true)) == 0
+	return len(restat(paths, keys, true)) == 0
 }
 
-// restat stats paths and returns those whose key differs from want (only
-// the first one found when first is set).
-func restat(paths []string, want map[string]statKey, first bool) []string {
+// restat stats paths and returns the indexes of those whose key differs
+// from want (only the first one found when first is set).
+func restat(paths []string, want []statKey, first bool) []int {
 	const workers = 4
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	var diff []string
+	var diff []int
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(paths); i += workers {
-				p := paths[i]
-				k, err := statPath(p)
+				k, err := statPath(paths[i])
 				if err != nil {
 					k = errKey(err)
-				} else if want[p].TypeOnly {
+				} else if want[i].TypeOnly {
 					k = k.typeOnly()
 				}
-				if k == want[p] {
+				if k == want[i] {
 					continue
 				}
 				mu.Lock()
-				diff = append(diff, p)
-				stop := first
+				diff = append(diff, i)
 				mu.Unlock()
-				if stop {
+				if first {
 					return
 				}
 			}
@@ -331,6 +331,27 @@ func restat(paths []string, want map[string]statKey, first bool) []string {
 	}
 	wg.Wait()
 	return diff
+}
+
+// entry flattens the tracker's observations for the cache.
+func (t *tracker) entry() cacheEntry {
+	var e cacheEntry
+	dirIndex := make(map[string]int32, len(t.parents))
+	for d, k := range t.parents {
+		dirIndex[d] = int32(len(e.Dirs))
+		e.Dirs = append(e.Dirs, d)
+		e.DirKeys = append(e.DirKeys, k)
+	}
+	for p, k := range t.obs {
+		d, ok := dirIndex[filepath.Dir(p)]
+		if !ok {
+			d = -1
+		}
+		e.Paths = append(e.Paths, p)
+		e.Keys = append(e.Keys, k)
+		e.Parent = append(e.Parent, d)
+	}
+	return e
 }
 
 // storeCached writes the entry unless some observed path changed too
@@ -354,8 +375,9 @@ func storeCached(dir, root, key string, o Options, t *tracker, r *Recipe) error 
 			return nil
 		}
 	}
-	e := cacheEntry{Version: cacheVersion, Root: root, Options: key, Obs: t.obs, Parents: t.parents, Recipe: r,
-		Context: r.ContextRoot, Extern: r.External}
+	e := t.entry()
+	e.Version, e.Root, e.Options, e.Recipe = cacheVersion, root, key, r
+	e.Context, e.Extern = r.ContextRoot, r.External
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&e); err != nil {
 		return err
