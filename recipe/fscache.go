@@ -283,8 +283,10 @@ func loadCached(dir, root, key string) *Recipe {
 // unchanged re-stats the directories, then every observation their
 // identity does not vouch for (in parallel: it is all system calls).
 func (e *cacheEntry) unchanged() bool {
+	st := openRootStatter(e.Root)
+	defer st.close()
 	moved := make([]bool, len(e.Dirs))
-	for _, i := range restat(e.Dirs, e.DirKeys, false) {
+	for _, i := range restat(st, e.Dirs, e.DirKeys, false) {
 		moved[i] = true
 	}
 	var paths []string
@@ -296,12 +298,12 @@ func (e *cacheEntry) unchanged() bool {
 		paths = append(paths, e.Paths[i])
 		keys = append(keys, k)
 	}
-	return len(restat(paths, keys, true)) == 0
+	return len(restat(st, paths, keys, true)) == 0
 }
 
 // restat stats paths and returns the indexes of those whose key differs
 // from want (only the first one found when first is set).
-func restat(paths []string, want []statKey, first bool) []int {
+func restat(st *rootStatter, paths []string, want []statKey, first bool) []int {
 	const workers = 4
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -311,7 +313,7 @@ func restat(paths []string, want []statKey, first bool) []int {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(paths); i += workers {
-				k, err := statPath(paths[i])
+				k, err := st.stat(paths[i])
 				if err != nil {
 					k = errKey(err)
 				} else if want[i].TypeOnly {
