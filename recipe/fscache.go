@@ -61,12 +61,18 @@ func (k statKey) typeOnly() statKey {
 type tracker struct {
 	mu      sync.Mutex
 	obs     map[string]statKey
-	parents map[string]statKey
+	parents map[string]*dirCover
 	ls      lister
 }
 
+// dirCover is one parent directory's identity, stat'ed once.
+type dirCover struct {
+	once sync.Once
+	key  statKey
+}
+
 func newTracker() *tracker {
-	return &tracker{obs: make(map[string]statKey, 1024), parents: make(map[string]statKey, 512)}
+	return &tracker{obs: make(map[string]statKey, 1024), parents: make(map[string]*dirCover, 512)}
 }
 
 func (t *tracker) note(p string, k statKey) {
@@ -83,23 +89,28 @@ func (t *tracker) note(p string, k statKey) {
 }
 
 // cover records the identity of p's directory unless it already has been.
-// It runs before p is looked at, and under the lock, so that the recorded
-// identity always predates every observation it covers.
+// It returns only once that identity is recorded, so the identity always
+// predates every observation it covers; different directories are stat'ed
+// concurrently.
 func (t *tracker) cover(p string) {
 	if t == nil {
 		return
 	}
 	dir := filepath.Dir(p)
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, seen := t.parents[dir]; seen {
-		return
+	c := t.parents[dir]
+	if c == nil {
+		c = &dirCover{}
+		t.parents[dir] = c
 	}
-	k, err := statPath(dir)
-	if err != nil {
-		k = errKey(err)
-	}
-	t.parents[dir] = k
+	t.mu.Unlock()
+	c.once.Do(func() {
+		k, err := statPath(dir)
+		if err != nil {
+			k = errKey(err)
+		}
+		c.key = k
+	})
 }
 
 // errKey is the key of a path that could not be stat'ed or read: missing
@@ -339,10 +350,10 @@ func restat(st *rootStatter, paths []string, want []statKey, first bool) []int {
 func (t *tracker) entry() cacheEntry {
 	var e cacheEntry
 	dirIndex := make(map[string]int32, len(t.parents))
-	for d, k := range t.parents {
+	for d, c := range t.parents {
 		dirIndex[d] = int32(len(e.Dirs))
 		e.Dirs = append(e.Dirs, d)
-		e.DirKeys = append(e.DirKeys, k)
+		e.DirKeys = append(e.DirKeys, c.key)
 	}
 	for p, k := range t.obs {
 		d, ok := dirIndex[filepath.Dir(p)]
@@ -372,8 +383,8 @@ func storeCached(dir, root, key string, o Options, t *tracker, r *Recipe) error 
 			return nil // an unreadable path: do not cache
 		}
 	}
-	for _, k := range t.parents {
-		if k.Exists && (k.Mtime > recent || k.Ctime > recent) {
+	for _, c := range t.parents {
+		if k := c.key; k.Exists && (k.Mtime > recent || k.Ctime > recent) {
 			return nil
 		}
 	}
