@@ -225,6 +225,11 @@ func (t *tracker) glob(pattern string) ([]globMatch, error) {
 // cacheEntry is what the cache stores for one root and option set. The
 // observations are flat slices, not maps: gob decodes them faster, and
 // decoding is most of a warm prepare's user time.
+//
+// A cache file holds two gob values: the entry, then the recipe, so that
+// the re-stat can start while the recipe is still being decoded. Paths
+// are relative to Root when they are below it (shorter to decode, and
+// stat'ed relative to Root's directory fd).
 type cacheEntry struct {
 	Version string
 	Root    string
@@ -234,13 +239,32 @@ type cacheEntry struct {
 	Parent  []int32   // index of each path's directory in Dirs, or -1
 	Dirs    []string  // the directories holding observed paths
 	DirKeys []statKey
-	Recipe  *Recipe
 	Context string
 	Extern  int
 }
 
+// writeCacheFile encodes an entry and its recipe into path, atomically.
+func writeCacheFile(path string, e *cacheEntry, r *Recipe) error {
+	var buf bytes.Buffer
+	enc := gob.NewEncoder(&buf)
+	if err := enc.Encode(e); err != nil {
+		return err
+	}
+	if err := enc.Encode(r); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp" + fmt.Sprint(os.Getpid())
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // cacheVersion changes whenever what Compute reads or produces changes.
-const cacheVersion = "4"
+const cacheVersion = "5"
 
 func cachePath(dir, root, opts string) string {
 	sum := sha256.Sum256([]byte(root + "\x00" + opts))
@@ -277,18 +301,22 @@ func loadCached(dir, root, key string) *Recipe {
 		return nil
 	}
 	defer f.Close()
+	dec := gob.NewDecoder(bufio.NewReader(f))
 	var e cacheEntry
-	if gob.NewDecoder(bufio.NewReader(f)).Decode(&e) != nil || e.Version != cacheVersion || e.Root != root ||
+	if dec.Decode(&e) != nil || e.Version != cacheVersion || e.Root != root ||
 		e.Options != key || len(e.Paths) == 0 || len(e.Keys) != len(e.Paths) || len(e.Parent) != len(e.Paths) ||
-		len(e.DirKeys) != len(e.Dirs) || e.Recipe == nil || e.Recipe.Hash == "" {
+		len(e.DirKeys) != len(e.Dirs) {
 		return nil
 	}
-	if !e.unchanged() {
+	same := make(chan bool, 1)
+	go func() { same <- e.unchanged() }()
+	var r Recipe
+	err = dec.Decode(&r)
+	if !<-same || err != nil || r.Hash == "" {
 		return nil
 	}
-	r := e.Recipe
 	r.Root, r.ContextRoot, r.External = root, e.Context, e.Extern
-	return r
+	return &r
 }
 
 // unchanged re-stats the directories, then every observation their
@@ -346,13 +374,23 @@ func restat(st *rootStatter, paths []string, want []statKey, first bool) []int {
 	return diff
 }
 
-// entry flattens the tracker's observations for the cache.
-func (t *tracker) entry() cacheEntry {
+// entry flattens the tracker's observations for the cache, with paths
+// below root made relative to it.
+func (t *tracker) entry(root string) cacheEntry {
 	var e cacheEntry
+	rel := func(p string) string {
+		switch {
+		case p == root:
+			return "."
+		case strings.HasPrefix(p, root) && len(p) > len(root) && p[len(root)] == filepath.Separator:
+			return p[len(root)+1:]
+		}
+		return p
+	}
 	dirIndex := make(map[string]int32, len(t.parents))
 	for d, c := range t.parents {
 		dirIndex[d] = int32(len(e.Dirs))
-		e.Dirs = append(e.Dirs, d)
+		e.Dirs = append(e.Dirs, rel(d))
 		e.DirKeys = append(e.DirKeys, c.key)
 	}
 	for p, k := range t.obs {
@@ -360,7 +398,7 @@ func (t *tracker) entry() cacheEntry {
 		if !ok {
 			d = -1
 		}
-		e.Paths = append(e.Paths, p)
+		e.Paths = append(e.Paths, rel(p))
 		e.Keys = append(e.Keys, k)
 		e.Parent = append(e.Parent, d)
 	}
@@ -388,23 +426,10 @@ func storeCached(dir, root, key string, o Options, t *tracker, r *Recipe) error 
 			return nil
 		}
 	}
-	e := t.entry()
-	e.Version, e.Root, e.Options, e.Recipe = cacheVersion, root, key, r
+	e := t.entry(root)
+	e.Version, e.Root, e.Options = cacheVersion, root, key
 	e.Context, e.Extern = r.ContextRoot, r.External
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&e); err != nil {
-		return err
-	}
-	out := buf.Bytes()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	p := cachePath(dir, root, key)
-	tmp := p + ".tmp" + fmt.Sprint(os.Getpid())
-	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return writeCacheFile(cachePath(dir, root, key), &e, r)
 }
 
 // DefaultCacheDir is where the CLI and the daemon keep recipe caches.

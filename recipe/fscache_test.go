@@ -66,19 +66,7 @@ func TestCacheHitAndInvalidation(t *testing.T) {
 	o := Options{CacheDir: cache, racyWindow: -1}
 	first := computeWith(t, dir, o)
 	// doctor the stored hash: a hit returns it
-	files, _ := filepath.Glob(filepath.Join(cache, "recipe-*.gob"))
-	if len(files) != 1 {
-		t.Fatalf("cache files: %v", files)
-	}
-	data, _ := os.ReadFile(files[0])
-	var e cacheEntry
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&e); err != nil {
-		t.Fatal(err)
-	}
-	e.Recipe.Hash = "doctored"
-	var buf bytes.Buffer
-	gob.NewEncoder(&buf).Encode(&e)
-	os.WriteFile(files[0], buf.Bytes(), 0o600)
+	doctorCache(t, cache)
 	hit := computeWith(t, dir, o)
 	if hit.Hash != "doctored" {
 		t.Fatalf("no cache hit: %s", hit.Hash)
@@ -107,16 +95,17 @@ func doctorCache(t *testing.T, cache string) {
 		t.Fatalf("cache files: %v", files)
 	}
 	data, _ := os.ReadFile(files[0])
+	dec := gob.NewDecoder(bytes.NewReader(data))
 	var e cacheEntry
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&e); err != nil {
+	var r Recipe
+	if err := dec.Decode(&e); err != nil {
 		t.Fatal(err)
 	}
-	e.Recipe.Hash = "doctored"
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&e); err != nil {
+	if err := dec.Decode(&r); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(files[0], buf.Bytes(), 0o600); err != nil {
+	r.Hash = "doctored"
+	if err := writeCacheFile(files[0], &e, &r); err != nil {
 		t.Fatal(err)
 	}
 }

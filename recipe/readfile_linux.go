@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -174,9 +175,10 @@ func statPath(path string) (statKey, error) {
 	}
 }
 
-// rootStatter stats paths relative to an open root directory: the kernel
-// then walks only the components below the root (about 15% cheaper per
-// call on deep workspace paths). Paths outside the root are stat'ed whole.
+// rootStatter stats cache paths relative to an open root directory: the
+// kernel then walks only the components below the root (about 15% cheaper
+// per call on deep workspace paths). Absolute paths (outside the root) are
+// stat'ed whole.
 type rootStatter struct {
 	root string
 	fd   int
@@ -196,14 +198,18 @@ func (s *rootStatter) close() {
 	}
 }
 
-// stat is statPath for one path, through the root when it is below it.
+// stat stats a cache path: relative ones through the root's fd (or
+// joined to the root when it could not be opened), absolute ones whole.
 func (s *rootStatter) stat(p string) (statKey, error) {
-	if s.fd < 0 || len(p) <= len(s.root)+1 || p[len(s.root)] != '/' || p[:len(s.root)] != s.root {
+	if filepath.IsAbs(p) {
 		return statPath(p)
+	}
+	if s.fd < 0 {
+		return statPath(filepath.Join(s.root, p))
 	}
 	var st unix.Stat_t
 	for {
-		err := unix.Fstatat(s.fd, p[len(s.root)+1:], &st, 0)
+		err := unix.Fstatat(s.fd, p, &st, 0)
 		if err == unix.EINTR {
 			continue
 		}

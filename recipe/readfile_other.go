@@ -5,6 +5,7 @@ package recipe
 import (
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // modeTypeMask keeps the file-type bits of statKey.Mode.
@@ -50,8 +51,13 @@ type dirEntry struct {
 }
 
 // rootStatter is the Linux relative statter's stand-in: plain stats.
-type rootStatter struct{}
+type rootStatter struct{ root string }
 
-func openRootStatter(string) *rootStatter             { return &rootStatter{} }
-func (s *rootStatter) close()                         {}
-func (s *rootStatter) stat(p string) (statKey, error) { return statPath(p) }
+func openRootStatter(root string) *rootStatter { return &rootStatter{root} }
+func (s *rootStatter) close()                  {}
+func (s *rootStatter) stat(p string) (statKey, error) {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(s.root, p)
+	}
+	return statPath(p)
+}
