@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The lockfile is masked and filtered textually, block by block, so the
@@ -327,3 +328,116 @@ func compareSemver(a, b string) int {
 	}
 	return 0
 }
+
+// lockCanonical reports whether text is a lockfile in the form cargo writes
+// (comments, `key = "string"` or `key = 123`, `[[package]]`-style headers,
+// dependency lists of plain strings, `[metadata]` checksums), with no key
+// repeated in a table. Such text is always valid TOML, so Compute skips the
+// full TOML parse for it (a third of a cold prepare on a workspace with a
+// few hundred locked packages); anything else is parsed in full and gets
+// the parser's error. FuzzLockCanonical checks the implication.
+func lockCanonical(text string) bool {
+	if !utf8.ValidString(text) {
+		return false
+	}
+	keys := map[string]bool{}
+	headers := map[string]bool{}
+	inList, top := false, true
+	for len(text) > 0 {
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = ""
+		}
+		for i := 0; i < len(line); i++ {
+			if c := line[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		t := trimTOML(line)
+		if inList {
+			switch {
+			case t == "]":
+				inList = false
+			case strings.HasSuffix(t, ",") && plainString(trimTOML(t[:len(t)-1])): // cargo ends every entry with a comma
+			default:
+				return false
+			}
+			continue
+		}
+		switch {
+		case t == "" || strings.HasPrefix(t, "#"):
+		case t == "[[package]]" || t == "[[patch.unused]]":
+			clear(keys)
+			top = false
+		case t == "[metadata]":
+			if headers[t] {
+				return false
+			}
+			headers[t] = true
+			clear(keys)
+			top = false
+		default:
+			k, v, ok := strings.Cut(t, " = ")
+			if !ok || !(bareKey(k) || plainString(k)) {
+				return false
+			}
+			if plainString(k) {
+				k = k[1 : len(k)-1]
+			}
+			// cargo writes only `version` above the first table; any other
+			// top-level key could clash with a table name
+			if keys[k] || top && k != "version" {
+				return false
+			}
+			keys[k] = true
+			switch {
+			case v == "[":
+				inList = true
+			case plainString(v), isDigits(v), inlineStrings(v):
+			default:
+				return false
+			}
+		}
+	}
+	return !inList
+}
+
+// plainString: a basic TOML string with no escapes and no quotes inside.
+func plainString(s string) bool {
+	return len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' && !strings.ContainsAny(s[1:len(s)-1], "\"\\")
+}
+
+// isDigits: a small decimal integer (cargo writes `version = 3`).
+func isDigits(s string) bool {
+	if s == "" || len(s) > 9 || len(s) > 1 && s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// inlineStrings: ["a", "b"] or [].
+func inlineStrings(s string) bool {
+	if len(s) < 2 || s[0] != '[' || s[len(s)-1] != ']' {
+		return false
+	}
+	body := trimTOML(s[1 : len(s)-1])
+	if body == "" {
+		return true
+	}
+	for _, e := range strings.Split(strings.TrimSuffix(body, ","), ",") {
+		if !plainString(trimTOML(e)) {
+			return false
+		}
+	}
+	return true
+}
+
+// trimTOML trims TOML whitespace (spaces and tabs only).
+func trimTOML(s string) string { return strings.Trim(s, " \t") }

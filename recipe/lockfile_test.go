@@ -1,6 +1,7 @@
 package recipe
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -95,4 +96,61 @@ func TestLockMask(t *testing.T) {
 	if strings.Contains(got, "1.2.3") || strings.Contains(got, "0.4.2") {
 		t.Errorf("a local version survived:\n%s", got)
 	}
+}
+
+// TestLockCanonical: cargo's own lockfiles take the fast path; anything
+// unusual falls back to the full TOML parse.
+func TestLockCanonical(t *testing.T) {
+	if !lockCanonical(lockText) {
+		t.Error("a cargo-written lockfile was not recognised")
+	}
+	for _, f := range []string{"testdata/hashbase/Cargo.lock", "testdata/fixtures/single-package/Cargo.lock"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !lockCanonical(string(data)) {
+			t.Errorf("%s was not recognised", f)
+		}
+	}
+	for name, text := range map[string]string{
+		"duplicate key":        "[[package]]\nname = \"a\"\nname = \"b\"\n",
+		"quoted duplicate":     "[[package]]\nname = \"a\"\n\"name\" = \"b\"\n",
+		"table clash":          "package = \"x\"\n[[package]]\nname = \"a\"\n",
+		"metadata twice":       "[metadata]\n[metadata]\n",
+		"escape":               "[[package]]\nname = \"a\\\"\"\n",
+		"unclosed list":        "[[package]]\ndependencies = [\n \"a\",\n",
+		"other header":         "[package]\nname = \"a\"\n",
+		"dotted key":           "[[package]]\na.b = \"c\"\n",
+		"float":                "version = 3.5\n",
+		"control character":    "[[package]]\nname = \"a\x01\"\n",
+		"crlf":                 "version = 3\r\n",
+		"invalid utf-8":        "# \xff\nversion = 3\n",
+		"bad list entry":       "[[package]]\ndependencies = [\n a,\n]\n",
+		"leading-zero integer": "version = 03\n",
+	} {
+		if lockCanonical(text) {
+			t.Errorf("%s: took the fast path", name)
+		}
+	}
+}
+
+// FuzzLockCanonical: whatever the fast path accepts, the TOML parser
+// accepts too.
+func FuzzLockCanonical(f *testing.F) {
+	f.Add(lockText)
+	f.Add("version = 3\n\n[[package]]\nname = \"a\"\ndependencies = [\"b\", \"c\"]\n")
+	if data, err := os.ReadFile("testdata/hashbase/Cargo.lock"); err == nil {
+		f.Add(string(data))
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if !lockCanonical(text) {
+			return
+		}
+		if _, err := ParseManifest("Cargo.lock", []byte(text)); err != nil {
+			t.Fatalf("fast path accepted invalid TOML: %v\n%q", err, text)
+		}
+		lf := parseLock(text)
+		_ = lf.String()
+	})
 }

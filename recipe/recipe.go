@@ -469,10 +469,13 @@ func readLock(t *tracker, p string) lockResult {
 	if err != nil {
 		return lockResult{err: fileError("Cargo.lock", err)}
 	}
-	if _, err := ParseManifest("Cargo.lock", data); err != nil {
-		return lockResult{err: err}
+	text := string(data)
+	if !lockCanonical(text) {
+		if _, err := ParseManifest("Cargo.lock", data); err != nil {
+			return lockResult{err: err}
+		}
 	}
-	return lockResult{lf: parseLock(string(data))}
+	return lockResult{lf: parseLock(text)}
 }
 
 // readToolchain reads rust-toolchain (wins, as in rustup) or
