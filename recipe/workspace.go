@@ -296,13 +296,13 @@ func (w *workspace) inVendor(dir string) bool {
 
 // expandMember expands one `members` entry to member directories.
 func (w *workspace) expandMember(pat string) ([]string, error) {
-	line := lineOf(w.root.raw, pat)
+	line := func() int { return lineOf(w.root.raw, pat) } // only errors need it
 	full := filepath.Join(w.rootDir, filepath.FromSlash(pat))
 	if !hasMeta(pat) {
 		st, err := w.fs.stat(full)
 		if err != nil {
 			e := fileError("Cargo.toml", err)
-			e.Line = line
+			e.Line = line()
 			if errors.Is(err, fs.ErrNotExist) {
 				e.Msg = fmt.Sprintf("workspace member %q does not exist", pat)
 				e.Fix = fmt.Sprintf("create %s (with a Cargo.toml) or remove it from `members`", pat)
@@ -312,7 +312,7 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 			return nil, e
 		}
 		if !st.isDir() {
-			return nil, errorf("Cargo.toml", line, "list the crate's directory, not a file",
+			return nil, errorf("Cargo.toml", line(), "list the crate's directory, not a file",
 				"workspace member %q is not a directory", pat)
 		}
 		if w.excluded(full) {
@@ -322,7 +322,7 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 	}
 	matches, err := w.globPath(pat)
 	if err != nil {
-		return nil, errorf("Cargo.toml", line, "fix the glob pattern", "invalid member pattern %q: %v", pat, err)
+		return nil, errorf("Cargo.toml", line(), "fix the glob pattern", "invalid member pattern %q: %v", pat, err)
 	}
 	var out []string
 	for _, gm := range matches {
@@ -346,7 +346,7 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 		out = append(out, filepath.Clean(mm))
 	}
 	if len(matches) == 0 {
-		return nil, errorf("Cargo.toml", line,
+		return nil, errorf("Cargo.toml", line(),
 			fmt.Sprintf("create a crate that matches %q, or remove the pattern from `members`", pat),
 			"workspace member pattern %q matches nothing (cargo fails on it too)", pat)
 	}
