@@ -98,15 +98,27 @@ func Default(dir string) Config {
 	}
 }
 
-var imageNameJunk = regexp.MustCompile(`[^a-z0-9._-]+`)
-
-// DefaultImageName derives an image repository name from a directory name.
+// DefaultImageName derives an image repository name from a directory name:
+// lower-cased, every run of characters outside [a-z0-9._-] replaced by "-".
 func DefaultImageName(dir string) string {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = dir
 	}
-	name := imageNameJunk.ReplaceAllString(strings.ToLower(filepath.Base(abs)), "-")
+	var b strings.Builder
+	junk := false
+	for _, r := range strings.ToLower(filepath.Base(abs)) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			b.WriteRune(r)
+			junk = false
+			continue
+		}
+		if !junk {
+			b.WriteByte('-')
+		}
+		junk = true
+	}
+	name := b.String()
 	name = strings.Trim(name, "-._")
 	if name == "" {
 		name = "app"
@@ -132,8 +144,6 @@ func (e *Error) Error() string {
 	}
 	return fmt.Sprintf("%s: %s", pos, e.Msg)
 }
-
-var lineKeyRe = regexp.MustCompile(`line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // Load reads dir/chefd.toml. A missing file gives Default(dir).
 func Load(dir string) (Config, error) {
@@ -176,7 +186,8 @@ func decodeError(path string, err error) error {
 		}
 		return &Error{File: path, Line: pe.Position.Line, Key: pe.LastKey, Msg: msg}
 	}
-	if m := lineKeyRe.FindStringSubmatch(err.Error()); m != nil {
+	lineKey := regexp.MustCompile(`line (\d+) \(last key "([^"]*)"\): (.*)$`)
+	if m := lineKey.FindStringSubmatch(err.Error()); m != nil {
 		line := 0
 		fmt.Sscanf(m[1], "%d", &line)
 		return &Error{File: path, Line: line, Key: m[2], Msg: m[3]}
@@ -206,21 +217,87 @@ func KnownKeys() []string {
 	return keys
 }
 
-var (
-	profileRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
-	nameRe    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
-	imageRe   = regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?([/][a-z0-9]+([._-][a-z0-9]+)*)*$`)
-	tagRe     = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-)
+// Name checks, written out rather than as package-level regular
+// expressions (no package state, nothing compiled at start-up);
+// TestValidators compares them with the regular expressions they replace.
+
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlnum(c byte) bool { return isLower(c) || c >= 'A' && c <= 'Z' || isDigit(c) }
+
+// validImage: [a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*
+func validImage(s string) bool {
+	i, port := 0, false
+	run := func() bool {
+		start := i
+		for i < len(s) && (isLower(s[i]) || isDigit(s[i])) {
+			i++
+		}
+		return i > start
+	}
+	if !run() {
+		return false
+	}
+	for i < len(s) {
+		switch c := s[i]; {
+		case c == ':' && !port:
+			i++
+			start := i
+			for i < len(s) && isDigit(s[i]) {
+				i++
+			}
+			if i == start || i < len(s) && s[i] != '/' {
+				return false
+			}
+			port = true
+		case c == '.' || c == '_' || c == '/' || c == '-':
+			i++
+			if !run() {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validProfile: [A-Za-z][A-Za-z0-9_-]*
+func validProfile(s string) bool {
+	if s == "" || isDigit(s[0]) || !isAlnum(s[0]) {
+		return false
+	}
+	return restOf(s[1:], "_-")
+}
+
+// validName: [A-Za-z0-9_][A-Za-z0-9_-]*
+func validName(s string) bool {
+	return s != "" && (isAlnum(s[0]) || s[0] == '_') && restOf(s[1:], "_-")
+}
+
+// validTag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+func validTag(s string) bool {
+	return s != "" && len(s) <= 128 && (isAlnum(s[0]) || s[0] == '_') && restOf(s[1:], "_.-")
+}
+
+// restOf: every byte alphanumeric or in extra.
+func restOf(s, extra string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && strings.IndexByte(extra, s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
 
 func (c *Config) validate(data []byte) error {
 	bad := func(key, msg string) error {
 		return &Error{File: c.Path, Line: lineOfKey(data, toml.Key{key}), Key: key, Msg: msg}
 	}
-	if !imageRe.MatchString(c.Image) {
+	if !validImage(c.Image) {
 		return bad("image", fmt.Sprintf("%q is not a valid image repository name (lower-case letters, digits, '.', '-', '_', '/')", c.Image))
 	}
-	if !tagRe.MatchString(c.Tag) {
+	if !validTag(c.Tag) {
 		return bad("tag", fmt.Sprintf("%q is not a valid image tag", c.Tag))
 	}
 	if c.BuilderImage == "" {
@@ -229,11 +306,11 @@ func (c *Config) validate(data []byte) error {
 	if c.RuntimeImage == "" {
 		return bad("runtime-image", "must not be empty (e.g. \"debian:bookworm-slim\" or \"scratch\")")
 	}
-	if !profileRe.MatchString(c.Profile) {
+	if !validProfile(c.Profile) {
 		return bad("profile", fmt.Sprintf("%q is not a cargo profile name", c.Profile))
 	}
 	for _, b := range c.Bins {
-		if !nameRe.MatchString(b) {
+		if !validName(b) {
 			return bad("bins", fmt.Sprintf("%q is not a binary target name", b))
 		}
 	}

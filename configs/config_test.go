@@ -2,8 +2,10 @@ package configs
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +86,65 @@ func TestTemplateParses(t *testing.T) {
 	var m map[string]any
 	if _, err := toml.Decode(text, &m); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestValidators compares the name checks with the regular expressions
+// they replace, on fixed cases and on every string of up to 4 characters
+// over an alphabet of the interesting bytes (plus random longer ones).
+func TestValidators(t *testing.T) {
+	res := map[string]*regexp.Regexp{
+		"profile": regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`),
+		"name":    regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`),
+		"image":   regexp.MustCompile(`^[a-z0-9]+([._/-][a-z0-9]+)*(:[0-9]+)?([/][a-z0-9]+([._-][a-z0-9]+)*)*$`),
+		"tag":     regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`),
+	}
+	fns := map[string]func(string) bool{"profile": validProfile, "name": validName, "image": validImage, "tag": validTag}
+	check := func(s string) {
+		for k, re := range res {
+			if got, want := fns[k](s), re.MatchString(s); got != want {
+				t.Fatalf("%s(%q) = %v, the regular expression says %v", k, s, got, want)
+			}
+		}
+	}
+	for _, s := range []string{"", "a", "A", "0", "_", "-", "my-app", "registry.local:5000/team/app", "a:1", "a:",
+		"a:1b", "a:1/b", "a/b:1/c.d_e-f", "a::1", "a:1:2", "a//b", "a..b", "a.-b", "Release", "release-lto",
+		"9lives", strings.Repeat("t", 128), strings.Repeat("t", 129), "v1.2.3", ".x", "x.", "é"} {
+		check(s)
+	}
+	alphabet := []byte("aZ0_-./:é ")
+	var rec func(prefix []byte, n int)
+	rec = func(prefix []byte, n int) {
+		check(string(prefix))
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			rec(append(prefix, c), n-1)
+		}
+	}
+	rec(nil, 4)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		b := make([]byte, r.IntN(20))
+		for j := range b {
+			b[j] = alphabet[r.IntN(len(alphabet))]
+		}
+		check(string(b))
+	}
+}
+
+// TestDefaultImageName compares the name derivation with the regular
+// expression it replaces.
+func TestDefaultImageName(t *testing.T) {
+	junk := regexp.MustCompile(`[^a-z0-9._-]+`)
+	for _, base := range []string{"My App", "rust--ws", "Ünïcode Tools", "a b\tc", "...", "x.y_z-1", "!!!"} {
+		want := strings.Trim(junk.ReplaceAllString(strings.ToLower(base), "-"), "-._")
+		if want == "" {
+			want = "app"
+		}
+		if got := DefaultImageName(filepath.Join(t.TempDir(), base)); got != want {
+			t.Errorf("DefaultImageName(%q) = %q, want %q", base, got, want)
+		}
 	}
 }
