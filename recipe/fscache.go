@@ -38,6 +38,10 @@ type statKey struct {
 	// TypeOnly keys record that a path exists and its type, nothing more:
 	// what a stat for existence depends on.
 	TypeOnly bool `json:"y,omitempty"`
+	// Linked marks a path that is a symbolic link (Exists false: a
+	// dangling one). Its directory cannot vouch for it: the target can
+	// appear or go without the link's directory changing.
+	Linked bool `json:"l,omitempty"`
 }
 
 // typeOnly reduces a key to existence and file type.
@@ -122,12 +126,22 @@ func errKey(err error) statKey {
 	return statKey{Exists: true, Ino: ^uint64(0)}
 }
 
-// noteErr records a path that could not be read.
-func (t *tracker) noteErr(p string, err error) { t.note(p, errKey(err)) }
+// noteErr records a path that could not be read. A missing one is checked
+// for a dangling symbolic link (one lstat, only on this path).
+func (t *tracker) noteErr(p string, err error) {
+	k := errKey(err)
+	if k == (statKey{}) {
+		if lk, lerr := lstatPath(p); lerr == nil && lk.isSymlink() {
+			k.Linked = true
+		}
+	}
+	t.note(p, k)
+}
 
 // coverable reports whether a parent's identity vouches for k: a
-// type-only or a missing observation (not an unreadable one).
-func (k statKey) coverable() bool { return k.TypeOnly || k == statKey{} }
+// type-only or a missing observation (not an unreadable one, and not a
+// symbolic link).
+func (k statKey) coverable() bool { return (k.TypeOnly || k == statKey{}) && !k.Linked }
 
 func (t *tracker) readFile(p string) ([]byte, error) {
 	t.cover(p)
@@ -164,14 +178,29 @@ func (t *tracker) readDir(p string) ([]dirEntry, error) {
 // times, so edits to a file whose existence is all that matters (say
 // src/bin/x/main.rs) leave the cache valid. A directory that is also
 // listed gets its full identity from the listing.
+//
+// It lstats first (one call for anything but a symbolic link, whose target
+// is then stat'ed and which is noted as Linked).
 func (t *tracker) stat(p string) (statKey, error) {
 	t.cover(p)
-	k, err := statPath(p)
+	k, err := lstatPath(p)
 	if err != nil {
-		t.noteErr(p, err)
+		t.note(p, errKey(err))
 		return statKey{}, err
 	}
-	t.note(p, k.typeOnly())
+	if !k.isSymlink() {
+		t.note(p, k.typeOnly())
+		return k, nil
+	}
+	if k, err = statPath(p); err != nil {
+		nk := errKey(err)
+		nk.Linked = nk == (statKey{})
+		t.note(p, nk)
+		return statKey{}, err
+	}
+	nk := k.typeOnly()
+	nk.Linked = true
+	t.note(p, nk)
 	return k, nil
 }
 
@@ -264,7 +293,7 @@ func writeCacheFile(path string, e *cacheEntry, r *Recipe) error {
 }
 
 // cacheVersion changes whenever what Compute reads or produces changes.
-const cacheVersion = "5"
+const cacheVersion = "6"
 
 func cachePath(dir, root, opts string) string {
 	sum := sha256.Sum256([]byte(root + "\x00" + opts))
@@ -353,10 +382,16 @@ func restat(st *rootStatter, paths []string, want []statKey, first bool) []int {
 			defer wg.Done()
 			for i := w; i < len(paths); i += workers {
 				k, err := st.stat(paths[i])
-				if err != nil {
+				switch {
+				case err != nil:
 					k = errKey(err)
-				} else if want[i].TypeOnly {
+				case want[i].TypeOnly:
 					k = k.typeOnly()
+				}
+				// a link's key carries the flag; a missing path compares
+				// equal to a dangling link (neither gives cargo a file)
+				if want[i].Linked && (k.TypeOnly || k == statKey{}) {
+					k.Linked = true
 				}
 				if k == want[i] {
 					continue

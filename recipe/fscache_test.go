@@ -183,3 +183,51 @@ func TestCacheSurvivesEditorTemporaries(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheFollowsSymlinkTargets: a target file that is a symbolic link
+// exists only while what it points to does; the link's directory does not
+// change when the target comes or goes, and the cache must still notice.
+func TestCacheFollowsSymlinkTargets(t *testing.T) {
+	dir := t.TempDir()
+	if err := testws.Generate(dir, 1); err != nil {
+		t.Fatal(err)
+	}
+	pkg := filepath.Join(dir, "crates", "member-000")
+	shared := filepath.Join(dir, "shared")
+	if err := os.MkdirAll(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(pkg, "src", "lib.rs")
+	os.Remove(lib)
+	if err := os.WriteFile(filepath.Join(shared, "lib.rs"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../../shared/lib.rs", lib); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../../shared/benches", filepath.Join(pkg, "benches")); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	o := Options{CacheDir: cache, racyWindow: -1}
+	same := func(step string) {
+		t.Helper()
+		want := computeWith(t, dir, Options{})
+		if got := computeWith(t, dir, o); got.Hash != want.Hash {
+			t.Fatalf("%s: the cache returned %s, a fresh compute %s", step, got.Hash[:12], want.Hash[:12])
+		}
+	}
+	same("first")
+	same("warm")
+	if err := os.Remove(filepath.Join(shared, "lib.rs")); err != nil { // the lib's link now dangles
+		t.Fatal(err)
+	}
+	same("link target removed")
+	if err := os.MkdirAll(filepath.Join(shared, "benches"), 0o755); err != nil { // the benches link now resolves
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(shared, "benches", "b.rs"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	same("link target created")
+}

@@ -160,6 +160,23 @@ const modeTypeMask = syscall.S_IFMT
 func (k statKey) isDir() bool     { return k.Mode&syscall.S_IFMT == syscall.S_IFDIR }
 func (k statKey) isRegular() bool { return k.Mode&syscall.S_IFMT == syscall.S_IFREG }
 
+func (k statKey) isSymlink() bool { return k.Mode&syscall.S_IFMT == syscall.S_IFLNK }
+
+// lstatPath stats path itself (a symbolic link is not followed).
+func lstatPath(path string) (statKey, error) {
+	var st syscall.Stat_t
+	for {
+		err := syscall.Lstat(path, &st)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return statKey{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+		}
+		return keyOf(&st), nil
+	}
+}
+
 // statPath stats path (following symlinks) for the cache.
 func statPath(path string) (statKey, error) {
 	var st syscall.Stat_t

@@ -61,3 +61,13 @@ func (s *rootStatter) stat(p string) (statKey, error) {
 	}
 	return statPath(p)
 }
+
+func (k statKey) isSymlink() bool { return fs.FileMode(k.Mode)&fs.ModeSymlink != 0 }
+
+func lstatPath(path string) (statKey, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return statKey{}, err
+	}
+	return statKey{Exists: true, Mode: uint32(st.Mode().Type()), Size: st.Size(), Mtime: st.ModTime().UnixNano()}, nil
+}
