@@ -12,6 +12,7 @@ import "strings"
 //	kate         .*.kate-swp
 //	macOS        .DS_Store
 //	Go tooling   *-go-tmp-umask
+//	chefd        .chefd-sync-* (Watcher.Sync's cookies)
 //
 // The checks are plain string tests on the base name: they run for every
 // event, so no glob matching here.
@@ -26,6 +27,7 @@ func ephemeralPatterns() []string {
 		"**/.*.kate-swp",
 		"**/.DS_Store",
 		"**/*-go-tmp-umask",
+		"**/" + cookiePrefix + "*",
 	}
 }
 
@@ -49,6 +51,8 @@ func isEphemeral(base string) bool {
 	case strings.HasSuffix(base, "___jb_tmp___"), strings.HasSuffix(base, "___jb_old___"):
 		return true
 	case strings.HasSuffix(base, "-go-tmp-umask"):
+		return true
+	case strings.HasPrefix(base, cookiePrefix): // Sync's own cookies
 		return true
 	}
 	if base[0] == '.' {

@@ -32,6 +32,9 @@ func (w *Watcher) handleEvent(ev fsnotify.Event) {
 	if !ok {
 		return
 	}
+	if w.cookieEvent(rel) {
+		return
+	}
 	if rel == "" {
 		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 			w.warn(fmt.Errorf("watch %s: the root directory was removed or moved", w.root))

@@ -201,6 +201,12 @@ type Watcher struct {
 	outMeta  Batch
 	outBatch Batch
 	outReady bool
+
+	// Sync: cookies awaited (by file name), and Syncs waiting for the
+	// emitted batch to be received.
+	cookies    map[string]chan struct{}
+	outWaiters []chan struct{}
+	syncSeq    atomic.Int64
 }
 
 var _ Notify = (*Watcher)(nil)
@@ -249,6 +255,7 @@ func New(root string, opts ...Option) (*Watcher, error) {
 		done:        make(chan struct{}),
 		loopDone:    make(chan struct{}),
 		reqs:        make(chan func()),
+		cookies:     make(map[string]chan struct{}),
 		ign:         ign,
 		hs:          newHasher(cfg.hashLimit),
 		files:       make(map[string]fileState),
@@ -465,6 +472,10 @@ func (w *Watcher) loop() {
 		case outC <- w.outBatch:
 			w.out, w.outReady = nil, false
 			w.outBatch = Batch{}
+			for _, ch := range w.outWaiters {
+				close(ch)
+			}
+			w.outWaiters = nil
 		}
 		w.schedule()
 	}

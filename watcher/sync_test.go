@@ -1,0 +1,74 @@
+package watcher
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSyncDeliversPendingChanges: with a quiet period of an hour, a save is
+// still handed to the reader before Sync returns; the cookie never shows in
+// a batch; a Sync with nothing pending returns with no batch.
+func TestSyncDeliversPendingChanges(t *testing.T) {
+	h := start(t, rustTree(t), WithDebounce(time.Hour), WithMaxWait(2*time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), waitBatch)
+	defer cancel()
+	sync := func() chan error {
+		done := make(chan error, 1)
+		go func() { done <- h.w.Sync(ctx) }()
+		return done
+	}
+
+	h.write("src/f.rs", "pub fn f() { /* saved just before the build request */ }\n")
+	done := sync()
+	// Sync hands the batch over and waits for it to be received: until this
+	// test reads it, Sync cannot return.
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Sync returned (%v) before anyone received the batch", err)
+	default:
+	}
+	b := h.next() // an hour-long quiet period: only Sync can have emitted it
+	eq(t, "Paths", b.Paths, []string{"src/f.rs"})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// nothing pending: returns at once, no batch
+	if err := <-sync(); err != nil {
+		t.Fatal(err)
+	}
+	h.write("src/x.rs", "pub fn x() { /* next */ }\n")
+	done = sync()
+	b = h.next()
+	eq(t, "Paths", b.Paths, []string{"src/x.rs"})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range b.Paths {
+		if strings.Contains(p, cookiePrefix) {
+			t.Fatalf("a Sync cookie reached a batch: %v", b.Paths)
+		}
+	}
+	h.none(300 * time.Millisecond)
+}
+
+// TestSyncHonoursGitHold: changes held while git works are not forced out
+// by a Sync.
+func TestSyncHonoursGitHold(t *testing.T) {
+	root := rustTree(t)
+	h := start(t, root, WithDebounce(50*time.Millisecond))
+	h.write(".git/index.lock", "")
+	h.write("src/f.rs", "pub fn f() { /* during a checkout */ }\n")
+	ctx, cancel := context.WithTimeout(context.Background(), waitBatch)
+	defer cancel()
+	if err := h.w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.none(300 * time.Millisecond)
+	h.remove(".git/index.lock")
+	b := h.next()
+	eq(t, "Paths", b.Paths, []string{"src/f.rs"})
+}
