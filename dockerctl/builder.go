@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -384,6 +385,55 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 			continue
 		}
 		removed = append(removed, name)
+	}
+	kept := map[string]bool{}
+	for i, im := range imgs {
+		if i < keep || contains(im.RepoTags, current) {
+			for _, t := range im.RepoTags {
+				kept[t[strings.LastIndexByte(t, ':')+1:]] = true
+			}
+		}
+	}
+	if current != "" {
+		kept[current[strings.LastIndexByte(current, ':')+1:]] = true
+	}
+	caches, err := b.pruneTargetCaches(ctx, kept)
+	return append(removed, caches...), err
+}
+
+// pruneTargetCaches removes this workspace's target-directory cache mounts
+// (and their change-detection state) whose recipe is not in keep (short
+// hashes). Only those records are pruned, by ID: never the engine's whole
+// build cache, which other projects share.
+func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]string, error) {
+	du, err := b.e.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	if err != nil {
+		return nil, fmt.Errorf("list build cache: %w", err)
+	}
+	prefix := cacheMarker + "chefd-target-" + WorkspaceID(b.root) + "-"
+	var removed []string
+	for _, rec := range du.BuildCache {
+		if rec == nil || rec.Type != "exec.cachemount" || rec.InUse || !strings.Contains(rec.Description, codeMarker) {
+			continue
+		}
+		i := strings.Index(rec.Description, prefix)
+		if i < 0 {
+			continue
+		}
+		hash := rec.Description[i+len(prefix):]
+		if j := strings.IndexAny(hash, " \t"); j >= 0 {
+			hash = hash[:j]
+		}
+		if hash == "" || keep[hash] {
+			continue
+		}
+		if _, err := b.e.cli.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
+			b.log.Warn("could not remove a target cache", zap.String("recipe", hash), zap.Error(err))
+			continue
+		}
+		cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + hash
+		os.Remove(filepath.Join(b.StateDir, cacheID+".json"))
+		removed = append(removed, fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6))
 	}
 	return removed, nil
 }

@@ -19,6 +19,8 @@ const (
 	// markers in RUN commands, to find the steps in the build trace
 	cookMarker = "CHEFD_STEP=cook"
 	codeMarker = "CHEFD_STEP=code"
+	// cacheMarker precedes the target cache's id in the code step's command.
+	cacheMarker = "CHEFD_CACHE="
 )
 
 // shQuote quotes s for /bin/sh.
@@ -230,9 +232,11 @@ func codeDockerfile(r *recipe.Recipe, targetCache, runtime string, bins []string
 	fmt.Fprintf(&script, "cd %s && (tr '\\n' '\\0' < %s | xargs -0 -r touch -c --) && cd %s && ", srcRoot, changedBin, wd)
 	script.WriteString(cargoBuild(r, r.LockFile != nil))
 	script.WriteString(" && " + copyBins(r, "target", outDir, bins))
+	// The cache id is repeated in the command so that GC can find the cache
+	// mount's record: BuildKit's record describes the command, not the id.
 	fmt.Fprintf(&b, "RUN %s --mount=type=cache,id=%s,target=%s/target,from=cooked,source=%s/target,sharing=locked "+
-		"--mount=type=bind,source=chefd/changed,target=%s %s sh -ec %s\n",
-		cacheMounts(), targetCache, wd, wd, changedBin, codeMarker, shQuote(script.String()))
+		"--mount=type=bind,source=chefd/changed,target=%s %s %s%s sh -ec %s\n",
+		cacheMounts(), targetCache, wd, wd, changedBin, codeMarker, cacheMarker, targetCache, shQuote(script.String()))
 	fmt.Fprintf(&b, "FROM %s\n", runtime)
 	fmt.Fprintf(&b, "COPY --from=build %s/ /usr/local/bin/\n", outDir)
 	if entrypoint != "" {

@@ -213,7 +213,7 @@ func (a *app) gcCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Remove old cooked images of the workspace (keeps keep-cooked, default 3)",
+		Short: "Remove old cooked images of the workspace and their target caches (keeps keep-cooked, default 3)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()

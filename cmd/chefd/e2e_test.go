@@ -270,6 +270,7 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 	// however often the suite runs on this engine.
 	ownImage(t, dir, "chefd-e2e-newdep")
 	before := prepareHash(t, dir)
+	buildJSON(t, dir, "--tag", tag) // the old recipe gets a cooked image and a target cache too
 	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nitoa = \"1\"\n")
 	cfg, _ := configs.Load(dir)
 	// Re-lock offline inside the builder image (no registry is reachable).
@@ -295,6 +296,44 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 	if !strings.HasSuffix(res.CookedTag, after[:16]) {
 		t.Errorf("cooked tag %s is not keyed by the new recipe %s", res.CookedTag, after[:16])
 	}
+
+	// gc keeping one recipe: the old recipe's cooked image and target cache
+	// go, the new one's stay.
+	edit(t, filepath.Join(dir, "chefd.toml"), "\nentrypoint = ", "\nkeep-cooked = 1\nentrypoint = ")
+	gc := chefd(t, dir, nil, "gc")
+	if gc.code != 0 {
+		t.Fatalf("chefd gc: exit %d\n%s%s", gc.code, gc.stdout, gc.stderr)
+	}
+	t.Logf("gc:\n%s\n%s", gc.stdout, gc.stderr)
+	caches := targetCaches(t)
+	ws := dockerctl.WorkspaceID(dir)
+	if !strings.Contains(gc.stdout, before[:16]) || caches["chefd-target-"+ws+"-"+before[:16]] {
+		t.Errorf("gc left the old recipe's cooked image or target cache (%s)", before[:16])
+	}
+	if !caches["chefd-target-"+ws+"-"+after[:16]] {
+		t.Errorf("gc removed the current recipe's target cache (%s)", after[:16])
+	}
+}
+
+// targetCaches lists the ids of the target-cache mounts in the engine's
+// build cache.
+func targetCaches(t *testing.T) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("docker", "system", "df", "-v", "--format", "{{json .BuildCache}}").Output()
+	if err != nil {
+		t.Fatalf("docker system df: %v", err)
+	}
+	var recs []struct{ CacheType, Description string }
+	if err := json.Unmarshal(out, &recs); err != nil {
+		t.Fatalf("decode build cache: %v\n%.300s", err, out)
+	}
+	ids := map[string]bool{}
+	for _, r := range recs {
+		if i := strings.Index(r.Description, "CHEFD_CACHE="); i >= 0 && r.CacheType == "exec.cachemount" {
+			ids[strings.Fields(r.Description[i+len("CHEFD_CACHE="):])[0]] = true
+		}
+	}
+	return ids
 }
 
 // ownImage gives the example copy in dir an image name of its own (so its
