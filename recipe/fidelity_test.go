@@ -221,17 +221,24 @@ func TestFidelity(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Compute: %v", err)
 			}
-			skel := t.TempDir()
-			if err := r.WriteSkeleton(skel); err != nil {
-				t.Fatal(err)
-			}
-			got := cargoMetadata(t, cargo, filepath.Join(skel, r.WorkspaceDir))
-			if !reflect.DeepEqual(got, want) {
-				gj, _ := json.MarshalIndent(got, "", " ")
-				wj, _ := json.MarshalIndent(want, "", " ")
-				t.Fatalf("skeleton metadata differs\n--- skeleton:\n%s\n--- original:\n%s", gj, wj)
-			}
+			checkSkeleton(t, cargo, r, want)
 		})
+	}
+}
+
+// checkSkeleton writes r's skeleton and fails unless cargo metadata sees in
+// it what it saw in the original (want).
+func checkSkeleton(t *testing.T, cargo string, r *Recipe, want metadata) {
+	t.Helper()
+	skel := t.TempDir()
+	if err := r.WriteSkeleton(skel); err != nil {
+		t.Fatal(err)
+	}
+	got := cargoMetadata(t, cargo, filepath.Join(skel, r.WorkspaceDir))
+	if !reflect.DeepEqual(got, want) {
+		gj, _ := json.MarshalIndent(got, "", " ")
+		wj, _ := json.MarshalIndent(want, "", " ")
+		t.Fatalf("skeleton metadata differs\n--- skeleton:\n%s\n--- original:\n%s", gj, wj)
 	}
 }
 
@@ -378,16 +385,7 @@ func TestFidelityCorpus(t *testing.T) {
 					if err != nil {
 						t.Fatalf("Compute: %v", err)
 					}
-					skel := t.TempDir()
-					if err := r.WriteSkeleton(skel); err != nil {
-						t.Fatal(err)
-					}
-					got := cargoMetadata(t, cargo, filepath.Join(skel, r.WorkspaceDir))
-					if !reflect.DeepEqual(got, want) {
-						gj, _ := json.MarshalIndent(got, "", " ")
-						wj, _ := json.MarshalIndent(want, "", " ")
-						t.Fatalf("skeleton metadata differs\n--- skeleton:\n%s\n--- original:\n%s", gj, wj)
-					}
+					checkSkeleton(t, cargo, r, want)
 					mu.Lock()
 					count[manifest+" checked"]++
 					mu.Unlock()
