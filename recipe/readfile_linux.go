@@ -163,30 +163,20 @@ func (k statKey) isRegular() bool { return k.Mode&syscall.S_IFMT == syscall.S_IF
 func (k statKey) isSymlink() bool { return k.Mode&syscall.S_IFMT == syscall.S_IFLNK }
 
 // lstatPath stats path itself (a symbolic link is not followed).
-func lstatPath(path string) (statKey, error) {
-	var st syscall.Stat_t
-	for {
-		err := syscall.Lstat(path, &st)
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return statKey{}, &os.PathError{Op: "lstat", Path: path, Err: err}
-		}
-		return keyOf(&st), nil
-	}
-}
+func lstatPath(path string) (statKey, error) { return statWith(syscall.Lstat, "lstat", path) }
 
 // statPath stats path (following symlinks) for the cache.
-func statPath(path string) (statKey, error) {
+func statPath(path string) (statKey, error) { return statWith(syscall.Stat, "stat", path) }
+
+func statWith(stat func(string, *syscall.Stat_t) error, op, path string) (statKey, error) {
 	var st syscall.Stat_t
 	for {
-		err := syscall.Stat(path, &st)
+		err := stat(path, &st)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return statKey{}, &os.PathError{Op: "stat", Path: path, Err: err}
+			return statKey{}, &os.PathError{Op: op, Path: path, Err: err}
 		}
 		return keyOf(&st), nil
 	}
