@@ -63,6 +63,11 @@ func NewIgnorer(root string, extra []string) (*Ignorer, error) {
 	return &Ignorer{pm: pm}, nil
 }
 
+// syncCookiePrefix names the files the daemon's watcher writes in the
+// workspace root for an instant to sync with inotify (watcher.Sync); they
+// never go into a build context.
+const syncCookiePrefix = ".chefd-sync-"
+
 // alwaysOut are directory names never sent to the engine.
 func alwaysOut(name string, dir string) bool {
 	switch name {
@@ -113,7 +118,13 @@ func collect(dir, ctxRoot, wsRoot string, ig *Ignorer) ([]ctxFile, error) {
 		if d.IsDir() {
 			return nil
 		}
+		if strings.HasPrefix(d.Name(), syncCookiePrefix) {
+			return nil // the daemon watcher's Sync cookie: here for milliseconds
+		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // gone since the directory was read (an editor's temporary file)
+		}
 		if err != nil {
 			return fmt.Errorf("stat %s: %w", p, err)
 		}

@@ -199,6 +199,7 @@ func TestContextFilesIgnores(t *testing.T) {
 		"chefd.toml":                  "ignore = [\"*.log\"]\n",
 		"build.log":                   "log",
 		"a/src/generated/target/x.rs": "not a cargo target dir",
+		".chefd-sync-123-4":           "", // the watcher's Sync cookie
 	})
 	cfg, err := configs.Load(root)
 	if err != nil {
