@@ -25,11 +25,7 @@ type Config struct {
 	Plan    PlanFunc
 	// Watch creates the watcher; nil runs without one (builds on request
 	// only; tests).
-	Watch func() (watcher.Notify, error)
-	// Settle is how long a build request waits for changes saved just
-	// before it to reach the daemon (about twice the watcher's debounce).
-	// A watcher with a `Sync(ctx) error` method is asked instead.
-	Settle     time.Duration
+	Watch      func() (watcher.Notify, error)
 	KeepCooked int
 	Manual     bool
 	// CancelGrace: see Options.CancelGrace.
@@ -40,8 +36,10 @@ type Config struct {
 	Ready func(Info)
 }
 
-// syncer is what a watcher can offer to make Settle exact: return once
-// every change made before the call has been delivered as a batch.
+// syncer is what a watcher offers so that a build request sees every
+// change saved before it: Sync returns once they have all been delivered
+// as batches (watcher.Watcher implements it, with its own fallback wait
+// where its cookie cannot work).
 type syncer interface {
 	Sync(ctx context.Context) error
 }
@@ -91,18 +89,6 @@ func Run(ctx context.Context, cfg Config) error {
 		batches = notify.Batches()
 		if sy, ok := notify.(syncer); ok {
 			settle = sy.Sync
-		} else if cfg.Settle > 0 {
-			d := cfg.Settle
-			settle = func(ctx context.Context) error {
-				t := time.NewTimer(d)
-				defer t.Stop()
-				select {
-				case <-t.C:
-					return nil
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
 		}
 	}
 	sched, err := New(Options{Builder: cfg.Builder, Plan: cfg.Plan, Batches: batches, Log: log,

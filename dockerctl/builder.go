@@ -372,8 +372,15 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created > imgs[j].Created })
 	var removed []string
+	kept := map[string]bool{} // short recipe hashes whose target caches stay
+	if current != "" {
+		kept[tagHash(current)] = true
+	}
 	for i, im := range imgs {
 		if i < keep || contains(im.RepoTags, current) {
+			for _, t := range im.RepoTags {
+				kept[tagHash(t)] = true
+			}
 			continue
 		}
 		name := im.ID
@@ -386,20 +393,12 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 		}
 		removed = append(removed, name)
 	}
-	kept := map[string]bool{}
-	for i, im := range imgs {
-		if i < keep || contains(im.RepoTags, current) {
-			for _, t := range im.RepoTags {
-				kept[t[strings.LastIndexByte(t, ':')+1:]] = true
-			}
-		}
-	}
-	if current != "" {
-		kept[current[strings.LastIndexByte(current, ':')+1:]] = true
-	}
 	caches, err := b.pruneTargetCaches(ctx, kept)
 	return append(removed, caches...), err
 }
+
+// tagHash is the short recipe hash a cooked image's tag ends with.
+func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:] }
 
 // pruneTargetCaches removes this workspace's target-directory cache mounts
 // (and their change-detection state) whose recipe is not in keep (short

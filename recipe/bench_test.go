@@ -7,13 +7,7 @@ import (
 	"github.com/chefd/chefd/internal/testws"
 )
 
-func largeWorkspace(b *testing.B) string {
-	dir, err := testws.Cached(500)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return dir
-}
+func largeWorkspace(b *testing.B) string { return testws.Tree(b, 500) }
 
 // BenchmarkPrepare500 measures chefd's recipe on 500 members / 3,000
 // targets, in process and without the recipe cache. The CLI benchmarks in

@@ -315,7 +315,6 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 	if err != nil {
 		return err
 	}
-	settle := 2*cfg.Debounce.Duration + 50*time.Millisecond
 	err = daemon.Run(ctx, daemon.Config{
 		Paths:   paths,
 		Builder: daemonBuilder(absRoot, cfg, log),
@@ -327,7 +326,6 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 				watcher.WithIgnore(cfg.Ignore...),
 				watcher.WithLogger(log.Named("watch")))
 		},
-		Settle:     settle,
 		KeepCooked: cfg.KeepCooked,
 		Manual:     f.manual,
 		Version:    chefdVersion(),

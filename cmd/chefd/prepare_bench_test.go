@@ -15,13 +15,7 @@ import (
 	"github.com/chefd/chefd/internal/testws"
 )
 
-func benchTree(b *testing.B) string {
-	dir, err := testws.Cached(500)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return dir
-}
+func benchTree(b *testing.B) string { return testws.Tree(b, 500) }
 
 func runPrepare(b *testing.B, bin, dir, cache string) {
 	cmd := exec.Command(bin, "-C", dir, "prepare")

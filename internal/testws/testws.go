@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 )
 
 // Generate writes a workspace of n members into dir, with 6 targets each
@@ -83,4 +84,14 @@ func Cached(n int) (string, error) {
 		return "", fmt.Errorf("generate %s: %w", dir, err)
 	}
 	return dir, nil
+}
+
+// Tree is Cached for a test or benchmark: it fails tb on error.
+func Tree(tb testing.TB, n int) string {
+	tb.Helper()
+	dir, err := Cached(n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return dir
 }
