@@ -239,6 +239,15 @@ func (l *LazyBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 	return b.GC(ctx, keep)
 }
 
+// Unchanged implements Builder.
+func (l *LazyBuilder) Unchanged(ctx context.Context, r *recipe.Recipe, in *dockerctl.Inputs) (bool, error) {
+	b, err := l.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	return b.Unchanged(ctx, r, in)
+}
+
 // CookedTag implements Tagger when Tag is set.
 func (l *LazyBuilder) CookedTag(r *recipe.Recipe) string {
 	if l.Tag == nil {

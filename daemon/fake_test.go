@@ -73,11 +73,32 @@ type fakeBuilder struct {
 	calls    chan *fakeCall
 	gcs      chan int
 	removeGC []string // GC reports these as removed
+	// disk is the workspace's version: a build ships the version current
+	// when it starts, Unchanged compares it with the current one.
+	disk   int
+	inputs map[*dockerctl.Inputs]int
+}
+
+// change makes a change on "disk" (the harness does it for every batch it
+// sends; a test can also change the disk without any event).
+func (f *fakeBuilder) change() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.disk++
+}
+
+func (f *fakeBuilder) Unchanged(ctx context.Context, r *recipe.Recipe, in *dockerctl.Inputs) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counts["unchanged"]++
+	v, ok := f.inputs[in]
+	return ok && v == f.disk, nil
 }
 
 func newFakeBuilder(cooked ...*recipe.Recipe) *fakeBuilder {
 	f := &fakeBuilder{cooked: map[string]bool{}, counts: map[string]int{},
-		calls: make(chan *fakeCall, 100), gcs: make(chan int, 100), cookDur: 90 * time.Second}
+		calls: make(chan *fakeCall, 100), gcs: make(chan int, 100), cookDur: 90 * time.Second,
+		inputs: map[*dockerctl.Inputs]int{}}
 	for _, r := range cooked {
 		f.cooked[r.Hash] = true
 	}
@@ -147,14 +168,19 @@ func (f *fakeBuilder) Cook(ctx context.Context, r *recipe.Recipe, p dockerctl.Pr
 }
 
 func (f *fakeBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.BuildResult, error) {
+	in := &dockerctl.Inputs{}
+	f.mu.Lock()
+	f.inputs[in] = f.disk
+	f.mu.Unlock()
 	if p != nil {
+		p(dockerctl.Event{Kind: dockerctl.EventInputs, Inputs: in})
 		p(dockerctl.Event{Kind: dockerctl.EventStep, Step: "cargo build"})
 	}
 	err := f.call(ctx, "build", r, p)
 	if err != nil {
 		return dockerctl.BuildResult{}, err
 	}
-	return dockerctl.BuildResult{Image: "app:dev", ImageID: "sha256:img" + r.ShortHash(), CookedTag: "app-cooked:" + r.ShortHash(),
+	return dockerctl.BuildResult{Image: "app:dev", Inputs: in, ImageID: "sha256:img" + r.ShortHash(), CookedTag: "app-cooked:" + r.ShortHash(),
 		Duration: 5 * time.Second, Compiled: dockerctl.Crates{Local: 3},
 		Phases: []dockerctl.Phase{{Name: "build", Duration: 5 * time.Second}}}, nil
 }
@@ -270,6 +296,7 @@ func (h *harness) recipeBatch(r *recipe.Recipe, paths ...string) {
 
 func (h *harness) send(b watcher.Batch) {
 	h.t.Helper()
+	h.f.change()
 	select {
 	case h.batches <- b:
 	case <-time.After(guard):

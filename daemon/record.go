@@ -77,6 +77,10 @@ type Record struct {
 	// Reused is set on the answer to a build request when nothing changed
 	// since this (successful) build: no new build ran.
 	Reused bool `json:"reused,omitempty"`
+	// GitHeld is set on the answer to a build request made while git was in
+	// the middle of an operation (the file that said so): the build is of
+	// what was on disk, which git may still change.
+	GitHeld string `json:"git_held,omitempty"`
 	// Output holds the last lines of output of a failed build.
 	Output []string `json:"output,omitempty"`
 }

@@ -20,8 +20,12 @@
 //   - an urgent build does not wait for cooks of other recipes to wind down;
 //     a warm-only build fails fast when the current recipe has no cooked
 //     image, saying how long the last cook took;
-//   - a request when nothing changed since the last successful build
-//     answers with that build;
+//   - a request is answered by a build of what the workspace holds when it
+//     is made: the last successful one, or the running one, only when the
+//     workspace still holds exactly what it shipped (checked on disk, not
+//     inferred from events), else a new one;
+//   - at most maxSupersedes builds in a row are superseded, so a file that
+//     changes all the time cannot starve every build;
 //   - after a successful cook, old cooked images are garbage-collected.
 //
 // Server, Client and Run put the Scheduler behind HTTP+JSON on a unix
@@ -53,6 +57,10 @@ type Builder interface {
 	// Build runs the code build on the cooked image of r (dockerctl cooks first if the image is missing, but the scheduler should cook explicitly before).
 	Build(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.BuildResult, error)
 	GC(ctx context.Context, keep int) (removed []string, err error)
+	// Unchanged reports whether the workspace still holds exactly what a
+	// build shipped (its BuildResult.Inputs, or the Inputs of its
+	// EventInputs progress event), for recipe r.
+	Unchanged(ctx context.Context, r *recipe.Recipe, in *dockerctl.Inputs) (bool, error)
 }
 
 // PlanFunc computes the current recipe (recipe.Compute with the intent from
@@ -91,6 +99,9 @@ type Options struct {
 	// StateFile, when set, keeps the history and the last cook duration
 	// across restarts.
 	StateFile string
+	// Hold reports a hold on automatic builds (git in the middle of an
+	// operation): the file that holds them and since when; "" when none.
+	Hold func() (reason string, since time.Time)
 }
 
 // ErrClosed is returned by requests to a stopped scheduler.
@@ -170,6 +181,11 @@ type Status struct {
 	LastCook       time.Duration `json:"last_cook_ns,omitempty"`
 	Changes        int64         `json:"changes"` // batches seen
 	Manual         bool          `json:"manual,omitempty"`
+	// Held names what holds automatic builds (git mid-operation: its
+	// index.lock, MERGE_HEAD, rebase-merge...), since HeldSince. Build
+	// requests still build what is on disk.
+	Held      string    `json:"held,omitempty"`
+	HeldSince time.Time `json:"held_since,omitzero"`
 	Recent         []Record      `json:"recent,omitempty"` // newest first
 }
 
@@ -179,6 +195,7 @@ type Ticket struct {
 	// running), or the final answer when Done is nil (a reused build).
 	Record Record
 	done   chan Record
+	held   string
 }
 
 // Final reports whether Record is already the answer.
@@ -193,12 +210,14 @@ func (t *Ticket) Wait(ctx context.Context) (Record, error) {
 	}
 	select { // an answer wins over a cancelled ctx
 	case r := <-t.done:
+		r.GitHeld = t.held
 		t.Record, t.done = r, nil
 		return r, nil
 	default:
 	}
 	select {
 	case r := <-t.done:
+		r.GitHeld = t.held
 		t.Record, t.done = r, nil
 		return r, nil
 	case <-ctx.Done():
@@ -234,7 +253,7 @@ type Scheduler struct {
 	lastBuilt  *recipe.Recipe
 	last       *Record
 	lastOK     *Record
-	lastOKGen  int64
+	lastOKIn   *dockerctl.Inputs // what lastOK shipped
 	hist       history
 	nextID     int64
 	gcRunning  int
@@ -270,7 +289,17 @@ type buildJob struct {
 	dropped  bool
 	timer    *time.Timer
 	tail     *outputTail
+	// inputs is what the running build ships, once its context is written.
+	inputs *dockerctl.Inputs
+	// streak counts the builds superseded in a row before this one.
+	streak int
 }
+
+// maxSupersedes is how many builds in a row a newer change may supersede:
+// the next one runs to its end, and what changed meanwhile waits for it.
+// A file rewritten all the time (a log, a generator in a loop) then delays
+// builds instead of starving every one of them.
+const maxSupersedes = 2
 
 // New returns a scheduler; Run drives it.
 func New(opts Options) (*Scheduler, error) {
@@ -671,6 +700,12 @@ type trigger struct {
 	urgent bool
 	force  bool
 	waiter chan Record
+	// join is the running build a request may take as its answer: the
+	// workspace was checked to hold exactly what that build ships.
+	join *buildJob
+	// stale: the workspace was checked to differ from what the running
+	// build ships.
+	stale *buildJob
 }
 
 func (s *Scheduler) onBatch(b watcher.Batch) {
@@ -707,15 +742,20 @@ func (s *Scheduler) drainBatches() {
 }
 
 // request adds a trigger to the build that will answer it: the running
-// build when nothing changed since it started, else the queued one (a
-// running build that misses changes is superseded).
+// build when the workspace was checked to hold what it ships (t.join),
+// else the queued one. A running build that misses changes is superseded,
+// unless maxSupersedes builds in a row already were.
 func (s *Scheduler) request(t trigger) *buildJob {
-	if b := s.build; b != nil && !b.stopping && (s.gen > b.gen || s.cur != nil && b.r.Hash != s.cur.Hash) {
-		s.supersede(b)
+	if b := s.build; b != nil && !b.stopping && (s.gen > b.gen || t.stale == b || s.cur != nil && b.r.Hash != s.cur.Hash) {
+		if b.streak < maxSupersedes {
+			s.supersede(b)
+		} else {
+			s.log.Info("not superseding: the builds before it were superseded; it finishes first",
+				zap.Int64("id", b.rec.ID), zap.Int("superseded_in_a_row", b.streak))
+		}
 	}
 	var j *buildJob
-	if b := s.build; b != nil && !b.stopping && !t.force && len(t.paths) == 0 && s.gen == b.gen &&
-		s.cur != nil && b.r.Hash == s.cur.Hash {
+	if b := s.build; b != nil && !b.stopping && t.join == b && s.cur != nil && b.r.Hash == s.cur.Hash {
 		j = b
 	} else {
 		j = s.queue(t.kind)
@@ -756,6 +796,7 @@ func (j *buildJob) absorb(o *buildJob) {
 	o.waiters = nil
 	j.rec.Batches += o.rec.Batches
 	j.rec.Requests += o.rec.Requests
+	j.streak = max(j.streak, o.streak+1)
 	j.explicit = j.explicit || o.explicit
 	if o.urgent {
 		j.urgent, j.rec.Urgent = true, true
@@ -866,7 +907,14 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 	s.log.Info("building", zap.Int64("id", rec.ID), zap.String("recipe", r.ShortHash()),
 		zap.Strings("why", rec.Why()), zap.Bool("urgent", p.urgent))
 	s.bus.publish(Event{Type: EventBuildStart, ID: rec.ID, Recipe: r.Hash, Record: rec.clone()})
-	progress := s.progress(EventBuildProgress, rec.ID, r.Hash, p.tail)
+	publish := s.progress(EventBuildProgress, rec.ID, r.Hash, p.tail)
+	progress := func(ev dockerctl.Event) {
+		if ev.Kind == dockerctl.EventInputs {
+			s.post(func() { p.inputs = ev.Inputs })
+			return
+		}
+		publish(ev)
+	}
 	go func() {
 		res, err := s.opts.Builder.Build(ctx, r, progress)
 		s.post(func() { s.buildDone(p, res, err) })
@@ -917,7 +965,10 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 	switch {
 	case err == nil:
 		rec.Result = ResultOK
-		s.lastOK, s.lastOKGen = rec, b.gen
+		s.lastOK, s.lastOKIn = rec, res.Inputs
+		if s.lastOKIn == nil {
+			s.lastOKIn = b.inputs
+		}
 		s.log.Info("built", zap.Int64("id", rec.ID), zap.String("image", rec.Image), zap.String("image_id", rec.ImageID),
 			zap.Duration("took", rec.Duration), zap.Int("local", rec.Compiled.Local), zap.Int("third_party", rec.Compiled.ThirdParty))
 	case b.stopping || s.closing:
@@ -982,10 +1033,10 @@ func (s *Scheduler) progress(typ string, id int64, hash string, tail *outputTail
 // ---- requests ----
 
 // Submit takes a build request. It settles (Options.Settle), recomputes
-// the recipe, and answers with the build that will include every change
-// made so far: the running one when nothing changed since it started, the
-// queued one otherwise, or, when nothing changed since the last successful
-// build (and Force is not set), that build (Ticket.Final).
+// the recipe, and answers with a build of what the workspace holds now:
+// the last successful build when the workspace still holds exactly what it
+// shipped (Ticket.Final; not with Force), the running one when it ships
+// exactly that, else the queued one.
 func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, error) {
 	if s.opts.Settle != nil {
 		if err := s.opts.Settle(ctx); err != nil {
@@ -1037,6 +1088,36 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 			return nil, failure
 		}
 	}
+	// The workspace as it is now decides the answer: the last successful
+	// build, or the running one, may answer only if it ships exactly what
+	// is on disk. Events can be late or held (a polled subtree, git in the
+	// middle of an operation), the disk cannot.
+	var (
+		reuse, run     *Record
+		reuseIn, runIn *dockerctl.Inputs
+		job            *buildJob
+	)
+	if err := s.do(func() {
+		s.drainBatches()
+		r = s.cur
+		if req.Force || s.closing {
+			return
+		}
+		if s.lastOK != nil && s.lastOKIn != nil && s.lastOK.Recipe == r.Hash && s.build == nil && s.pending == nil {
+			reuse, reuseIn = s.lastOK, s.lastOKIn
+		}
+		if b := s.build; b != nil && !b.stopping && b.inputs != nil && b.r.Hash == r.Hash {
+			job, run, runIn = b, b.rec, b.inputs
+		}
+	}); err != nil {
+		return nil, err
+	}
+	reuseOK := reuse != nil && s.unchanged(ctx, r, reuseIn)
+	runOK := run != nil && s.unchanged(ctx, r, runIn)
+	held := ""
+	if s.opts.Hold != nil {
+		held, _ = s.opts.Hold()
+	}
 	var t *Ticket
 	if err := s.do(func() {
 		if s.closing {
@@ -1047,18 +1128,23 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 			failure = s.notWarm(s.cur.Hash)
 			return
 		}
-		if !req.Force && s.build == nil && s.pending == nil && s.lastOK != nil &&
-			s.lastOKGen == s.gen && s.lastOK.Recipe == s.cur.Hash {
+		if reuseOK && s.lastOK == reuse && s.build == nil && s.pending == nil && s.cur.Hash == r.Hash {
 			rec := s.lastOK.clone()
-			rec.Reused = true
+			rec.Reused, rec.GitHeld = true, held
 			t = &Ticket{Record: *rec}
-			s.log.Info("nothing changed since the last successful build", zap.Int64("id", rec.ID))
+			s.log.Info("the workspace holds what the last successful build shipped", zap.Int64("id", rec.ID))
 			return
 		}
 		delete(s.cookFailed, s.cur.Hash) // a request retries a failed cook
 		w := make(chan Record, 1)
-		j := s.request(trigger{kind: TriggerRequest, urgent: req.Urgent, force: req.Force, waiter: w})
-		t = &Ticket{Record: *j.rec.clone(), done: w}
+		tr := trigger{kind: TriggerRequest, urgent: req.Urgent, force: req.Force, waiter: w}
+		if runOK {
+			tr.join = job
+		} else if run != nil {
+			tr.stale = job
+		}
+		j := s.request(tr)
+		t = &Ticket{Record: *j.rec.clone(), done: w, held: held}
 	}); err != nil {
 		return nil, err
 	}
@@ -1066,6 +1152,17 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 		return nil, failure
 	}
 	return t, nil
+}
+
+// unchanged asks the builder whether the workspace holds exactly in; an
+// error counts as a change.
+func (s *Scheduler) unchanged(ctx context.Context, r *recipe.Recipe, in *dockerctl.Inputs) bool {
+	ok, err := s.opts.Builder.Unchanged(ctx, r, in)
+	if err != nil {
+		s.log.Debug("cannot compare the workspace with a build; building", zap.Error(err))
+		return false
+	}
+	return ok
 }
 
 // Build submits a request and, with Wait, waits for the answer.
@@ -1133,6 +1230,9 @@ func (s *Scheduler) Status(recent int) (Status, error) {
 	err := s.do(func() {
 		st = Status{State: s.state(), Recipe: s.curHash(), RecipeComputed: s.curAt,
 			LastCook: s.lastCook, Changes: s.gen, Manual: s.opts.Manual, CookedImages: []CookedImage{}}
+		if s.opts.Hold != nil {
+			st.Held, st.HeldSince = s.opts.Hold()
+		}
 		if s.recipeErr != nil {
 			st.RecipeError = s.recipeErr.Error()
 		}

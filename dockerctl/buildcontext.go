@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bufio"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moby/patternmatcher"
@@ -32,7 +35,10 @@ type ctxFile struct {
 	mode fs.FileMode
 	link string // symlink target
 	size int64
-	mod  time.Time // host mtime (for the content-hash cache)
+	mod  time.Time // host mtime
+	// identity when listed (Inputs)
+	ctime int64
+	ino   uint64
 }
 
 // Ignorer decides which paths stay out of the build context.
@@ -133,6 +139,9 @@ func collect(dir, ctxRoot, wsRoot string, ig *Ignorer) ([]ctxFile, error) {
 			return err
 		}
 		f := ctxFile{rel: filepath.ToSlash(rel), abs: p, mode: info.Mode(), size: info.Size(), mod: info.ModTime()}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			f.ctime, f.ino = st.Ctim.Nano(), st.Ino
+		}
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
 			l, err := os.Readlink(p)
@@ -173,67 +182,109 @@ func (c *contextWriter) mkdirs(rel string) error {
 
 // add writes one file under prefix.
 func (c *contextWriter) add(prefix string, f ctxFile) error {
+	_, err := c.write(prefix, f, nil)
+	return err
+}
+
+// addHashed writes one file under prefix and returns the digest of exactly
+// what went into the context: the bytes written (with the executable bit),
+// or a symlink's target.
+func (c *contextWriter) addHashed(prefix string, f ctxFile) (string, error) {
+	h := sha256.New()
+	return c.write(prefix, f, h)
+}
+
+// wholeReadLimit: files up to this size are read in one go before their
+// header is written, so a file rewritten during the build still gives a
+// consistent entry (whatever its content was at the read).
+const wholeReadLimit = 1 << 20
+
+func (c *contextWriter) write(prefix string, f ctxFile, h hash.Hash) (string, error) {
 	name := path.Join(prefix, f.rel)
 	if err := c.mkdirs(name); err != nil {
-		return err
+		return "", err
 	}
 	hdr := &tar.Header{Name: name, ModTime: stableTime, Mode: int64(f.mode.Perm()), Format: tar.FormatPAX}
 	if hdr.Mode == 0 {
 		hdr.Mode = 0o644
 	}
+	sum := func() string {
+		if h == nil {
+			return ""
+		}
+		return hex.EncodeToString(h.Sum(nil)[:16])
+	}
 	if f.link != "" {
 		hdr.Typeflag = tar.TypeSymlink
 		hdr.Linkname = f.link
-		return c.tw.WriteHeader(hdr)
+		if h != nil {
+			io.WriteString(h, "link\x00"+f.link)
+		}
+		return sum(), c.tw.WriteHeader(hdr)
+	}
+	if h != nil {
+		if hdr.Mode&0o111 != 0 {
+			io.WriteString(h, "file x\x00")
+		} else {
+			io.WriteString(h, "file -\x00")
+		}
 	}
 	hdr.Typeflag = tar.TypeReg
 	if f.abs == "" {
 		hdr.Size = int64(len(f.data))
 		if err := c.tw.WriteHeader(hdr); err != nil {
-			return err
+			return "", err
+		}
+		if h != nil {
+			h.Write(f.data)
 		}
 		_, err := c.tw.Write(f.data)
-		return err
+		return sum(), err
 	}
-	src, err := os.Open(f.abs)
+	// O_NONBLOCK: a file replaced by a FIFO since the walk must not hang
+	// the build; it has no effect on regular files.
+	src, err := os.OpenFile(f.abs, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", f.abs, err)
+		return "", fmt.Errorf("read %s: %w", f.abs, err)
 	}
 	defer src.Close()
 	st, err := src.Stat()
 	if err != nil {
-		return fmt.Errorf("stat %s: %w", f.abs, err)
+		return "", fmt.Errorf("stat %s: %w", f.abs, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("read %s: no longer a regular file (it changed during the build)", f.abs)
+	}
+	var out io.Writer = c.tw
+	if h != nil {
+		out = io.MultiWriter(c.tw, h)
+	}
+	if st.Size() <= wholeReadLimit {
+		data, err := io.ReadAll(io.LimitReader(src, wholeReadLimit+1))
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", f.abs, err)
+		}
+		if len(data) > wholeReadLimit {
+			return "", fmt.Errorf("read %s: it grew during the build; build again", f.abs)
+		}
+		hdr.Size = int64(len(data))
+		if err := c.tw.WriteHeader(hdr); err != nil {
+			return "", err
+		}
+		_, err = out.Write(data)
+		return sum(), err
 	}
 	hdr.Size = st.Size()
 	if err := c.tw.WriteHeader(hdr); err != nil {
-		return err
+		return "", err
 	}
-	if _, err := io.CopyN(c.tw, bufio.NewReader(src), hdr.Size); err != nil {
-		return fmt.Errorf("read %s: %w (did it change during the build?)", f.abs, err)
+	if _, err := io.CopyN(out, bufio.NewReader(src), hdr.Size); err != nil {
+		return "", fmt.Errorf("read %s: %w (did it change during the build?)", f.abs, err)
 	}
-	return nil
+	return sum(), nil
 }
 
 func (c *contextWriter) Close() error { return c.tw.Close() }
-
-// fileDigest hashes a file's content (symlinks: their target).
-func fileDigest(f ctxFile) (string, error) {
-	h := sha256.New()
-	if f.link != "" {
-		io.WriteString(h, "link:"+f.link)
-	} else {
-		src, err := os.Open(f.abs)
-		if err != nil {
-			return "", fmt.Errorf("read %s: %w", f.abs, err)
-		}
-		_, err = io.Copy(h, src)
-		src.Close()
-		if err != nil {
-			return "", fmt.Errorf("read %s: %w", f.abs, err)
-		}
-	}
-	return fmt.Sprintf("%x", h.Sum(nil)[:16]), nil
-}
 
 func sortFiles(fs []ctxFile) {
 	sort.Slice(fs, func(i, j int) bool { return fs[i].rel < fs[j].rel })

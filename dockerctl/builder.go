@@ -34,7 +34,7 @@ type WorkspaceBuilder struct {
 	log  *zap.Logger
 	// Version is written into the chefd.version label.
 	Version string
-	// StateDir holds per-workspace state (content of the last build).
+	// StateDir holds per-workspace client state (the build lock).
 	StateDir string
 	// NoCache makes the engine ignore its layer cache (benchmarks, or a
 	// suspected bad cache). Cache mounts stay.
@@ -220,30 +220,42 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 		return res, err
 	}
 	cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + r.ShortHash()
-	state := loadState(filepath.Join(b.StateDir, cacheID+".json"))
-	changed, next, err := state.diff(files)
-	if err != nil {
-		return res, err
-	}
 	res.Phases = append(res.Phases, Phase{Name: "context", Duration: time.Since(t0)})
-	b.log.Debug("code build context", zap.Int("files", len(files)), zap.Int("changed", len(changed)))
+	b.log.Debug("code build context", zap.Int("files", len(files)))
 
-	df := codeDockerfile(r, cacheID, b.cfg.RuntimeImage, bins, entry)
-	list := strings.Join(changed, "\n")
-	if list != "" {
-		list += "\n"
-	}
+	df := codeDockerfile(r, cacheID, b.cfg.RuntimeImage, entry)
+	script := codeScript(r, bins, b.NoCache)
+	src := newSourceIndex(r)
+	in := newInputs(r, t0)
+	written := make(chan struct{})
 	write := func(cw *contextWriter) error {
-		if err := cw.add("", ctxFile{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644}); err != nil {
-			return err
-		}
-		if err := cw.add("", ctxFile{rel: "chefd/changed", data: []byte(list), mode: 0o644}); err != nil {
-			return err
-		}
-		for _, f := range files {
-			if err := cw.add("src", f); err != nil {
+		for _, f := range []ctxFile{
+			{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644},
+			{rel: "chefd/stamp.sh", data: []byte(stampScript), mode: 0o644},
+			{rel: "chefd/code.sh", data: []byte(script), mode: 0o644},
+		} {
+			if err := cw.add("", f); err != nil {
 				return err
 			}
+		}
+		for _, f := range files {
+			d, err := cw.addHashed("src", f)
+			if err != nil {
+				return err
+			}
+			src.add(f.rel, d)
+			in.add(f, d)
+		}
+		list, always := src.lists()
+		if err := cw.add("", ctxFile{rel: "chefd/sources", data: list, mode: 0o644}); err != nil {
+			return err
+		}
+		if err := cw.add("", ctxFile{rel: "chefd/always", data: always, mode: 0o644}); err != nil {
+			return err
+		}
+		close(written)
+		if p != nil {
+			p(Event{Time: time.Now(), Kind: EventInputs, Inputs: in})
 		}
 		return nil
 	}
@@ -265,10 +277,10 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	if err != nil {
 		return res, err
 	}
-	if s.ran(codeMarker) {
-		if err := state.save(next); err != nil {
-			b.log.Warn("could not save source state; the next build recompiles more", zap.Error(err))
-		}
+	select {
+	case <-written: // an image means the engine read the whole context
+		res.Inputs = in
+	default:
 	}
 	b.log.Info("built", zap.String("image", res.Image), zap.String("id", res.ImageID),
 		zap.Duration("took", res.Duration), zap.Int("local", res.Compiled.Local),
@@ -401,7 +413,7 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:] }
 
 // pruneTargetCaches removes this workspace's target-directory cache mounts
-// (and their change-detection state) whose recipe is not in keep (short
+// (their source record goes with them) whose recipe is not in keep (short
 // hashes). Only those records are pruned, by ID: never the engine's whole
 // build cache, which other projects share.
 func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]string, error) {
@@ -431,7 +443,6 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 			continue
 		}
 		cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + hash
-		os.Remove(filepath.Join(b.StateDir, cacheID+".json"))
 		removed = append(removed, fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6))
 	}
 	return removed, nil

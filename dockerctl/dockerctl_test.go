@@ -225,32 +225,6 @@ func TestContextFilesIgnores(t *testing.T) {
 	}
 }
 
-func TestSourceStateDetectsContentNotMtime(t *testing.T) {
-	root := t.TempDir()
-	write(t, root, map[string]string{"a.rs": "one", "b.rs": "two"})
-	files, _ := collect(root, root, root, nil)
-	st := loadState(filepath.Join(t.TempDir(), "state.json"))
-	changed, next, err := st.diff(files)
-	if err != nil || len(changed) != 2 {
-		t.Fatalf("first diff: %v %v", changed, err)
-	}
-	if err := st.save(next); err != nil {
-		t.Fatal(err)
-	}
-	st = loadState(st.path)
-	// same content, new mtime: unchanged; new content, old mtime: changed
-	future := time.Now().Add(time.Hour)
-	os.Chtimes(filepath.Join(root, "a.rs"), future, future)
-	info, _ := os.Stat(filepath.Join(root, "b.rs"))
-	os.WriteFile(filepath.Join(root, "b.rs"), []byte("TWO"), 0o644)
-	os.Chtimes(filepath.Join(root, "b.rs"), info.ModTime(), info.ModTime())
-	files, _ = collect(root, root, root, nil)
-	changed, _, err = st.diff(files)
-	if err != nil || strings.Join(changed, ",") != "b.rs" {
-		t.Fatalf("changed = %v (%v), want [b.rs]", changed, err)
-	}
-}
-
 // rawBuild runs a one-off BuildKit build with the given Dockerfile.
 func rawBuild(ctx context.Context, e *Engine, df string, p Progress) (*stream, error) {
 	return e.build(ctx, func(cw *contextWriter) error {

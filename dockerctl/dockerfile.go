@@ -15,7 +15,7 @@ const (
 	srcRoot    = "/src"
 	cargoHome  = "/usr/local/cargo"
 	outDir     = "/chefd-out"
-	changedBin = "/run/chefd-changed"
+	stepDir    = "/run/chefd" // the code step's files (bind mount of chefd/)
 	// markers in RUN commands, to find the steps in the build trace
 	cookMarker = "CHEFD_STEP=cook"
 	codeMarker = "CHEFD_STEP=code"
@@ -218,25 +218,40 @@ func cookDockerfile(r *recipe.Recipe) string {
 	return b.String()
 }
 
+// codeScript is the code step: stamp the sources (stamp.sh), build, mark
+// the cache as matching the sources, copy the shipped binaries out.
+func codeScript(r *recipe.Recipe, bins []string, reset bool) string {
+	wd := workdir(r)
+	var b strings.Builder
+	b.WriteString("# chefd code step (generated)\nset -e\n")
+	fmt.Fprintf(&b, "export CHEFD_SRC=%s CHEFD_TARGET=%s CHEFD_LIST=%s CHEFD_ALWAYS=%s\n",
+		srcRoot, shQuote(wd+"/target"), stepDir+"/sources", stepDir+"/always")
+	if reset {
+		b.WriteString("export CHEFD_RESET=1\n")
+	}
+	fmt.Fprintf(&b, "sh %s/stamp.sh begin\n", stepDir)
+	fmt.Fprintf(&b, "cd %s\n", shQuote(wd))
+	b.WriteString(cargoBuild(r, r.LockFile != nil) + "\n")
+	fmt.Fprintf(&b, "sh %s/stamp.sh commit\n", stepDir)
+	b.WriteString(copyBins(r, "target", outDir, bins) + "\n")
+	return b.String()
+}
+
 // codeDockerfile builds the real code on the cooked image, with the
-// target dir on a cache mount seeded from the cooked image, then the
-// runtime image with only the shipped binaries.
-func codeDockerfile(r *recipe.Recipe, targetCache, runtime string, bins []string, entrypoint string) string {
+// target dir on a cache mount seeded from the cooked image (its sources
+// stamped by stamp.sh, see sources.go), then the runtime image with only
+// the shipped binaries. The step's files (script, source list) come in on
+// a bind mount of the context's chefd/ directory.
+func codeDockerfile(r *recipe.Recipe, targetCache, runtime string, entrypoint string) string {
 	wd := workdir(r)
 	var b strings.Builder
 	b.WriteString("ARG COOKED\nFROM ${COOKED} AS cooked\nFROM ${COOKED} AS build\n")
 	fmt.Fprintf(&b, "COPY src/ %s/\n", srcRoot)
-	var script strings.Builder
-	// Changed files get the engine's current time: newer than anything
-	// cargo built before, so cargo recompiles exactly what changed.
-	fmt.Fprintf(&script, "cd %s && (tr '\\n' '\\0' < %s | xargs -0 -r touch -c --) && cd %s && ", srcRoot, changedBin, wd)
-	script.WriteString(cargoBuild(r, r.LockFile != nil))
-	script.WriteString(" && " + copyBins(r, "target", outDir, bins))
 	// The cache id is repeated in the command so that GC can find the cache
 	// mount's record: BuildKit's record describes the command, not the id.
 	fmt.Fprintf(&b, "RUN %s --mount=type=cache,id=%s,target=%s/target,from=cooked,source=%s/target,sharing=locked "+
-		"--mount=type=bind,source=chefd/changed,target=%s %s %s%s sh -ec %s\n",
-		cacheMounts(), targetCache, wd, wd, changedBin, codeMarker, cacheMarker, targetCache, shQuote(script.String()))
+		"--mount=type=bind,source=chefd,target=%s %s %s%s sh %s/code.sh\n",
+		cacheMounts(), targetCache, wd, wd, stepDir, codeMarker, cacheMarker, targetCache, stepDir)
 	fmt.Fprintf(&b, "FROM %s\n", runtime)
 	fmt.Fprintf(&b, "COPY --from=build %s/ /usr/local/bin/\n", outDir)
 	if entrypoint != "" {

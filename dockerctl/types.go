@@ -39,6 +39,9 @@ type BuildResult struct {
 	Duration  time.Duration `json:"duration_ns"`
 	Compiled  Crates        `json:"compiled"`
 	Phases    []Phase       `json:"phases"`
+	// Inputs is what the build shipped from the workspace (see
+	// WorkspaceBuilder.Unchanged).
+	Inputs *Inputs `json:"-"`
 }
 
 // EventKind classifies progress events.
@@ -48,6 +51,8 @@ const (
 	EventStep  EventKind = "step"  // a build step started or finished
 	EventLog   EventKind = "log"   // a line of output (cargo, rustc)
 	EventError EventKind = "error" // the build failed
+	// EventInputs: the context is complete; Event.Inputs says what it holds.
+	EventInputs EventKind = "inputs"
 )
 
 // Event is one progress event of a cook or build.
@@ -59,6 +64,7 @@ type Event struct {
 	Done     bool          `json:"done,omitempty"`
 	Cached   bool          `json:"cached,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+	Inputs   *Inputs       `json:"-"` // EventInputs
 }
 
 // Progress receives events; it must not block for long. nil discards.
