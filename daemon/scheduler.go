@@ -186,7 +186,7 @@ type Status struct {
 	// requests still build what is on disk.
 	Held      string    `json:"held,omitempty"`
 	HeldSince time.Time `json:"held_since,omitzero"`
-	Recent         []Record      `json:"recent,omitempty"` // newest first
+	Recent    []Record  `json:"recent,omitempty"` // newest first
 }
 
 // Ticket is the answer to a build request.

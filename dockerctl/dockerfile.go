@@ -12,10 +12,10 @@ import (
 // Container paths. The workspace sits at /src/<WorkspaceDir> for cook and
 // code build alike, so cargo's absolute paths match.
 const (
-	srcRoot    = "/src"
-	cargoHome  = "/usr/local/cargo"
-	outDir     = "/chefd-out"
-	stepDir    = "/run/chefd" // the code step's files (bind mount of chefd/)
+	srcRoot   = "/src"
+	cargoHome = "/usr/local/cargo"
+	outDir    = "/chefd-out"
+	stepDir   = "/run/chefd" // the code step's files (bind mount of chefd/)
 	// markers in RUN commands, to find the steps in the build trace
 	cookMarker = "CHEFD_STEP=cook"
 	codeMarker = "CHEFD_STEP=code"
