@@ -44,6 +44,12 @@ type syncer interface {
 	Sync(ctx context.Context) error
 }
 
+// holder is what a watcher offers to say that git holds its batches
+// (watcher.Watcher implements it).
+type holder interface {
+	Hold() (reason string, since time.Time)
+}
+
 // Run is the daemon: it takes the workspace lock (taking over the lock and
 // socket of a crashed daemon), listens on the socket, starts the watcher
 // and the scheduler, and serves the API until ctx is done (SIGTERM,
@@ -80,6 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var notify watcher.Notify
 	var batches <-chan watcher.Batch
 	var settle func(context.Context) error
+	var hold func() (string, time.Time)
 	if cfg.Watch != nil {
 		notify, err = cfg.Watch()
 		if err != nil {
@@ -90,10 +97,13 @@ func Run(ctx context.Context, cfg Config) error {
 		if sy, ok := notify.(syncer); ok {
 			settle = sy.Sync
 		}
+		if h, ok := notify.(holder); ok {
+			hold = h.Hold
+		}
 	}
 	sched, err := New(Options{Builder: cfg.Builder, Plan: cfg.Plan, Batches: batches, Log: log,
 		KeepCooked: cfg.KeepCooked, Manual: cfg.Manual, Settle: settle, CancelGrace: cfg.CancelGrace,
-		StateFile: p.State})
+		StateFile: p.State, Hold: hold})
 	if err != nil {
 		return err
 	}

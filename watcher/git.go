@@ -32,15 +32,62 @@ func isGitHoldName(name string) bool {
 
 // gitHoldReason returns the first hold file present in the git directory.
 func (w *Watcher) gitHoldReason() (bool, string) {
-	if !w.cfg.gitHold || w.git.dir == "" {
+	if !w.cfg.gitHold {
 		return false, ""
 	}
+	n := holdFileIn(w.git.dir)
+	return n != "", n
+}
+
+// holdFileIn returns the first hold file present in the git directory dir.
+func holdFileIn(dir string) string {
+	if dir == "" {
+		return ""
+	}
 	for _, n := range [...]string{"index.lock", "rebase-merge", "rebase-apply", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD"} {
-		if _, err := os.Lstat(filepath.Join(w.git.dir, n)); err == nil {
-			return true, n
+		if _, err := os.Lstat(filepath.Join(dir, n)); err == nil {
+			return n
 		}
 	}
-	return false, ""
+	return ""
+}
+
+// Hold reports what holds batches while git is in the middle of an
+// operation: the file that says so (index.lock, MERGE_HEAD, rebase-merge...)
+// and since when; "" when nothing does. It looks at the git directory
+// itself, so a hold shows at once, before its event is read. Safe for
+// concurrent use.
+func (w *Watcher) Hold() (string, time.Time) {
+	if !w.cfg.gitHold {
+		return "", time.Time{}
+	}
+	w.holdMu.Lock()
+	h := w.hold
+	w.holdMu.Unlock()
+	if h.dir == "" { // git init since the watcher last looked
+		if fi, err := os.Stat(filepath.Join(w.root, ".git")); err == nil && fi.IsDir() {
+			h.dir = filepath.Join(w.root, ".git")
+		}
+	}
+	reason := holdFileIn(h.dir)
+	if reason == "" {
+		return "", time.Time{}
+	}
+	if h.reason == "" {
+		h.since = time.Now() // its event is not read yet
+	}
+	return reason, h.since
+}
+
+// mirrorHold publishes the loop's git state for Hold.
+func (w *Watcher) mirrorHold() {
+	w.holdMu.Lock()
+	w.hold.dir = w.git.dir
+	w.hold.reason, w.hold.since = "", time.Time{}
+	if w.git.busy {
+		w.hold.reason, w.hold.since = w.git.reason, w.git.since
+	}
+	w.holdMu.Unlock()
 }
 
 // setupGit finds the git directory of the root (".git", or the directory a
@@ -51,6 +98,7 @@ func (w *Watcher) setupGit() {
 		_ = w.fsw.Remove(w.git.dir)
 	}
 	w.git.dir, w.git.watched = "", false
+	w.mirrorHold()
 	dotgit := filepath.Join(w.root, ".git")
 	fi, err := os.Lstat(dotgit)
 	if err != nil {
@@ -80,6 +128,7 @@ func (w *Watcher) setupGit() {
 		return
 	}
 	w.git.dir = dir
+	w.mirrorHold()
 	if w.cfg.gitHold && w.fsw != nil {
 		if err := w.fsw.Add(dir); err != nil {
 			w.warnWatch(dir, err, "git operations are detected by polling instead")
@@ -113,4 +162,5 @@ func (w *Watcher) updateGit(now time.Time) {
 	case busy:
 		w.git.reason = reason
 	}
+	w.mirrorHold()
 }

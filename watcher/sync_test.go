@@ -2,6 +2,8 @@ package watcher
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +73,27 @@ func TestSyncHonoursGitHold(t *testing.T) {
 	h.remove(".git/index.lock")
 	b := h.next()
 	eq(t, "Paths", b.Paths, []string{"src/f.rs"})
+}
+
+// TestHoldShowsAtOnce: Hold names the file that holds batches as soon as
+// it exists, before the watcher has read its event, and keeps the time the
+// hold began.
+func TestHoldShowsAtOnce(t *testing.T) {
+	root := rustTree(t)
+	h := start(t, root)
+	if err := os.Mkdir(filepath.Join(root, ".git"), 0o755); err != nil { // git init while watched
+		t.Fatal(err)
+	}
+	if r, _ := h.w.Hold(); r != "" {
+		t.Fatalf("held by %q with no git operation", r)
+	}
+	h.write(".git/MERGE_HEAD", "abc\n")
+	r, since := h.w.Hold()
+	if r != "MERGE_HEAD" || since.IsZero() {
+		t.Fatalf("Hold() = %q, %v right after MERGE_HEAD appeared", r, since)
+	}
+	h.remove(".git/MERGE_HEAD")
+	if r, _ := h.w.Hold(); r != "" {
+		t.Fatalf("still held by %q after MERGE_HEAD went", r)
+	}
 }

@@ -183,6 +183,12 @@ type Watcher struct {
 	pollRoots map[string]struct{}  // subtrees polled instead (rel)
 	ticker    *time.Ticker
 	git       gitState
+	// hold mirrors the git directory and hold for Hold (other goroutines).
+	holdMu sync.Mutex
+	hold   struct {
+		dir, reason string
+		since       time.Time
+	}
 	limitWarn time.Time // last watch-limit warning (they are rate-limited)
 
 	// Current (not yet emitted) batch.

@@ -319,9 +319,12 @@ func (a *app) reportDaemonBuild(rec daemon.Record, quiet bool) error {
 			fmt.Fprintf(a.stderr, format, args...)
 		}
 	}
+	if rec.GitHeld != "" {
+		say("note: git is in the middle of an operation (%s): this is a build of what is on disk now\n", rec.GitHeld)
+	}
 	switch {
 	case rec.Reused:
-		say("no changes since build #%d (%s ago)\n", rec.ID, fmtDur(time.Since(rec.Finished)))
+		say("the workspace holds what build #%d shipped (%s ago): no new build\n", rec.ID, fmtDur(time.Since(rec.Finished)))
 	case !rec.Result.Done():
 		say("build #%d %s by the daemon (follow it with: chefd events, or chefd status)\n", rec.ID, rec.Result)
 		return nil
@@ -453,6 +456,10 @@ func printStatus(w io.Writer, st daemon.FullStatus, now time.Time) {
 	}
 	fmt.Fprintf(w, "chefd daemon for %s (pid %d, up %s, %s)\n", d.Paths.Root, d.PID, fmtDur(now.Sub(d.Started)), mode)
 	fmt.Fprintf(w, "state:    %s\n", st.State)
+	if st.Held != "" {
+		fmt.Fprintf(w, "held:     git is in the middle of an operation (%s, %s): automatic builds wait for it; build --wait builds what is on disk\n",
+			st.Held, fmtDur(now.Sub(st.HeldSince)))
+	}
 	switch {
 	case st.RecipeError != "":
 		fmt.Fprintf(w, "recipe:   error: %s\n", st.RecipeError)

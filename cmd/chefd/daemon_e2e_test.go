@@ -164,7 +164,7 @@ func TestDaemonE2EEngine(t *testing.T) {
 	}
 
 	r = chefd(t, ws, env, "build", "--wait")
-	if r.code != 0 || strings.TrimSpace(r.stdout) != second || !strings.Contains(r.stderr, "no changes since") {
+	if r.code != 0 || strings.TrimSpace(r.stdout) != second || !strings.Contains(r.stderr, "the workspace holds what build") {
 		t.Fatalf("unchanged build: exit %d %q\n%s", r.code, r.stdout, r.stderr)
 	}
 	st := daemonStatus(t, ws, env)
