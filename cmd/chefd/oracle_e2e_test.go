@@ -288,15 +288,24 @@ func (w *markedWS) follow() *eventStream {
 // waitFor waits for an event line containing every one of parts.
 func (e *eventStream) waitFor(t *testing.T, d time.Duration, parts ...string) bool {
 	t.Helper()
+	return e.waitLine(t, d, func(l string) bool {
+		for _, p := range parts {
+			if !strings.Contains(l, p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// waitLine waits for an event line for which ok is true.
+func (e *eventStream) waitLine(t *testing.T, d time.Duration, ok func(string) bool) bool {
+	t.Helper()
 	deadline := time.After(d)
 	for i := 0; ; {
 		e.mu.Lock()
 		for ; i < len(e.lines); i++ {
-			ok := true
-			for _, p := range parts {
-				ok = ok && strings.Contains(e.lines[i], p)
-			}
-			if ok {
+			if ok(e.lines[i]) {
 				e.mu.Unlock()
 				return true
 			}
@@ -371,9 +380,10 @@ func pruneTargetCache(t *testing.T, dir string) int {
 	return n
 }
 
-// gitStatusLoop runs `git status` over and over (as shell prompts and IDEs
-// do; each one takes index.lock for a moment) until stopped.
-func (w *markedWS) gitStatusLoop() (stop func()) {
+// gitStatusLoop runs `git status` over and over, pause apart (as shell
+// prompts and IDEs do; each one takes index.lock for a moment), until
+// stopped.
+func (w *markedWS) gitStatusLoop(pause time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -382,9 +392,9 @@ func (w *markedWS) gitStatusLoop() (stop func()) {
 			cmd := exec.CommandContext(ctx, "git", "status", "--porcelain")
 			cmd.Dir = w.dir
 			cmd.Run()
-			select { // a prompt or an IDE runs it often, not on every CPU cycle
+			select {
 			case <-ctx.Done():
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(pause):
 			}
 		}
 	}()
@@ -596,7 +606,7 @@ func (o *oracle) step() {
 		o.buildDirect(o.second)
 	case op < 84:
 		if o.stopGit == nil {
-			o.stopGit = o.gitStatusLoop()
+			o.stopGit = o.gitStatusLoop(20 * time.Millisecond)
 			o.logf("git status loop on")
 		} else {
 			o.stopGit()
@@ -714,16 +724,23 @@ func envInt(name string, def int) int {
 }
 
 // TestE2ERegressions: each way of shipping code that is no longer in the
-// workspace that was found, as a test of its own.
+// workspace that was found, as a test of its own, each on a copy of its own
+// (its own target cache).
 func TestE2ERegressions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
 	needEngine(t)
-	w := newMarkedWS(t, "e2e-regressions")
+	// withDaemon: a copy with its first image built by its daemon.
+	withDaemon := func(t *testing.T, tag string) *markedWS {
+		w := newMarkedWS(t, tag)
+		w.startDaemon()
+		w.buildWait("first")
+		return w
+	}
 
 	t.Run("FailedBuildThenRevert", func(t *testing.T) {
-		w.t = t
+		w := newMarkedWS(t, "e2e-failed-revert")
 		w.buildDirect(w.dir)
 		keep := w.read("ledger")
 		w.setMarker("ledger", "ENTRIES-Y")
@@ -731,44 +748,45 @@ func TestE2ERegressions(t *testing.T) {
 		w.buildDirect(w.dir) // fails in app, after ledger compiled
 		os.WriteFile(w.path("ledger"), []byte(keep), 0o644)
 		w.setBroken("app", false)
+		w.setMarker("report", "report-1") // no layer cache hit: the code step runs
 		w.buildDirect(w.dir)
 		w.buildDirect(w.dir, "--no-cache")
 	})
 
-	w.startDaemon()
 	t.Run("SupersededThenRevert", func(t *testing.T) {
-		w.t = t
-		w.buildWait("first")
+		w := withDaemon(t, "e2e-superseded-revert")
 		ev := w.follow()
 		defer ev.stop()
 		keep := w.read("ledger")
 		w.setMarker("ledger", "ENTRIES-Y")
-		if !ev.waitFor(t, 2*time.Minute, `"build.progress"`, "Compiling ledger") {
-			w.fail("the daemon did not start compiling the edit")
+		// ledger is compiled once its dependents start
+		if !ev.waitLine(t, 2*time.Minute, func(l string) bool {
+			return strings.Contains(l, `"build.progress"`) && (strings.Contains(l, "Compiling app") || strings.Contains(l, "Compiling report"))
+		}) {
+			w.fail("the daemon did not compile the edit")
 		}
 		os.WriteFile(w.path("ledger"), []byte(keep), 0o644)
+		w.setMarker("report", "report-1")
 		w.buildWait("after the revert")
 		w.setMarker("app", "app-later") // later edits elsewhere keep it right
 		w.buildWait("a later edit")
 	})
 
 	t.Run("MergeConflictStaged", func(t *testing.T) {
-		w.t = t
+		w := withDaemon(t, "e2e-merge-staged")
 		w.conflict(1, "resolved-1")
-		st := w.status()
-		if st.Held != "MERGE_HEAD" {
+		if st := w.status(); st.Held != "MERGE_HEAD" {
 			w.fail("status during the merge: held %q, want MERGE_HEAD", st.Held)
 		}
 		r := w.buildWait("merge staged, not committed")
 		if !strings.Contains(r.stderr, "git is in the middle of an operation (MERGE_HEAD)") {
 			w.fail("build --wait does not say git is busy:\n%s", r.stderr)
 		}
-		w.git("commit", "-qm", "merge")
 	})
 
 	t.Run("GitStatusLoop", func(t *testing.T) {
-		w.t = t
-		stop := w.gitStatusLoop()
+		w := withDaemon(t, "e2e-git-status")
+		stop := w.gitStatusLoop(0)
 		defer stop()
 		for i := 0; i < 4; i++ {
 			w.setMarker("app", fmt.Sprintf("status-loop-%d", i))
@@ -777,12 +795,11 @@ func TestE2ERegressions(t *testing.T) {
 	})
 
 	t.Run("StaleIndexLock", func(t *testing.T) {
-		w.t = t
+		w := withDaemon(t, "e2e-stale-lock")
 		lock := filepath.Join(w.dir, ".git", "index.lock")
 		if err := os.WriteFile(lock, nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		defer os.Remove(lock)
 		w.setMarker("report", "under-a-stale-lock")
 		r := w.buildWait("stale index.lock")
 		if st := w.status(); st.Held != "index.lock" || !strings.Contains(r.stderr, "(index.lock)") {
@@ -791,16 +808,14 @@ func TestE2ERegressions(t *testing.T) {
 	})
 
 	t.Run("PolledSubtree", func(t *testing.T) {
-		w.t = t
-		w.stopDaemon()
+		w := newMarkedWS(t, "e2e-polled")
 		if !w.startDaemonPolled() {
 			t.Skip("the inotify limit is not lowered here (CHEFD_E2E_INOTIFY=1 as root)")
 		}
+		w.buildWait("first")
 		for i, c := range []string{"report", "ledger", "app"} {
 			w.setMarker(c, fmt.Sprintf("polled-%d", i))
 			w.buildWait("edit in a polled subtree")
 		}
 	})
-
-	t.Logf("steps:\n%s", strings.Join(w.logs, "\n"))
 }
