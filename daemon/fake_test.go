@@ -51,15 +51,6 @@ func (c *fakeCall) waitCancelled(t *testing.T) {
 	}
 }
 
-func (c *fakeCall) waitReturned(t *testing.T) {
-	t.Helper()
-	select {
-	case <-c.returned:
-	case <-time.After(guard):
-		t.Fatalf("%s of %s did not return", c.kind, short(c.hash))
-	}
-}
-
 // fakeBuilder implements Builder. Cook and Build announce themselves on
 // calls and block until released; unless stubborn, they return early with
 // ctx.Err() when cancelled.

@@ -50,8 +50,9 @@ func AcquireLock(path string) (l *Lock, stalePID int, err error) {
 	if prev := readPID(path); prev > 0 && prev != os.Getpid() {
 		stalePID = prev
 	}
+	// the pid is informative (status, takeover messages): the lock holds without it
 	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	return &Lock{f: f, path: path}, stalePID, nil
 }

@@ -25,11 +25,6 @@ func canonicalTOML(doc map[string]any) string {
 	return b.String()
 }
 
-func isTable(v any) bool {
-	_, ok := v.(map[string]any)
-	return ok
-}
-
 // tableArray returns v as an array of tables, if it is one.
 func tableArray(v any) ([]map[string]any, bool) {
 	switch a := v.(type) {
