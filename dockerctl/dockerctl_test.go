@@ -172,7 +172,7 @@ func TestStreamErrorMessage(t *testing.T) {
 	}
 }
 
-func write(t *testing.T, root string, files map[string]string) {
+func write(t testing.TB, root string, files map[string]string) {
 	t.Helper()
 	for p, c := range files {
 		full := filepath.Join(root, p)
