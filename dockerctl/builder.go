@@ -279,7 +279,9 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	}
 	select {
 	case <-written: // an image means the engine read the whole context
-		res.Inputs = in
+		done := *in // in itself went out with EventInputs: never written again
+		done.image = res.ImageID
+		res.Inputs = &done
 	default:
 	}
 	b.log.Info("built", zap.String("image", res.Image), zap.String("id", res.ImageID),

@@ -27,6 +27,7 @@ type Inputs struct {
 	recipe string
 	taken  time.Time
 	files  map[string]inputFile
+	image  string // the image the build made from them, once it succeeded
 }
 
 type inputFile struct {
@@ -51,10 +52,16 @@ func (in *Inputs) Len() int { return len(in.files) }
 // shipped, for recipe r: the same set of context files (the same walk a
 // build makes), each with the same identity, or, when its identity moved
 // or is too recent to be trusted, the same content. A true answer means a
-// build now would ship the same bytes.
+// build now would ship the same bytes (and, for a finished build, that its
+// image is still on the engine).
 func (b *WorkspaceBuilder) Unchanged(ctx context.Context, r *recipe.Recipe, in *Inputs) (bool, error) {
 	if in == nil || r == nil || in.recipe != r.Hash {
 		return false, nil
+	}
+	if in.image != "" && b.e != nil {
+		if id, err := b.e.imageID(ctx, in.image); err != nil || id == "" {
+			return false, err
+		}
 	}
 	files, err := b.contextFiles(r)
 	if err != nil {
