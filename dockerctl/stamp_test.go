@@ -359,3 +359,38 @@ func TestStampBaseIsStableTime(t *testing.T) {
 		t.Fatalf("stamp.sh does not set %q", want)
 	}
 }
+
+// TestStampEpochCap: a long run of failed builds, each with another file
+// changed, leaves at most 16 distinct epochs in the record (older ones
+// rounded up), and the next successful build is still right.
+func TestStampEpochCap(t *testing.T) {
+	m := newStampModel(t, 3)
+	var files []string
+	for i := 0; i < 20; i++ {
+		f := fmt.Sprintf("ledger/src/m%02d.rs", i)
+		files = append(files, f)
+		m.content[f] = "v0"
+	}
+	m.units = []stampUnit{{name: "ledger", files: files}, {name: "app", files: []string{"app/src/main.rs"}, deps: []string{"ledger"}}}
+	m.build(2, false)
+	for i, f := range files {
+		m.content[f] = fmt.Sprintf("v%d", i+1)
+		m.build(0, false) // cargo fails at once
+	}
+	rec, err := os.ReadFile(filepath.Join(m.tgt, ".chefd", "sources"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	epochs := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(string(rec)), "\n")[1:] {
+		if f := strings.SplitN(l, " ", 3); f[1] != "0" {
+			epochs[f[1]] = true
+		}
+	}
+	if len(epochs) > 16 || len(epochs) < 2 {
+		t.Fatalf("%d distinct epochs in the record, want 2 to 16", len(epochs))
+	}
+	if got := m.build(2, false); strings.Join(got, ",") != "ledger,app" {
+		t.Fatalf("rebuilt %v", got)
+	}
+}
