@@ -18,8 +18,8 @@ unformatted=$(gofmt -l $files)
 if [ -n "$unformatted" ]; then echo "test.sh: gofmt would change: $unformatted" >&2; exit 1; fi
 go vet ./...
 # The oracle and regression tests of stale code lower the inotify limit for
-# a while (a polled subtree), which would break tests running beside them:
-# they run on their own, after the rest.
+# a while (a polled subtree) and restart the engine mid-build, which would
+# break tests running beside them: they run on their own, after the rest.
 isolated='TestE2EOracle|TestE2ERegressions'
 go test -race -count=1 -timeout 30m -skip "$isolated" ./...
 CHEFD_E2E_INOTIFY=1 go test -race -count=1 -timeout 30m -run "$isolated" -v ./cmd/chefd

@@ -627,6 +627,10 @@ func (o *oracle) step() {
 		o.ensureDaemon(false)
 		o.polled = o.startDaemonPolled()
 		o.logf("daemon restarted with a polled subtree: %v", o.polled)
+	case op < 95:
+		o.ensureDaemon(false)
+		o.edit(o.crate())
+		o.restartEngine()
 	default:
 		o.ensureDaemon(true)
 		ev := o.follow()
@@ -642,6 +646,55 @@ func (o *oracle) step() {
 		o.logf("revert %s -> %s while the daemon compiles the edit", c, o.marker(c))
 		o.buildWait("build --wait after a superseded build")
 	}
+}
+
+// restartEngine restarts the Docker engine (SIGTERM, as a service restart
+// does, then scripts/ensure-engine.sh) while chefd build compiles. Only
+// with CHEFD_E2E_ENGINE_RESTART=1 (no other test may use the engine then;
+// scripts/test.sh sets it for the tests it runs on their own).
+func (o *oracle) restartEngine() {
+	t := o.t
+	pidfile := os.Getenv("CHEFD_DOCKERD_PIDFILE")
+	if pidfile == "" {
+		pidfile = "/var/run/docker.pid"
+	}
+	b, err := os.ReadFile(pidfile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if os.Getenv("CHEFD_E2E_ENGINE_RESTART") != "1" {
+		o.logf("(no engine restart: CHEFD_E2E_ENGINE_RESTART is not 1)")
+		return
+	}
+	if err != nil || pid <= 0 {
+		t.Fatalf("restarting the engine needs dockerd's pid file (%s: %v)", pidfile, err)
+	}
+	cmd := exec.Command(chefdBinary(t), "-C", o.dir, "build")
+	cmd.Env = append(os.Environ(), o.env...)
+	var stderr bytes.Buffer
+	hit := make(chan struct{})
+	cmd.Stderr = &lineWatcher{w: &stderr, match: "Compiling ", hit: hit}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-hit:
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		o.fail("the build never compiled:\n%s", stderr.String())
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(time.Minute)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("dockerd (pid %d) did not stop within a minute of SIGTERM", pid)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cmd.Wait()
+	out, err := exec.Command("../../scripts/ensure-engine.sh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("restart the engine: %v\n%s", err, out)
+	}
+	o.logf("engine restarted while chefd build compiled")
 }
 
 // buildAsync asks the daemon for a build without waiting.
@@ -665,7 +718,7 @@ func (o *oracle) waitDaemonGone() {
 // TestE2EOracle runs randomized sequences of edits, reverts, compile
 // errors, cancelled and killed builds, pruned caches, a second checkout,
 // builds with and without the daemon, a git status loop, a staged merge
-// conflict and a polled subtree, and checks after every successful build
+// conflict, a polled subtree and an engine restarted mid-build, and checks after every successful build
 // that the image prints what the files on disk say. CHEFD_ORACLE_SEEDS
 // sequences (5 by default) of CHEFD_ORACLE_STEPS steps (32); one sequence
 // again: CHEFD_ORACLE_SEED.
