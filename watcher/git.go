@@ -155,8 +155,16 @@ func (w *Watcher) updateGit(now time.Time) {
 		w.git.busy, w.git.reason = false, ""
 		if w.hasWork() {
 			// Everything collected while git worked goes out as one batch,
-			// after a quiet period counted from now.
-			w.window, w.released = now, now
+			// after a quiet period counted from now; but a batch already
+			// older than the max wait goes out at once, or a lock taken
+			// again and again (git status in a prompt or an IDE) would
+			// starve it.
+			w.released = now
+			if now.Sub(w.first) < w.cfg.maxWait {
+				w.window = now
+			} else {
+				w.window = w.first
+			}
 		}
 		w.log.Debug("git done: releasing batches", zap.Duration("held", now.Sub(w.git.since)))
 	case busy:

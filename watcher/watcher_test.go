@@ -814,3 +814,34 @@ func TestNewErrors(t *testing.T) {
 		t.Fatal("second Start succeeded")
 	}
 }
+
+// TestGitStatusLoopDoesNotStarve: a lock taken again and again (git status
+// in a prompt or an IDE, every few milliseconds) delays a batch by about
+// the max wait, not for ever; a lock held throughout still holds it.
+func TestGitStatusLoopDoesNotStarve(t *testing.T) {
+	root := rustTree(t)
+	if err := os.MkdirAll(filepath.Join(root, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, root, WithDebounce(100*time.Millisecond), WithMaxWait(500*time.Millisecond))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // git status in a tight loop: the lock is there most of the time
+		defer close(done)
+		lock := filepath.Join(root, ".git", "index.lock")
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			os.WriteFile(lock, nil, 0o644)
+			time.Sleep(20 * time.Millisecond)
+			os.Remove(lock)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	h.write("src/f.rs", "pub fn f() { /* saved while git status runs */ }\n")
+	eq(t, "Paths", h.next().Paths, []string{"src/f.rs"})
+}

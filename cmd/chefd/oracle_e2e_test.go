@@ -614,6 +614,10 @@ func (o *oracle) step() {
 			o.logf("git status loop off")
 		}
 	case op < 88:
+		if o.stopGit != nil { // git commands of our own cannot take the index lock meanwhile
+			o.stopGit()
+			defer func() { o.stopGit = o.gitStatusLoop(20 * time.Millisecond) }()
+		}
 		o.conflicts++
 		m := o.newMarker("merged")
 		o.conflict(o.conflicts, m)
@@ -637,6 +641,7 @@ func (o *oracle) step() {
 		defer ev.stop()
 		c := o.crate()
 		o.edit(c)
+		o.buildAsync() // automatic builds may be held (a merge in progress) or miss a save right after start
 		if !ev.waitFor(t, 2*time.Minute, `"build.progress"`, "Compiling ") {
 			o.fail("the daemon did not build the edit")
 		}
