@@ -236,7 +236,7 @@ workspace, the build is asked of the daemon.`,
 	cmd.Flags().BoolVar(&f.WarmOnly, "warm-only", false, "fail fast when the current recipe has no cooked image")
 	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&f.Tag, "tag", "", "image tag (default: tag in chefd.toml, \"dev\")")
-	cmd.Flags().BoolVar(&f.NoCache, "no-cache", false, "ignore the engine's layer cache (cold build; cache mounts stay)")
+	cmd.Flags().BoolVar(&f.NoCache, "no-cache", false, "ignore the engine's layer cache and compile every local crate again (the target cache keeps the third-party artifacts)")
 	return cmd
 }
 
