@@ -281,6 +281,12 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 		}
 		return false, nil
 	}
+	if opts.NoCache {
+		if a.log != nil {
+			a.log.Warn("--no-cache: building in-process (the daemon's builds use the cache)")
+		}
+		return false, nil
+	}
 	req := daemon.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly}
 	var onEvent func(daemon.Event)
 	if opts.Wait && !opts.JSON {
