@@ -599,9 +599,7 @@ func (o *oracle) step() {
 			o.second = filepath.Join(t.TempDir(), "second")
 		}
 		os.RemoveAll(o.second)
-		if out, err := exec.Command("cp", "-a", o.dir, o.second).CombinedOutput(); err != nil {
-			t.Fatalf("copy: %v %s", err, out)
-		}
+		copyTree(t, o.dir, o.second)
 		o.logf("build in a second checkout")
 		o.buildDirect(o.second)
 	case op < 84:
@@ -700,6 +698,48 @@ func (o *oracle) restartEngine() {
 		t.Fatalf("restart the engine: %v\n%s", err, out)
 	}
 	o.logf("engine restarted while chefd build compiled")
+}
+
+// copyTree copies the working tree at src to dst (a second checkout of the
+// same content): without .git, and without files that vanish while it
+// copies (git's index.lock, the daemon's sync cookies).
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil
+			}
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if os.IsNotExist(err) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(to, 0o755)
+		case info.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if os.IsNotExist(err) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			return os.WriteFile(to, b, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
 }
 
 // buildAsync asks the daemon for a build without waiting.
