@@ -1145,6 +1145,7 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 		}
 		j := s.request(tr)
 		t = &Ticket{Record: *j.rec.clone(), done: w, held: held}
+		t.Record.GitHeld = held
 	}); err != nil {
 		return nil, err
 	}
