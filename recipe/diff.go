@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,9 +52,35 @@ func Diff(old, cur *Recipe) []string {
 	if a, b := diffList(old.VendorDirs), diffList(cur.VendorDirs); a != b {
 		out = append(out, fmt.Sprintf("vendor directories %s -> %s", a, b))
 	}
+	out = append(out, diffVendorSums(old.VendorSums, cur.VendorSums)...)
 	if len(out) == 0 && old.Hash != cur.Hash {
 		out = append(out, fmt.Sprintf("recipe changed (%s -> %s)", shortOf(old.Hash), shortOf(cur.Hash)))
 	}
+	return out
+}
+
+// diffVendorSums names the vendored crates whose checksum files changed,
+// came or went.
+func diffVendorSums(a, b []File) []string {
+	was := map[string]string{}
+	for _, f := range a {
+		was[f.Path] = f.Contents
+	}
+	var out []string
+	for _, f := range b {
+		crate := path.Dir(f.Path)
+		switch old, ok := was[f.Path]; {
+		case !ok:
+			out = append(out, "vendored crate "+crate+" added")
+		case old != f.Contents:
+			out = append(out, "vendored crate "+crate+" changed")
+		}
+		delete(was, f.Path)
+	}
+	for p := range was {
+		out = append(out, "vendored crate "+path.Dir(p)+" removed")
+	}
+	sort.Strings(out)
 	return out
 }
 

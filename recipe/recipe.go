@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -150,6 +151,12 @@ type Recipe struct {
 	// VendorDirs are directory sources named in the cargo config, relative
 	// to the context root: not part of the skeleton, but cook needs them.
 	VendorDirs []string `json:"vendor_dirs"`
+	// VendorSums identify the vendored crates: for each one the sha256 of
+	// its .cargo-checksum.json (Contents), which cargo checks every file of
+	// the crate against before it builds from a directory source. An
+	// in-place change of a vendored crate is then a new recipe, cooked
+	// again, never a stale cooked image.
+	VendorSums []File `json:"vendor_sums,omitempty"`
 
 	// Root is the absolute workspace directory on this host.
 	Root string `json:"-"`
@@ -310,6 +317,9 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 			}
 		}
 		sort.Strings(r.VendorDirs)
+		if r.VendorSums, err = readVendorSums(t, ctxRoot, r.VendorDirs); err != nil {
+			return nil, err
+		}
 	}
 
 	// toolchain file
@@ -476,6 +486,41 @@ func readLock(t *tracker, p string) lockResult {
 		}
 	}
 	return lockResult{lf: parseLock(text)}
+}
+
+// readVendorSums returns, for every crate of the vendor directories
+// (context-relative), the digest of its .cargo-checksum.json.
+func readVendorSums(t *tracker, ctxRoot string, dirs []string) ([]File, error) {
+	var out []File
+	for _, v := range dirs {
+		ents, err := t.readDir(filepath.Join(ctxRoot, filepath.FromSlash(v)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // cargo says so when it builds
+		}
+		if err != nil {
+			return nil, fileError(v, err)
+		}
+		names := make([]string, 0, len(ents))
+		for _, e := range ents {
+			if e.isDir || e.isLnk {
+				names = append(names, e.name)
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			rel := path.Join(v, n, ".cargo-checksum.json")
+			data, err := t.readFile(filepath.Join(ctxRoot, filepath.FromSlash(rel)))
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				continue
+			}
+			if err != nil {
+				return nil, fileError(rel, err)
+			}
+			sum := sha256.Sum256(data)
+			out = append(out, File{Path: rel, Contents: hex.EncodeToString(sum[:])})
+		}
+	}
+	return out, nil
 }
 
 // readToolchain reads rust-toolchain (wins, as in rustup) or
