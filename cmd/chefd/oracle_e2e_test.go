@@ -389,7 +389,9 @@ func (w *markedWS) gitStatusLoop(pause time.Duration) (stop func()) {
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			cmd := exec.CommandContext(ctx, "git", "status", "--porcelain")
+			// not killed when stopped: a git killed mid-refresh leaves its
+			// index.lock behind (a stale lock is a test of its own)
+			cmd := exec.Command("git", "status", "--porcelain")
 			cmd.Dir = w.dir
 			cmd.Run()
 			select {
