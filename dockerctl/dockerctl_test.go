@@ -184,8 +184,7 @@ func write(t testing.TB, root string, files map[string]string) {
 }
 
 func TestContextFilesIgnores(t *testing.T) {
-	root := t.TempDir()
-	write(t, root, map[string]string{
+	b, r := testWorkspace(t, map[string]string{
 		"Cargo.toml":                  "[workspace]\nmembers = [\"a\"]\n",
 		"a/Cargo.toml":                "[package]\nname = \"a\"\nversion = \"0.1.0\"\n",
 		"a/src/main.rs":               "fn main() {}\n",
@@ -201,15 +200,6 @@ func TestContextFilesIgnores(t *testing.T) {
 		"a/src/generated/target/x.rs": "not a cargo target dir",
 		".chefd-sync-123-4":           "", // the watcher's Sync cookie
 	})
-	cfg, err := configs.Load(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &WorkspaceBuilder{root: root, cfg: cfg}
 	files, err := b.contextFiles(r)
 	if err != nil {
 		t.Fatal(err)

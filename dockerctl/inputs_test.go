@@ -32,7 +32,9 @@ func inputsOf(t testing.TB, b *WorkspaceBuilder, r *recipe.Recipe, taken time.Ti
 	return in
 }
 
-func inputsTree(t testing.TB, files map[string]string) (*WorkspaceBuilder, *recipe.Recipe) {
+// testWorkspace writes files into a new workspace and binds a builder
+// (no engine) and its recipe to it.
+func testWorkspace(t testing.TB, files map[string]string) (*WorkspaceBuilder, *recipe.Recipe) {
 	t.Helper()
 	root := t.TempDir()
 	write(t, root, files)
@@ -52,7 +54,7 @@ func inputsTree(t testing.TB, files map[string]string) (*WorkspaceBuilder, *reci
 // is no change; a file changed too close to the listing is compared by
 // content.
 func TestUnchanged(t *testing.T) {
-	b, r := inputsTree(t, map[string]string{
+	b, r := testWorkspace(t, map[string]string{
 		"Cargo.toml":  "[package]\nname = \"a\"\nversion = \"0.1.0\"\n",
 		"src/main.rs": "fn main() {}\n",
 		"src/lib.rs":  "pub fn f() {}\n",
@@ -98,7 +100,7 @@ func TestUnchanged(t *testing.T) {
 
 	// racy: listed right after its last change, then changed again within
 	// the timestamp granularity with the same size: caught by content
-	b2, r2 := inputsTree(t, map[string]string{"Cargo.toml": "[package]\nname = \"b\"\nversion = \"0.1.0\"\n", "src/main.rs": "fn main() {}\n"})
+	b2, r2 := testWorkspace(t, map[string]string{"Cargo.toml": "[package]\nname = \"b\"\nversion = \"0.1.0\"\n", "src/main.rs": "fn main() {}\n"})
 	in2 := inputsOf(t, b2, r2, time.Now())
 	fi, _ := os.Stat(filepath.Join(b2.root, "src/main.rs"))
 	os.WriteFile(filepath.Join(b2.root, "src/main.rs"), []byte("fn main() {2}\n"[:len("fn main() {}\n")]), 0o644)
@@ -121,7 +123,7 @@ func BenchmarkUnchanged5000(b *testing.B) {
 	for i := 0; i < 5000; i++ {
 		files[fmt.Sprintf("src/m%03d/f%d.rs", i/10, i)] = fmt.Sprintf("pub fn f%d() {}\n", i)
 	}
-	wb, r := inputsTree(b, files)
+	wb, r := testWorkspace(b, files)
 	old := time.Now().Add(-time.Hour)
 	filepath.Walk(wb.root, func(p string, _ os.FileInfo, err error) error {
 		if err == nil {

@@ -324,9 +324,9 @@ func (e *eventStream) stop() {
 	e.cmd.Wait()
 }
 
-// interrupt starts chefd build (no daemon) and sends sig once a local
+// buildUntilCompiling starts chefd build (no daemon) and returns once a
 // crate compiles.
-func (w *markedWS) interrupt(sig syscall.Signal) {
+func (w *markedWS) buildUntilCompiling() *exec.Cmd {
 	w.t.Helper()
 	cmd := exec.Command(chefdBinary(w.t), "-C", w.dir, "build")
 	cmd.Env = append(os.Environ(), w.env...)
@@ -338,12 +338,20 @@ func (w *markedWS) interrupt(sig syscall.Signal) {
 	}
 	select {
 	case <-hit:
-		cmd.Process.Signal(sig)
-		w.logf("  sent %v while compiling", sig)
 	case <-time.After(2 * time.Minute):
 		cmd.Process.Kill()
 		w.fail("the build never compiled:\n%s", stderr.String())
 	}
+	return cmd
+}
+
+// interrupt starts chefd build (no daemon) and sends sig once a crate
+// compiles.
+func (w *markedWS) interrupt(sig syscall.Signal) {
+	w.t.Helper()
+	cmd := w.buildUntilCompiling()
+	cmd.Process.Signal(sig)
+	w.logf("  sent %v while compiling", sig)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
@@ -672,20 +680,7 @@ func (o *oracle) restartEngine() {
 	if err != nil || pid <= 0 {
 		t.Fatalf("restarting the engine needs dockerd's pid file (%s: %v)", pidfile, err)
 	}
-	cmd := exec.Command(chefdBinary(t), "-C", o.dir, "build")
-	cmd.Env = append(os.Environ(), o.env...)
-	var stderr bytes.Buffer
-	hit := make(chan struct{})
-	cmd.Stderr = &lineWatcher{w: &stderr, match: "Compiling ", hit: hit}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-hit:
-	case <-time.After(2 * time.Minute):
-		cmd.Process.Kill()
-		o.fail("the build never compiled:\n%s", stderr.String())
-	}
+	cmd := o.buildUntilCompiling()
 	syscall.Kill(pid, syscall.SIGTERM)
 	deadline := time.Now().Add(time.Minute)
 	for syscall.Kill(pid, 0) == nil {
