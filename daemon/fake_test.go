@@ -68,6 +68,8 @@ type fakeBuilder struct {
 	// when it starts, Unchanged compares it with the current one.
 	disk   int
 	inputs map[*dockerctl.Inputs]int
+	// inputsGate, when set, holds every build before its inputs are known.
+	inputsGate chan struct{}
 }
 
 // change makes a change on "disk" (the harness does it for every batch it
@@ -162,7 +164,11 @@ func (f *fakeBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.P
 	in := &dockerctl.Inputs{}
 	f.mu.Lock()
 	f.inputs[in] = f.disk
+	gate := f.inputsGate
 	f.mu.Unlock()
+	if gate != nil {
+		<-gate // the context is still being written
+	}
 	if p != nil {
 		p(dockerctl.Event{Kind: dockerctl.EventInputs, Inputs: in})
 		p(dockerctl.Event{Kind: dockerctl.EventStep, Step: "cargo build"})

@@ -289,8 +289,10 @@ type buildJob struct {
 	dropped  bool
 	timer    *time.Timer
 	tail     *outputTail
-	// inputs is what the running build ships, once its context is written.
+	// inputs is what the running build ships, once its context is written;
+	// ready is closed then, or when the build ends without them.
 	inputs *dockerctl.Inputs
+	ready  chan struct{}
 	// streak counts the builds superseded in a row before this one.
 	streak int
 }
@@ -895,7 +897,7 @@ func (s *Scheduler) failPending(p *buildJob, msg string) {
 func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 	s.pending = nil
 	ctx, cancel := context.WithCancel(s.jobCtx)
-	p.cancel, p.gen, p.r = cancel, s.gen, r
+	p.cancel, p.gen, p.r, p.ready = cancel, s.gen, r, make(chan struct{})
 	rec := p.rec
 	rec.Recipe, rec.Started, rec.Result, rec.Waiting = r.Hash, time.Now(), ResultRunning, ""
 	if s.lastBuilt != nil && s.lastBuilt.Hash != r.Hash {
@@ -910,7 +912,7 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 	publish := s.progress(EventBuildProgress, rec.ID, r.Hash, p.tail)
 	progress := func(ev dockerctl.Event) {
 		if ev.Kind == dockerctl.EventInputs {
-			s.post(func() { p.inputs = ev.Inputs })
+			s.post(func() { p.inputs = ev.Inputs; p.markReady() })
 			return
 		}
 		publish(ev)
@@ -922,12 +924,22 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 }
 
 // dropBuild gives up waiting for a cancelled build.
+// markReady says that the build's inputs are known, or will never be.
+func (j *buildJob) markReady() {
+	select {
+	case <-j.ready:
+	default:
+		close(j.ready)
+	}
+}
+
 func (s *Scheduler) dropBuild(b *buildJob) {
 	if s.build != b {
 		return
 	}
 	s.build = nil
 	b.dropped = true
+	b.markReady()
 	s.log.Warn("a cancelled build did not stop in time; no longer waiting for it",
 		zap.Int64("id", b.rec.ID), zap.Duration("grace", s.opts.CancelGrace))
 	rec := b.rec
@@ -940,6 +952,7 @@ func (s *Scheduler) dropBuild(b *buildJob) {
 }
 
 func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error) {
+	b.markReady()
 	if b.timer != nil {
 		b.timer.Stop()
 	}
@@ -1097,20 +1110,35 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 		reuseIn, runIn *dockerctl.Inputs
 		job            *buildJob
 	)
-	if err := s.do(func() {
-		s.drainBatches()
-		r = s.cur
-		if req.Force || s.closing {
-			return
+	for {
+		var ready chan struct{} // the running build's context is still being written
+		if err := s.do(func() {
+			s.drainBatches()
+			r, reuse, reuseIn, job, run, runIn = s.cur, nil, nil, nil, nil, nil
+			if req.Force || s.closing {
+				return
+			}
+			if s.lastOK != nil && s.lastOKIn != nil && s.lastOK.Recipe == r.Hash && s.build == nil && s.pending == nil {
+				reuse, reuseIn = s.lastOK, s.lastOKIn
+			}
+			if b := s.build; b != nil && !b.stopping && b.r.Hash == r.Hash {
+				if b.inputs == nil {
+					ready = b.ready
+					return
+				}
+				job, run, runIn = b, b.rec, b.inputs
+			}
+		}); err != nil {
+			return nil, err
 		}
-		if s.lastOK != nil && s.lastOKIn != nil && s.lastOK.Recipe == r.Hash && s.build == nil && s.pending == nil {
-			reuse, reuseIn = s.lastOK, s.lastOKIn
+		if ready == nil {
+			break
 		}
-		if b := s.build; b != nil && !b.stopping && b.inputs != nil && b.r.Hash == r.Hash {
-			job, run, runIn = b, b.rec, b.inputs
+		select { // milliseconds: until the build has listed and hashed its context
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-	}); err != nil {
-		return nil, err
 	}
 	reuseOK := reuse != nil && s.unchanged(ctx, r, reuseIn)
 	runOK := run != nil && s.unchanged(ctx, r, runIn)
@@ -1133,6 +1161,13 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 			rec.Reused, rec.GitHeld = true, held
 			t = &Ticket{Record: *rec}
 			s.log.Info("the workspace holds what the last successful build shipped", zap.Int64("id", rec.ID))
+			return
+		}
+		if runOK && job.rec.Result.Done() && job.rec.Result != ResultSuperseded && job.rec.Result != ResultCancelled {
+			// the build it was checked against ended meanwhile: that is the answer
+			rec := job.rec.clone()
+			rec.GitHeld = held
+			t = &Ticket{Record: *rec}
 			return
 		}
 		delete(s.cookFailed, s.cur.Hash) // a request retries a failed cook

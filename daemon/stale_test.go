@@ -5,6 +5,7 @@ package daemon
 // (Builder.Unchanged), not the batches seen.
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -126,4 +127,36 @@ func TestSchedHeldStatus(t *testing.T) {
 	h.next("build", a).finish(nil)
 	got := h.wait(tk)
 	must(t, got.Result == ResultOK && got.GitHeld == "MERGE_HEAD", "answer %v git_held %q", got, got.GitHeld)
+}
+
+// TestSchedJoinWaitsForInputs: a request made while the running build is
+// still writing its context waits for it to be known, then joins that
+// build when it ships what is on disk (instead of queueing another).
+func TestSchedJoinWaitsForInputs(t *testing.T) {
+	a := fakeRecipe("a")
+	f := newFakeBuilder(a)
+	gate := make(chan struct{})
+	f.inputsGate = gate
+	submitting := make(chan struct{}, 1)
+	h := newHarness(t, f, a, func(o *Options) {
+		o.Settle = func(context.Context) error { submitting <- struct{}{}; return nil }
+	})
+	h.code("crates/app/src/main.rs")
+	started := h.event(EventBuildStart, nil).Record
+	got := make(chan *Ticket, 1)
+	go func() {
+		tk, err := h.s.Submit(context.Background(), BuildRequest{Wait: true})
+		if err != nil {
+			t.Error(err)
+		}
+		got <- tk
+	}()
+	<-submitting
+	close(gate)
+	h.next("build", a).finish(nil)
+	tk := <-got
+	must(t, tk != nil, "no ticket")
+	ans := h.wait(tk)
+	must(t, ans.ID == started.ID && ans.Result == ResultOK, "the request did not get the running build #%d: %v", started.ID, ans)
+	must(t, h.f.count("build") == 1, "%d builds, want one for both", h.f.count("build"))
 }
