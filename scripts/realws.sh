@@ -10,7 +10,8 @@ set -euo pipefail
 dir=${1:-/tmp/chefd-realws}
 mkdir -p "$dir/src" "$dir/ws"
 if [ -z "$(ls -A "$dir/ws")" ]; then
-	if ! apt-get source --download-only -q cargo >/dev/null 2>&1; then
+	# apt-get source writes to the current directory: only ever in $dir/src
+	if ! (cd "$dir/src" && apt-get source --print-uris -q cargo >/dev/null 2>&1); then
 		cat >/etc/apt/sources.list.d/chefd-debsrc.sources <<'SRC'
 Types: deb-src
 URIs: http://deb.debian.org/debian
