@@ -47,6 +47,9 @@ type markedWS struct {
 	env  []string // the daemon's environment (its own XDG_RUNTIME_DIR)
 	tag  string
 	logs []string
+	// run makes every marker of this workspace unique to it, so no build
+	// of it is answered by BuildKit's layer cache from another run.
+	run string
 }
 
 var crateFiles = map[string]string{
@@ -62,13 +65,14 @@ func newMarkedWS(t *testing.T, tag string) *markedWS {
 			t.Fatalf("%s is needed: %v", tool, err)
 		}
 	}
-	w := &markedWS{t: t, dir: exampleCopy(t), tag: tag}
+	w := &markedWS{t: t, dir: exampleCopy(t), tag: tag, run: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	edit(t, filepath.Join(w.dir, "chefd.toml"), `image = "chefd-example"`, "image = \"chefd-example\"\ntag = \""+tag+"\"")
 	edit(t, w.path("report"), "use std::io::Read;", "use std::io::Read;\n\nconst REPORT_MARK: &str = \"report-0\";")
 	edit(t, w.path("report"), `println!("report: {} ({})", ledger::LEDGER_BANNER, ledger.name);`,
 		`println!("report: {} ({}) [{}]", ledger::LEDGER_BANNER, ledger.name, REPORT_MARK);`)
 	w.setMarker("app", "app-0")
 	w.setMarker("ledger", "ledger-0")
+	w.setMarker("report", "report-0")
 	os.WriteFile(filepath.Join(w.dir, ".gitignore"), []byte("target/\n"), 0o644)
 	w.git("init", "-q", "-b", "main")
 	w.git("add", "-A")
@@ -111,7 +115,18 @@ func (w *markedWS) marker(crate string) string {
 }
 
 // setMarker writes a new marker (an editor's save: a new mtime).
+// unique makes marker m unique to this workspace (a marker read back from
+// disk is unique already).
+func (w *markedWS) unique(m string) string {
+	if strings.HasSuffix(m, "."+w.run) {
+		return m
+	}
+	return m + "." + w.run
+}
+
+// setMarker writes m, made unique, as crate's marker.
 func (w *markedWS) setMarker(crate, m string) {
+	m = w.unique(m)
 	s := markerRe(crate).ReplaceAllStringFunc(w.read(crate), func(old string) string {
 		return strings.Replace(old, markerRe(crate).FindStringSubmatch(old)[1], m, 1)
 	})
@@ -188,6 +203,17 @@ func (w *markedWS) fail(format string, args ...any) {
 	w.t.Fatalf(format+"\nsteps so far:\n%s", append(args, strings.Join(w.logs, "\n"))...)
 }
 
+// failDaemon fails with the events seen and the end of the daemon's log.
+func (w *markedWS) failDaemon(ev *eventStream, format string, args ...any) {
+	w.t.Helper()
+	ev.mu.Lock()
+	lines := ev.lines[max(0, len(ev.lines)-40):]
+	events := strings.Join(lines, "\n")
+	ev.mu.Unlock()
+	logs := chefd(w.t, w.dir, w.env, "logs", "-n", "60")
+	w.fail(format+"\nevents (last 40):\n%s\ndaemon log (last 60 lines):\n%s%s", append(args, events, logs.stdout, logs.stderr)...)
+}
+
 // buildDirect runs chefd build in-process (no daemon may run) and checks
 // the outcome against the files: a failure exactly when a crate is broken,
 // else the image of the current content.
@@ -255,6 +281,28 @@ type eventStream struct {
 	mu    sync.Mutex
 	lines []string
 	seen  chan struct{} // a line arrived
+}
+
+// requestCompiling asks the daemon for a build (automatic builds may be
+// held by a merge in progress, or miss a save right after start) and
+// waits until it compiles, or, false, until a build ends ok first: a build
+// superseded by the late batch of the same save (a polled subtree) hands
+// its running step to the next build (BuildKit shares a step two builds
+// run at once), whose progress then says "cached".
+func (w *markedWS) requestCompiling(ev *eventStream) bool {
+	w.t.Helper()
+	if !ev.waitFor(w.t, 30*time.Second, `"subscribed"`) {
+		w.failDaemon(ev, "chefd events did not subscribe")
+	}
+	w.buildAsync()
+	compiled := false
+	if !ev.waitLine(w.t, 2*time.Minute, func(l string) bool {
+		compiled = strings.Contains(l, `"build.progress"`) && strings.Contains(l, "Compiling ")
+		return compiled || strings.Contains(l, `"build.done"`) && strings.Contains(l, `"result":"ok"`)
+	}) {
+		w.failDaemon(ev, "the daemon's build never compiled")
+	}
+	return compiled
 }
 
 func (w *markedWS) follow() *eventStream {
@@ -416,6 +464,7 @@ func (w *markedWS) gitStatusLoop(pause time.Duration) (stop func()) {
 // stays.
 func (w *markedWS) conflict(n int, marker string) {
 	w.t.Helper()
+	marker = w.unique(marker)
 	if _, err := os.Stat(filepath.Join(w.dir, ".git", "MERGE_HEAD")); err == nil {
 		w.git("commit", "-qm", "merge")
 	}
@@ -589,9 +638,8 @@ func (o *oracle) step() {
 			o.logf("kill -9 the daemon mid-build")
 			ev := o.follow()
 			defer ev.stop()
-			o.buildAsync()
-			if !ev.waitFor(t, 2*time.Minute, `"build.progress"`, "Compiling ") {
-				o.fail("the daemon's build never compiled")
+			if !o.requestCompiling(ev) {
+				o.logf("  the build ended before it could be killed")
 			}
 			syscall.Kill(o.status().Daemon.PID, syscall.SIGKILL)
 			o.waitDaemonGone()
@@ -649,9 +697,8 @@ func (o *oracle) step() {
 		defer ev.stop()
 		c := o.crate()
 		o.edit(c)
-		o.buildAsync() // automatic builds may be held (a merge in progress) or miss a save right after start
-		if !ev.waitFor(t, 2*time.Minute, `"build.progress"`, "Compiling ") {
-			o.fail("the daemon did not build the edit")
+		if !o.requestCompiling(ev) {
+			o.logf("  the build ended before the revert")
 		}
 		p := o.prev[c]
 		o.setMarker(c, p[len(p)-1])
@@ -740,9 +787,9 @@ func copyTree(t *testing.T, src, dst string) {
 }
 
 // buildAsync asks the daemon for a build without waiting.
-func (o *oracle) buildAsync() {
-	if r := chefd(o.t, o.dir, o.env, "build"); r.code != 0 {
-		o.fail("build request: exit %d\n%s", r.code, r.stderr)
+func (w *markedWS) buildAsync() {
+	if r := chefd(w.t, w.dir, w.env, "build"); r.code != 0 {
+		w.fail("build request: exit %d\n%s", r.code, r.stderr)
 	}
 }
 
