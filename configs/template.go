@@ -43,9 +43,9 @@ no-default-features = false
 bins = [%s]
 # entrypoint = %q                        # default: the first of bins
 
-# Watcher (chefd start): quiet period and maximum wait of the debounce, and
-# extra ignore patterns (.dockerignore syntax) on top of .gitignore and
-# .dockerignore.
+# Watcher (chefd start): quiet period and maximum wait of the debounce.
+# ignore: extra patterns (.dockerignore syntax) on top of .dockerignore, for
+# the build context and the watcher alike (.gitignore does not count).
 debounce = "100ms"
 max-wait = "2s"
 ignore = []

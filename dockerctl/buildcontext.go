@@ -14,12 +14,10 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 
-	"github.com/moby/patternmatcher"
-	"github.com/moby/patternmatcher/ignorefile"
+	"github.com/chefd/chefd/inputs"
 )
 
 // stableTime is the mtime of every unchanged file in a build context: far
@@ -41,91 +39,35 @@ type ctxFile struct {
 	ino   uint64
 }
 
-// Ignorer decides which paths stay out of the build context.
-type Ignorer struct {
-	pm *patternmatcher.PatternMatcher
-}
-
-// NewIgnorer reads root/.dockerignore and adds extra patterns (chefd.toml
-// `ignore`). target/ directories and .git/ are always left out.
-func NewIgnorer(root string, extra []string) (*Ignorer, error) {
-	var patterns []string
-	f, err := os.Open(filepath.Join(root, ".dockerignore"))
-	if err == nil {
-		p, perr := ignorefile.ReadAll(f)
-		f.Close()
-		if perr != nil {
-			return nil, fmt.Errorf("read %s: %w", filepath.Join(root, ".dockerignore"), perr)
-		}
-		patterns = append(patterns, p...)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read .dockerignore: %w", err)
-	}
-	patterns = append(patterns, extra...)
-	pm, err := patternmatcher.New(patterns)
-	if err != nil {
-		return nil, fmt.Errorf("ignore patterns: %w", err)
-	}
-	return &Ignorer{pm: pm}, nil
-}
-
-// syncCookiePrefix names the files the daemon's watcher writes in the
-// workspace root for an instant to sync with inotify (watcher.Sync); they
-// never go into a build context.
-const syncCookiePrefix = ".chefd-sync-"
-
-// alwaysOut are directory names never sent to the engine.
-func alwaysOut(name string, dir string) bool {
-	switch name {
-	case ".git", ".chefd", ".hg", ".svn":
-		return true
-	case "target":
-		// cargo's target dir: next to a Cargo.toml, or tagged by cargo.
-		if _, err := os.Stat(filepath.Join(filepath.Dir(dir), "Cargo.toml")); err == nil {
-			return true
-		}
-		if _, err := os.Stat(filepath.Join(dir, "CACHEDIR.TAG")); err == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// Ignored reports whether rel (slash, relative to the workspace root) is
-// excluded by .dockerignore or chefd.toml.
-func (ig *Ignorer) Ignored(rel string) bool {
-	if ig == nil || ig.pm == nil {
-		return false
-	}
-	ok, _ := ig.pm.MatchesOrParentMatches(filepath.FromSlash(rel))
-	return ok
-}
-
-// collect walks dir (absolute) and returns its files with paths relative
-// to ctxRoot, honouring the ignorer (relative to wsRoot) for paths inside
-// the workspace.
-func collect(dir, ctxRoot, wsRoot string, ig *Ignorer) ([]ctxFile, error) {
+// collect walks dir (absolute) and returns the files m (rooted at dir)
+// counts as build inputs, with paths relative to ctxRoot. The same rules
+// decide what the watcher watches (package inputs).
+func collect(dir, ctxRoot string, m *inputs.Matcher) ([]ctxFile, error) {
 	var out []ctxFile
+	parents := map[string]inputs.Parent{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walk %s: %w", p, err)
 		}
-		if p != dir && d.IsDir() && alwaysOut(d.Name(), p) {
-			return filepath.SkipDir
-		}
-		if rel, err := filepath.Rel(wsRoot, p); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
-			if ig.Ignored(filepath.ToSlash(rel)) {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-		}
-		if d.IsDir() {
+		if p == dir {
 			return nil
 		}
-		if strings.HasPrefix(d.Name(), syncCookiePrefix) {
-			return nil // the daemon watcher's Sync cookie: here for milliseconds
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		parent := parents[path.Dir(rel)]
+		if d.IsDir() {
+			skip, ctx := m.SkipDir(rel, parent, nil)
+			if skip {
+				return filepath.SkipDir
+			}
+			parents[rel] = ctx
+			return nil
+		}
+		if m.SkipFile(rel, parent) {
+			return nil
 		}
 		info, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -134,11 +76,11 @@ func collect(dir, ctxRoot, wsRoot string, ig *Ignorer) ([]ctxFile, error) {
 		if err != nil {
 			return fmt.Errorf("stat %s: %w", p, err)
 		}
-		rel, err := filepath.Rel(ctxRoot, p)
+		crel, err := filepath.Rel(ctxRoot, p)
 		if err != nil {
 			return err
 		}
-		f := ctxFile{rel: filepath.ToSlash(rel), abs: p, mode: info.Mode(), size: info.Size(), mod: info.ModTime()}
+		f := ctxFile{rel: filepath.ToSlash(crel), abs: p, mode: info.Mode(), size: info.Size(), mod: info.ModTime()}
 		if st, ok := info.Sys().(*syscall.Stat_t); ok {
 			f.ctime, f.ino = st.Ctim.Nano(), st.Ino
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"github.com/chefd/chefd/inputs"
 	"io"
 	"os"
 	"path/filepath"
@@ -133,7 +134,8 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 			}
 		}
 		for _, v := range r.VendorDirs {
-			files, err := collect(filepath.Join(r.ContextRoot, filepath.FromSlash(v)), r.ContextRoot, b.root, nil)
+			dir := filepath.Join(r.ContextRoot, filepath.FromSlash(v))
+			files, err := collect(dir, r.ContextRoot, inputs.Builtin(dir))
 			if err != nil {
 				return err
 			}
@@ -290,15 +292,16 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	return res, nil
 }
 
-// contextFiles lists the code build's sources: the workspace tree (minus
-// .dockerignore, chefd.toml ignores, target/ and .git/) and every local
-// crate outside it, at their place relative to the context root.
+// contextFiles lists the code build's sources: the workspace's build inputs
+// (package inputs: minus .dockerignore, chefd.toml ignores and the built-in
+// rules) and every local crate outside it (built-in rules only), at their
+// place relative to the context root.
 func (b *WorkspaceBuilder) contextFiles(r *recipe.Recipe) ([]ctxFile, error) {
-	ig, err := NewIgnorer(b.root, b.cfg.Ignore)
+	m, err := inputs.New(b.root, b.cfg.Ignore)
 	if err != nil {
 		return nil, err
 	}
-	files, err := collect(b.root, r.ContextRoot, b.root, ig)
+	files, err := collect(b.root, r.ContextRoot, m)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +318,8 @@ func (b *WorkspaceBuilder) contextFiles(r *recipe.Recipe) ([]ctxFile, error) {
 		if i > 0 && strings.HasPrefix(d, outside[i-1]+"/") {
 			continue // nested in a crate already collected
 		}
-		more, err := collect(filepath.Join(r.ContextRoot, filepath.FromSlash(d)), r.ContextRoot, b.root, nil)
+		dir := filepath.Join(r.ContextRoot, filepath.FromSlash(d))
+		more, err := collect(dir, r.ContextRoot, inputs.Builtin(dir))
 		if err != nil {
 			return nil, err
 		}

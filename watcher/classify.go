@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"fmt"
+	"github.com/chefd/chefd/inputs"
 	"path"
 	"strings"
 )
@@ -71,7 +72,7 @@ func Classify(rel string, created, removed bool) Class {
 	if rel == "" || rel == "." || strings.HasPrefix(rel, "/") || strings.HasSuffix(rel, "/") {
 		return ClassIgnored
 	}
-	if builtinIgnored(rel) {
+	if inputs.BuiltinOut(rel) {
 		return ClassIgnored
 	}
 	if isRecipeFile(rel) {
@@ -81,27 +82,6 @@ func Classify(rel string, created, removed bool) Class {
 		return ClassRecipe
 	}
 	return ClassCode
-}
-
-// builtinIgnored reports whether rel lies in a directory chefd never
-// watches (root target/ and .chefd/, any .git/ or .idea/) or is an editor
-// temporary.
-func builtinIgnored(rel string) bool {
-	first, _, _ := strings.Cut(rel, "/")
-	if first == "target" || first == ".chefd" {
-		return true
-	}
-	rest := rel
-	for {
-		seg, tail, more := strings.Cut(rest, "/")
-		if !more {
-			return isEphemeral(seg) || seg == ".git"
-		}
-		if seg == ".git" || isEphemeralDir(seg) {
-			return true
-		}
-		rest = tail
-	}
 }
 
 // isRecipeFile reports whether rel is a manifest or toolchain/config file.

@@ -100,28 +100,3 @@ func TestKindString(t *testing.T) {
 		t.Fatalf("Class.String: %v %v %v", ClassIgnored, ClassCode, ClassRecipe)
 	}
 }
-
-func TestEphemeral(t *testing.T) {
-	yes := []string{
-		"4913", "f.rs~", "~", ".f.rs.swp", ".f.rs.swx", ".f.rs.swo", ".f.rs.swn", "..swp",
-		".#f.rs", "#f.rs#", "f.rs___jb_tmp___", "f.rs___jb_old___", ".f.rs.kate-swp",
-		".DS_Store", "main-go-tmp-umask",
-	}
-	no := []string{
-		"f.rs", "4914", ".swp", "f.swp", ".gitignore", "#", "#f.rs", "Cargo.toml",
-		".f.rs.swift", "jb_tmp", ".kate-swp", "a.kate-swp", ".cargo", ".dockerignore",
-	}
-	for _, n := range yes {
-		if !isEphemeral(n) {
-			t.Errorf("isEphemeral(%q) = false, want true", n)
-		}
-	}
-	for _, n := range no {
-		if isEphemeral(n) {
-			t.Errorf("isEphemeral(%q) = true, want false", n)
-		}
-	}
-	if len(ephemeralPatterns()) == 0 || !isEphemeralDir(".idea") || isEphemeralDir("src") {
-		t.Error("ephemeral directory patterns")
-	}
-}

@@ -50,7 +50,7 @@ func (w *Watcher) handleEvent(ev fsnotify.Event) {
 		}
 		return
 	}
-	if (base == ".gitignore" || rel == ".dockerignore") && !ev.Has(fsnotify.Chmod) {
+	if rel == ".dockerignore" && !ev.Has(fsnotify.Chmod) {
 		w.rulesDirty = true
 		w.touch(now)
 	}
@@ -77,12 +77,12 @@ func (w *Watcher) handleEvent(ev fsnotify.Event) {
 			w.dirCreated(rel, base, now)
 			return
 		}
-		if tracked || (trackable(fi.Mode()) && !w.ign.skipFile(rel, base, matchCtx{})) {
+		if tracked || (trackable(fi.Mode()) && !w.match.Excluded(rel)) {
 			w.addPending(nil, rel)
 			w.touch(now)
 		}
 	case ev.Has(fsnotify.Write):
-		if tracked || !w.ign.skipFile(rel, base, matchCtx{}) {
+		if tracked || !w.match.Excluded(rel) {
 			w.addPending(nil, rel)
 			w.touch(now)
 		}
@@ -109,7 +109,7 @@ func (w *Watcher) isWatchedDir(rel string) bool {
 // created unless they are known with the same content (a directory moved
 // away and back).
 func (w *Watcher) dirCreated(rel, base string, now time.Time) {
-	skip, ctx := w.ign.skipDir(rel, base, matchCtx{}, nil)
+	skip, ctx := w.match.Dir(rel)
 	if skip {
 		return
 	}
@@ -135,7 +135,6 @@ func (w *Watcher) dropDir(rel string) {
 			w.removePollRoot(d)
 		}
 	}
-	w.ign.dropGitUnder(rel)
 	w.removedDirs[rel] = struct{}{}
 	w.updateCount()
 }

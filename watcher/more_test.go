@@ -88,7 +88,9 @@ func TestDockerignoreReread(t *testing.T) {
 	eq(t, "Paths", h.next().Paths, []string{"docs/guide.md"})
 }
 
-func TestGitignoredCargoLockStillSeen(t *testing.T) {
+// TestGitignoredFilesSeen: .gitignore does not decide what is watched (a
+// git-ignored Cargo.lock or generated file is still shipped).
+func TestGitignoredFilesSeen(t *testing.T) {
 	h := start(t, mkTree(t, map[string]string{
 		".gitignore": "Cargo.lock\n*.toml\n",
 		"Cargo.toml": "[package]\n",
@@ -97,9 +99,9 @@ func TestGitignoredCargoLockStillSeen(t *testing.T) {
 		"src/lib.rs": "",
 	}))
 	h.write("Cargo.lock", "v2")
-	h.write("other.toml", "ignored")
+	h.write("other.toml", "shipped")
 	b := h.next()
-	eq(t, "Paths", b.Paths, []string{"Cargo.lock"})
+	eq(t, "Paths", b.Paths, []string{"Cargo.lock", "other.toml"})
 	if b.Kind != KindRecipe {
 		t.Fatalf("kind %v, want recipe", b.Kind)
 	}

@@ -3,15 +3,12 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"github.com/chefd/chefd/inputs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 )
-
-// cookiePrefix names the files Sync writes in the root. They are editor-like
-// temporaries to everything else: never watched as files, never in a batch.
-const cookiePrefix = ".chefd-sync-"
 
 // Sync returns once every change made under the root before the call has
 // been handed to the reader of Batches (or nothing was pending).
@@ -26,7 +23,7 @@ const cookiePrefix = ".chefd-sync-"
 // running out of inotify watches), Sync falls back to waiting twice the
 // quiet period.
 func (w *Watcher) Sync(ctx context.Context) error {
-	name := fmt.Sprintf("%s%d-%d", cookiePrefix, os.Getpid(), w.syncSeq.Add(1))
+	name := fmt.Sprintf("%s%d-%d", inputs.CookiePrefix, os.Getpid(), w.syncSeq.Add(1))
 	seen := make(chan struct{})
 	if !w.do(func() { w.cookies[name] = seen }) {
 		return fmt.Errorf("watch %s: closed", w.root)
@@ -74,7 +71,7 @@ func (w *Watcher) Sync(ctx context.Context) error {
 // cookieEvent handles an event on a Sync cookie; it reports whether the
 // event was one.
 func (w *Watcher) cookieEvent(rel string) bool {
-	if !strings.HasPrefix(rel, cookiePrefix) || strings.Contains(rel, "/") {
+	if !strings.HasPrefix(rel, inputs.CookiePrefix) || strings.Contains(rel, "/") {
 		return false
 	}
 	if ch, ok := w.cookies[rel]; ok {

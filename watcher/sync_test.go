@@ -2,6 +2,7 @@ package watcher
 
 import (
 	"context"
+	"github.com/chefd/chefd/inputs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func TestSyncDeliversPendingChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range b.Paths {
-		if strings.Contains(p, cookiePrefix) {
+		if strings.Contains(p, inputs.CookiePrefix) {
 			t.Fatalf("a Sync cookie reached a batch: %v", b.Paths)
 		}
 	}

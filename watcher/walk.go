@@ -3,9 +3,9 @@ package watcher
 import (
 	"errors"
 	"fmt"
+	"github.com/chefd/chefd/inputs"
 	"io/fs"
 	"os"
-	"path"
 	"runtime"
 	"sync"
 	"syscall"
@@ -37,7 +37,7 @@ type walk struct {
 // its match context), adding a watch first when watch is true so that
 // nothing created during the listing is missed, then prunes ignored
 // children before descending.
-func (w *Watcher) walkDir(wk *walk, rel string, ctx matchCtx, watch bool) {
+func (w *Watcher) walkDir(wk *walk, rel string, ctx inputs.Parent, watch bool) {
 	if wk.seenDirs != nil {
 		wk.seenDirs[rel] = struct{}{}
 	}
@@ -61,17 +61,11 @@ func (w *Watcher) walkDir(wk *walk, rel string, ctx matchCtx, watch bool) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		w.warn(fmt.Errorf("read dir %s: %w", abs, err))
 	}
-	hasCargo, hasGitignore := false, false
+	hasCargo := false
 	for _, e := range ents {
-		switch e.Name() {
-		case "Cargo.toml":
+		if e.Name() == "Cargo.toml" {
 			hasCargo = true
-		case ".gitignore":
-			hasGitignore = !e.IsDir()
 		}
-	}
-	if err := w.ign.loadGit(rel, hasGitignore); err != nil {
-		w.warn(err)
 	}
 	for _, e := range ents {
 		name := e.Name()
@@ -81,12 +75,12 @@ func (w *Watcher) walkDir(wk *walk, rel string, ctx matchCtx, watch bool) {
 		}
 		t := e.Type()
 		if t.IsDir() {
-			if skip, cctx := w.ign.skipDir(crel, name, ctx, &hasCargo); !skip {
+			if skip, cctx := w.match.SkipDir(crel, ctx, &hasCargo); !skip {
 				w.walkDir(wk, crel, cctx, watch)
 			}
 			continue
 		}
-		if !trackable(t) || w.ign.skipFile(crel, name, ctx) {
+		if !trackable(t) || w.match.SkipFile(crel, ctx) {
 			continue
 		}
 		w.visitFile(wk, crel, e)
@@ -196,7 +190,7 @@ func (w *Watcher) walkStartParallel() {
 	n := min(runtime.GOMAXPROCS(0), 4)
 	wk := &walk{mode: walkStart}
 	if n < 2 {
-		w.walkDir(wk, "", matchCtx{}, w.fsw != nil)
+		w.walkDir(wk, "", inputs.Parent{}, w.fsw != nil)
 		return
 	}
 	jobs := make(chan string, 1024)
@@ -217,7 +211,7 @@ func (w *Watcher) walkStartParallel() {
 		}()
 	}
 	wk.hashJobs = jobs
-	w.walkDir(wk, "", matchCtx{}, w.fsw != nil)
+	w.walkDir(wk, "", inputs.Parent{}, w.fsw != nil)
 	close(jobs)
 	wg.Wait()
 }
@@ -227,11 +221,9 @@ func (w *Watcher) walkStartParallel() {
 // became ignored, and diffs files against the records.
 func (w *Watcher) walkAll(mode walkMode) {
 	begin := time.Now()
-	if err := w.ign.loadRoot(w.git.dir); err != nil {
-		w.warn(err)
-	}
+	w.loadRules()
 	wk := &walk{mode: mode, seenDirs: make(map[string]struct{}), seenNew: make(map[string]struct{})}
-	w.walkDir(wk, "", matchCtx{}, w.fsw != nil)
+	w.walkDir(wk, "", inputs.Parent{}, w.fsw != nil)
 	for d := range w.watched {
 		if _, ok := wk.seenDirs[d]; !ok {
 			w.unwatch(d)
@@ -240,11 +232,6 @@ func (w *Watcher) walkAll(mode walkMode) {
 	for d := range w.pollRoots {
 		if _, ok := wk.seenDirs[d]; !ok {
 			w.removePollRoot(d)
-		}
-	}
-	for d := range w.ign.git {
-		if _, ok := wk.seenDirs[d]; !ok {
-			delete(w.ign.git, d)
 		}
 	}
 	w.finishDiff(wk, "")
@@ -277,9 +264,9 @@ func (w *Watcher) poll() {
 		case err != nil || !fi.IsDir():
 			w.removePollRoot(root)
 		case root == "":
-			w.walkDir(wk, "", matchCtx{}, false)
+			w.walkDir(wk, "", inputs.Parent{}, false)
 		default:
-			if skip, ctx := w.ign.skipDir(root, path.Base(root), matchCtx{}, nil); skip {
+			if skip, ctx := w.match.Dir(root); skip {
 				w.removePollRoot(root)
 			} else {
 				w.walkDir(wk, root, ctx, false)
@@ -360,4 +347,12 @@ func (w *Watcher) removePollRoot(rel string) {
 		w.ticker.Stop()
 		w.ticker = nil
 	}
+}
+
+// isUnder reports whether p is dir or lies below it ("" is the root).
+func isUnder(p, dir string) bool {
+	if dir == "" {
+		return true
+	}
+	return p == dir || (len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir)
 }

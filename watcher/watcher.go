@@ -25,6 +25,7 @@ package watcher
 import (
 	"errors"
 	"fmt"
+	"github.com/chefd/chefd/inputs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -108,8 +109,8 @@ func WithMaxWait(d time.Duration) Option {
 }
 
 // WithIgnore adds ignore patterns in .dockerignore syntax (e.g. from
-// chefd.toml). They apply on top of the built-in ignores, .gitignore files
-// and the root .dockerignore.
+// chefd.toml). They apply on top of the built-in rules and the root
+// .dockerignore (package inputs: what is watched is what is shipped).
 func WithIgnore(patterns ...string) Option {
 	return func(c *config) { c.ignores = append(c.ignores, patterns...) }
 }
@@ -176,7 +177,7 @@ type Watcher struct {
 
 	// Owned by Start, then by the loop goroutine only.
 	fsw       *fsnotify.Watcher
-	ign       *ignorer
+	match     *inputs.Matcher // which files are build inputs (re-read when .dockerignore changes)
 	hs        *hasher
 	files     map[string]fileState // tracked files -> last known state
 	watched   map[string]struct{}  // directories under inotify watch (rel)
@@ -248,7 +249,7 @@ func New(root string, opts ...Option) (*Watcher, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("watch %s: not a directory", root)
 	}
-	ign, err := newIgnorer(abs, cfg.ignores)
+	match, err := inputs.New(abs, cfg.ignores)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", root, err)
 	}
@@ -262,7 +263,7 @@ func New(root string, opts ...Option) (*Watcher, error) {
 		loopDone:    make(chan struct{}),
 		reqs:        make(chan func()),
 		cookies:     make(map[string]chan struct{}),
-		ign:         ign,
+		match:       match,
 		hs:          newHasher(cfg.hashLimit),
 		files:       make(map[string]fileState),
 		watched:     make(map[string]struct{}),
@@ -286,6 +287,17 @@ func (w *Watcher) Errors() <-chan error { return w.errs }
 // WatchCount returns the number of directories under inotify watch,
 // including the top level of the git directory when it is watched.
 func (w *Watcher) WatchCount() int { return int(w.watchCount.Load()) }
+
+// loadRules re-reads the root .dockerignore. A broken one is reported and
+// the rules in force stay.
+func (w *Watcher) loadRules() {
+	m, err := inputs.New(w.root, w.cfg.ignores)
+	if err != nil {
+		w.warn(fmt.Errorf("%w (the previous rules stay in force)", err))
+		return
+	}
+	w.match = m
+}
 
 // Start implements Notify: it walks the tree, records the content of every
 // file, adds the watches and starts the event loop.
@@ -320,9 +332,7 @@ func (w *Watcher) Start() error {
 		w.addPollRoot("")
 	}
 	w.setupGit()
-	if err := w.ign.loadRoot(w.git.dir); err != nil {
-		w.warn(err)
-	}
+	w.loadRules()
 	w.walkStartParallel()
 	w.updateCount()
 	w.git.busy, w.git.reason = w.gitHoldReason()

@@ -418,11 +418,11 @@ func TestMkdirPBurst(t *testing.T) {
 func TestIgnoredTreeNeverWatched(t *testing.T) {
 	files := map[string]string{
 		"Cargo.toml":             "[workspace]\n",
-		".gitignore":             "/target\nnode_modules/\n*.log\n",
-		".dockerignore":          "docs\n",
+		".gitignore":             "/target\n*.gen.rs\nnode_modules/\n", // .gitignore does not decide
+		".dockerignore":          "docs\n**/node_modules\n**/*.log\n!sub/keep.log\nsub/gen\n",
 		"src/main.rs":            "fn main() {}\n",
 		"src/util/mod.rs":        "",
-		"sub/.gitignore":         "gen/\n!keep.log\n",
+		"src/x.gen.rs":           "",
 		"sub/lib.rs":             "",
 		"sub/gen/a/b.rs":         "",
 		"sub/other/c.rs":         "",
@@ -454,20 +454,22 @@ func TestIgnoredTreeNeverWatched(t *testing.T) {
 		t.Fatalf("WatchCount = %d, want %d (%q); watched: %q", got, len(want), want, watched)
 	}
 
-	// Ignored files produce nothing; the negated one does.
+	// Files left out of the context produce nothing; the re-included one
+	// and the git-ignored one (shipped: docker build ignores .gitignore) do.
 	h.write("target/debug/x", "x")
 	h.write("node_modules/a/b/c/x.js", "x")
 	h.write("src/debug.log", "x")
 	h.write("sub/gen/a/z.rs", "x")
 	h.write("sub/.x.rs.swp", "x")
 	h.write("sub/keep.log", "kept")
+	h.write("src/x.gen.rs", "generated")
 	b := h.next()
-	eq(t, "Paths", b.Paths, []string{"sub/keep.log"})
+	eq(t, "Paths", b.Paths, []string{"src/x.gen.rs", "sub/keep.log"})
 
-	// A changed .gitignore is re-read: watches follow.
-	h.write("sub/.gitignore", "gen/\nother/\n")
+	// A changed .dockerignore is re-read: watches follow.
+	h.write(".dockerignore", "docs\n**/node_modules\n**/*.log\n!sub/keep.log\nsub/gen\nsub/other\n")
 	b = h.next()
-	eq(t, "Paths", b.Paths, []string{"sub/.gitignore"})
+	eq(t, "Paths", b.Paths, []string{".dockerignore"})
 	if got := h.w.WatchCount(); got != len(want)-1 {
 		t.Fatalf("after ignoring sub/other: WatchCount = %d, want %d", got, len(want)-1)
 	}
@@ -475,8 +477,8 @@ func TestIgnoredTreeNeverWatched(t *testing.T) {
 	s := h.sentinel()
 	eq(t, "Paths", h.next().Paths, []string{s})
 
-	h.write("sub/.gitignore", "")
-	eq(t, "Paths", h.next().Paths, []string{"sub/.gitignore"})
+	h.write(".dockerignore", "docs\n**/node_modules\n**/*.log\n")
+	eq(t, "Paths", h.next().Paths, []string{".dockerignore"})
 	if got := h.w.WatchCount(); got != len(want)+2 { // sub/other and sub/gen, sub/gen/a
 		t.Fatalf("after un-ignoring: WatchCount = %d, want %d", got, len(want)+2)
 	}
@@ -628,7 +630,7 @@ func TestPollingFallback(t *testing.T) {
 		"src/deep/a.rs":  "a",
 		"other/b.rs":     "b",
 		"other/skip.log": "",
-		".gitignore":     "*.log\n",
+		".dockerignore":  "**/*.log\n",
 	})
 	h := start(t, root, withWatchBudget(1), WithPollInterval(50*time.Millisecond))
 	if got := h.w.WatchCount(); got != 1 {

@@ -949,6 +949,27 @@ func TestE2ERegressions(t *testing.T) {
 		}
 	})
 
+	t.Run("GitignoredSource", func(t *testing.T) {
+		// A git-ignored source (a generated file, say) is shipped, so it is
+		// watched: its edit starts an automatic build, with the edit.
+		w := newMarkedWS(t, "e2e-gitignored")
+		if err := os.WriteFile(filepath.Join(w.dir, ".gitignore"), []byte("target/\n/"+crateFiles["ledger"]+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w.startDaemon()
+		w.buildWait("first")
+		ev := w.follow()
+		defer ev.stop()
+		if !ev.waitFor(t, 30*time.Second, `"subscribed"`) {
+			w.failDaemon(ev, "chefd events did not subscribe")
+		}
+		w.setMarker("ledger", "gitignored-1")
+		if !ev.waitFor(t, 2*time.Minute, `"build.done"`, `"trigger":"watch"`, `"result":"ok"`, crateFiles["ledger"]) {
+			w.failDaemon(ev, "no automatic build of the edit to a git-ignored source")
+		}
+		w.buildWait("after the automatic build")
+	})
+
 	t.Run("PolledSubtree", func(t *testing.T) {
 		w := newMarkedWS(t, "e2e-polled")
 		if !w.startDaemonPolled() {

@@ -1,8 +1,8 @@
-package watcher
+package inputs
 
 import "strings"
 
-// Editor and OS temporaries that never reach a batch, whatever the ignore
+// Editor and OS temporaries are never build inputs, whatever the ignore
 // files say. The list follows Tilt's internal/ignore/ephemeral.go and the
 // traces collected in shared/notes/dev-loop.md §4:
 //
@@ -17,22 +17,8 @@ import "strings"
 // The checks are plain string tests on the base name: they run for every
 // event, so no glob matching here.
 
-// ephemeralPatterns returns the built-in editor patterns in .dockerignore
-// syntax, for documentation and diagnostics (e.g. "chefd explain-ignore").
-func ephemeralPatterns() []string {
-	return []string{
-		"**/4913", "**/*~", "**/.*.sw?",
-		"**/.#*", "**/#*#",
-		"**/*___jb_tmp___", "**/*___jb_old___", "**/.idea",
-		"**/.*.kate-swp",
-		"**/.DS_Store",
-		"**/*-go-tmp-umask",
-		"**/" + cookiePrefix + "*",
-	}
-}
-
-// isEphemeral reports whether a file's base name is an editor or OS temporary.
-func isEphemeral(base string) bool {
+// Ephemeral reports whether a file's base name is an editor or OS temporary.
+func Ephemeral(base string) bool {
 	n := len(base)
 	if n == 0 {
 		return false
@@ -52,7 +38,7 @@ func isEphemeral(base string) bool {
 		return true
 	case strings.HasSuffix(base, "-go-tmp-umask"):
 		return true
-	case strings.HasPrefix(base, cookiePrefix): // Sync's own cookies
+	case strings.HasPrefix(base, CookiePrefix): // Sync's own cookies
 		return true
 	}
 	if base[0] == '.' {
@@ -65,10 +51,4 @@ func isEphemeral(base string) bool {
 		}
 	}
 	return false
-}
-
-// isEphemeralDir reports whether a directory's base name holds only editor
-// state (never part of a build).
-func isEphemeralDir(base string) bool {
-	return base == ".idea"
 }
