@@ -81,9 +81,7 @@ func collect(dir, ctxRoot string, m *inputs.Matcher) ([]ctxFile, error) {
 			return err
 		}
 		f := ctxFile{rel: filepath.ToSlash(crel), abs: p, mode: info.Mode(), size: info.Size(), mod: info.ModTime()}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			f.ctime, f.ino = st.Ctim.Nano(), st.Ino
-		}
+		f.ctime, f.ino = statIdentity(info)
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:
 			l, err := os.Readlink(p)

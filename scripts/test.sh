@@ -17,6 +17,9 @@ files=$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.gi
 unformatted=$(gofmt -l $files)
 if [ -n "$unformatted" ]; then echo "test.sh: gofmt would change: $unformatted" >&2; exit 1; fi
 go vet ./...
+# Most people who build Rust services in Docker do it from a Mac: it must
+# build and vet there too (fsnotify uses kqueue on macOS).
+for arch in arm64 amd64; do GOOS=darwin GOARCH=$arch go vet ./...; done
 # The oracle and regression tests of stale code lower the inotify limit for
 # a while (a polled subtree) and restart the engine mid-build, which would
 # break tests running beside them: they run on their own, after the rest.
