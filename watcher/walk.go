@@ -288,7 +288,7 @@ func (w *Watcher) addWatch(wk *walk, rel string) bool {
 	}
 	var err error
 	if _, ok := w.watched[rel]; !ok && w.cfg.watchBudget > 0 && len(w.watched) >= w.cfg.watchBudget {
-		err = syscall.ENOSPC
+		err = w.cfg.budgetErr
 	}
 	if err == nil {
 		err = w.fsw.Add(w.abs(rel))
@@ -300,7 +300,7 @@ func (w *Watcher) addWatch(wk *walk, rel string) bool {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return false
 	}
-	if errors.Is(err, syscall.ENOSPC) {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 		w.addPollRoot(rel)
 		wk.limitHits++
 		// One warning per walk, and at most one every 10 minutes.
@@ -308,7 +308,7 @@ func (w *Watcher) addWatch(wk *walk, rel string) bool {
 			w.limitWarn = time.Now()
 			w.warnWatch(w.abs(rel), err, fmt.Sprintf("polling that subtree every %s instead (%d subtrees polled)", w.cfg.pollInterval, len(w.pollRoots)))
 		} else {
-			w.log.Debug("inotify watch limit: polling subtree", zap.String("dir", rel))
+			w.log.Debug("watch limit: polling subtree", zap.String("dir", rel), zap.Error(err))
 		}
 		return false
 	}
@@ -322,6 +322,12 @@ func (w *Watcher) warnWatch(dir string, err error, fallback string) {
 	if errors.Is(err, syscall.ENOSPC) {
 		w.warn(fmt.Errorf("watch %s: %w: %w (%d watches in use); raise it with `sudo sysctl fs.inotify.max_user_watches=524288` (persist it in /etc/sysctl.d/); %s",
 			dir, ErrWatchLimit, err, len(w.watched), fallback))
+		return
+	}
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		w.warn(fmt.Errorf("watch %s: %w: %w (%d watches in use; on macOS kqueue holds one descriptor per watched file and directory); "+
+			"raise the limit (`ulimit -n 65536`; on macOS also `sudo launchctl limit maxfiles 65536 200000`) or leave big trees out with .dockerignore; %s",
+			dir, ErrDescriptorLimit, err, len(w.watched), fallback))
 		return
 	}
 	w.warn(fmt.Errorf("watch %s: %w; %s", dir, err, fallback))

@@ -77,6 +77,11 @@ type Notify interface {
 // watches (ENOSPC) and a subtree falls back to polling.
 var ErrWatchLimit = errors.New("inotify watch limit reached (raise fs.inotify.max_user_watches)")
 
+// ErrDescriptorLimit is wrapped by the warning sent when adding a watch runs
+// out of file descriptors (EMFILE, ENFILE: on macOS, kqueue holds one per
+// watched file and directory) and a subtree falls back to polling.
+var ErrDescriptorLimit = errors.New("out of file descriptors for watches")
+
 // Option configures a Watcher.
 type Option func(*config)
 
@@ -90,6 +95,7 @@ type config struct {
 
 	// Unexported knobs, for tests.
 	watchBudget int                       // >0: pretend inotify has this many watches
+	budgetErr   error                     // what adding one more watch then fails with (ENOSPC)
 	hashLimit   int64                     // files above are compared by size+mtime
 	gitHoldWarn time.Duration             // warn when git holds batches this long
 	eventFilter func(fsnotify.Event) bool // returns true to drop a raw event
@@ -140,7 +146,13 @@ func WithGitHold(enabled bool) Option {
 // withWatchBudget makes adding more than n directory watches fail as if the
 // inotify limit were reached (test knob for the polling fallback).
 func withWatchBudget(n int) Option {
-	return func(c *config) { c.watchBudget = n }
+	return func(c *config) { c.watchBudget, c.budgetErr = n, syscall.ENOSPC }
+}
+
+// withDescriptorBudget is withWatchBudget failing with EMFILE, as kqueue
+// does when the process runs out of descriptors.
+func withDescriptorBudget(n int) Option {
+	return func(c *config) { c.watchBudget, c.budgetErr = n, syscall.EMFILE }
 }
 
 // withEventFilter installs a hook that sees every raw event first and may drop it.

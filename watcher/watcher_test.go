@@ -623,6 +623,24 @@ func TestOverflowRescan(t *testing.T) {
 	}
 }
 
+// TestDescriptorLimitPolls: out of descriptors for watches (kqueue on
+// macOS holds one per watched file and directory), a subtree is polled,
+// with a warning that says how to raise the limit.
+func TestDescriptorLimitPolls(t *testing.T) {
+	root := mkTree(t, map[string]string{
+		"Cargo.toml":    "[package]\n",
+		"src/main.rs":   "fn main() {}\n",
+		"src/deep/a.rs": "a",
+	})
+	h := start(t, root, withDescriptorBudget(1), WithPollInterval(50*time.Millisecond))
+	warned := h.waitError(func(err error) bool { return errors.Is(err, ErrDescriptorLimit) })
+	if !strings.Contains(warned.Error(), "ulimit -n") {
+		t.Fatalf("descriptor-limit warning does not say how to raise it: %v", warned)
+	}
+	h.write("src/deep/a.rs", "changed, and longer")
+	eq(t, "Paths", h.next().Paths, []string{"src/deep/a.rs"})
+}
+
 func TestPollingFallback(t *testing.T) {
 	root := mkTree(t, map[string]string{
 		"Cargo.toml":     "[package]\n",
