@@ -1,11 +1,11 @@
 package dockerctl
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"github.com/chefd/chefd/inputs"
+	"github.com/chefd/chefd/internal/gitrepo"
 	"io"
 	"os"
 	"path/filepath"
@@ -97,7 +97,7 @@ func (b *WorkspaceBuilder) labels(kind string, r *recipe.Recipe) map[string]stri
 		"chefd.version":   b.Version,
 	}
 	if kind == "image" {
-		if c := gitCommit(b.root); c != "" {
+		if c := commitOf(b.root); c != "" {
 			l["chefd.commit"] = c
 			l["org.opencontainers.image.revision"] = c
 		}
@@ -495,43 +495,11 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 	}, nil
 }
 
-// gitCommit returns the commit HEAD points at, "" without git.
-func gitCommit(root string) string {
-	dir := root
-	for {
-		if st, err := os.Stat(filepath.Join(dir, ".git")); err == nil && st.IsDir() {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-	gitDir := filepath.Join(dir, ".git")
-	head, err := os.ReadFile(filepath.Join(gitDir, "HEAD"))
-	if err != nil {
+// commitOf is the commit the workspace's HEAD names ("" outside git).
+func commitOf(root string) string {
+	r, ok := gitrepo.Find(root)
+	if !ok {
 		return ""
 	}
-	h := strings.TrimSpace(string(head))
-	if !strings.HasPrefix(h, "ref: ") {
-		return h
-	}
-	ref := strings.TrimPrefix(h, "ref: ")
-	if b, err := os.ReadFile(filepath.Join(gitDir, filepath.FromSlash(ref))); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	f, err := os.Open(filepath.Join(gitDir, "packed-refs"))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.Fields(sc.Text())
-		if len(parts) == 2 && parts[1] == ref {
-			return parts[0]
-		}
-	}
-	return ""
+	return r.Head()
 }

@@ -1,9 +1,9 @@
 package watcher
 
 import (
+	"github.com/chefd/chefd/internal/gitrepo"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -65,8 +65,8 @@ func (w *Watcher) Hold() (string, time.Time) {
 	h := w.hold
 	w.holdMu.Unlock()
 	if h.dir == "" { // git init since the watcher last looked
-		if fi, err := os.Stat(filepath.Join(w.root, ".git")); err == nil && fi.IsDir() {
-			h.dir = filepath.Join(w.root, ".git")
+		if repo, ok := gitrepo.Find(w.root); ok {
+			h.dir = repo.Dir
 		}
 	}
 	reason := holdFileIn(h.dir)
@@ -90,43 +90,21 @@ func (w *Watcher) mirrorHold() {
 	w.holdMu.Unlock()
 }
 
-// setupGit finds the git directory of the root (".git", or the directory a
-// ".git" file points to in worktrees and submodules) and watches its top
-// level only (not objects/, refs/...).
+// setupGit finds the git directory of the root (package gitrepo: ".git" or
+// the directory a ".git" file points to in worktrees and submodules, at the
+// root or above it) and watches its top level only (not objects/, refs/...).
 func (w *Watcher) setupGit() {
 	if w.git.watched && w.fsw != nil {
 		_ = w.fsw.Remove(w.git.dir)
 	}
 	w.git.dir, w.git.watched = "", false
 	w.mirrorHold()
-	dotgit := filepath.Join(w.root, ".git")
-	fi, err := os.Lstat(dotgit)
-	if err != nil {
+	repo, ok := gitrepo.Find(w.root)
+	if !ok {
 		w.updateCount()
 		return
 	}
-	dir := dotgit
-	if fi.Mode().IsRegular() {
-		data, err := os.ReadFile(dotgit)
-		if err != nil {
-			return
-		}
-		line, _, _ := strings.Cut(string(data), "\n")
-		p, ok := strings.CutPrefix(strings.TrimSpace(line), "gitdir:")
-		if !ok {
-			return
-		}
-		p = strings.TrimSpace(p)
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(w.root, p)
-		}
-		dir = filepath.Clean(p)
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			return
-		}
-	} else if !fi.IsDir() {
-		return
-	}
+	dir := repo.Dir
 	w.git.dir = dir
 	w.mirrorHold()
 	if w.cfg.gitHold && w.fsw != nil {

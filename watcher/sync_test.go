@@ -98,3 +98,37 @@ func TestHoldShowsAtOnce(t *testing.T) {
 		t.Fatalf("still held by %q after MERGE_HEAD went", r)
 	}
 }
+
+// TestHoldFindsTheRepository: git operations are seen in the repository a
+// workspace lives in when it is a subdirectory of it (a monorepo), and in a
+// worktree's own git directory (.git is a file there).
+func TestHoldFindsTheRepository(t *testing.T) {
+	root := rustTree(t)
+	parentGit := filepath.Join(filepath.Dir(root), ".git")
+	if err := os.Mkdir(parentGit, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, root)
+	if err := os.WriteFile(filepath.Join(parentGit, "MERGE_HEAD"), []byte("abc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := h.w.Hold(); r != "MERGE_HEAD" {
+		t.Fatalf("a merge in the repository above the workspace: Hold() = %q", r)
+	}
+
+	wt := rustTree(t)
+	gitDir := filepath.Join(t.TempDir(), "worktrees", "wt")
+	if err := os.MkdirAll(gitDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(wt, ".git"), []byte("gitdir: "+gitDir+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h2 := start(t, wt)
+	if err := os.WriteFile(filepath.Join(gitDir, "index.lock"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := h2.w.Hold(); r != "index.lock" {
+		t.Fatalf("a lock in the worktree's git directory: Hold() = %q", r)
+	}
+}
