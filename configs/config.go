@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -314,7 +315,7 @@ func (c *Config) validate(data []byte) error {
 			return bad("bins", fmt.Sprintf("%q is not a binary target name", b))
 		}
 	}
-	if c.Entrypoint != "" && len(c.Bins) > 0 && !contains(c.Bins, c.Entrypoint) {
+	if c.Entrypoint != "" && len(c.Bins) > 0 && !slices.Contains(c.Bins, c.Entrypoint) {
 		return bad("entrypoint", fmt.Sprintf("%q is not one of bins %v; add it to bins", c.Entrypoint, c.Bins))
 	}
 	for _, f := range c.Features {
@@ -335,15 +336,6 @@ func (c *Config) validate(data []byte) error {
 		return bad("keep-cooked", "must be at least 1")
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // EntrypointBin returns the binary the image runs: Entrypoint, else the first

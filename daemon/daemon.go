@@ -241,7 +241,7 @@ func (l *LazyBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.P
 }
 
 // GC implements Builder.
-func (l *LazyBuilder) GC(ctx context.Context, keep int) ([]string, error) {
+func (l *LazyBuilder) GC(ctx context.Context, keep int) ([]dockerctl.Removed, error) {
 	b, err := l.get(ctx)
 	if err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ type fakeBuilder struct {
 	hasErr   error
 	calls    chan *fakeCall
 	gcs      chan int
-	removeGC []string // GC reports these as removed
+	removeGC []dockerctl.Removed // GC reports these as removed
 	// disk is the workspace's version: a build ships the version current
 	// when it starts, Unchanged compares it with the current one.
 	disk   int
@@ -182,7 +182,7 @@ func (f *fakeBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.P
 		Phases: []dockerctl.Phase{{Name: "build", Duration: 5 * time.Second}}}, nil
 }
 
-func (f *fakeBuilder) GC(ctx context.Context, keep int) ([]string, error) {
+func (f *fakeBuilder) GC(ctx context.Context, keep int) ([]dockerctl.Removed, error) {
 	f.mu.Lock()
 	removed := f.removeGC
 	f.mu.Unlock()

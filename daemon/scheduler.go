@@ -56,7 +56,7 @@ type Builder interface {
 	Cook(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.CookResult, error)
 	// Build runs the code build on the cooked image of r (dockerctl cooks first if the image is missing, but the scheduler should cook explicitly before).
 	Build(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.BuildResult, error)
-	GC(ctx context.Context, keep int) (removed []string, err error)
+	GC(ctx context.Context, keep int) (removed []dockerctl.Removed, err error)
 	// Unchanged reports whether the workspace still holds exactly what a
 	// build shipped (its BuildResult.Inputs, or the Inputs of its
 	// EventInputs progress event), for recipe r.
@@ -660,7 +660,7 @@ func (s *Scheduler) startGC() {
 	}()
 }
 
-func (s *Scheduler) gcDone(removed []string, err error) {
+func (s *Scheduler) gcDone(removed []dockerctl.Removed, err error) {
 	if err != nil {
 		s.log.Warn("garbage collection of cooked images failed", zap.Error(err))
 		s.bus.publish(Event{Type: EventWarning, Message: "gc: " + err.Error()})
@@ -668,13 +668,12 @@ func (s *Scheduler) gcDone(removed []string, err error) {
 	if len(removed) == 0 {
 		return
 	}
-	s.log.Info("removed old cooked images", zap.Strings("images", removed))
-	s.bus.publish(Event{Type: EventGC, Paths: removed})
-	for hash := range s.cooked {
-		for _, name := range removed {
-			if strings.Contains(name, short(hash)) {
-				delete(s.cooked, hash)
-			}
+	names := dockerctl.RemovedNames(removed)
+	s.log.Info("removed old cooked images", zap.Strings("images", names))
+	s.bus.publish(Event{Type: EventGC, Paths: names})
+	for _, rm := range removed {
+		if rm.Recipe != "" {
+			delete(s.cooked, rm.Recipe)
 		}
 	}
 	if s.cur != nil && s.cooked[s.cur.Hash] == nil && s.activeCook(s.cur.Hash) == nil && !s.closing {
@@ -690,7 +689,7 @@ func (s *Scheduler) GC(ctx context.Context) ([]string, error) {
 	if derr := s.do(func() { s.gcDone(removed, nil) }); derr != nil && err == nil {
 		err = derr
 	}
-	return removed, err
+	return dockerctl.RemovedNames(removed), err
 }
 
 // ---- builds ----

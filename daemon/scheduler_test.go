@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"github.com/chefd/chefd/dockerctl"
 	"slices"
 	"strings"
 	"testing"
@@ -38,7 +39,8 @@ func TestSchedRecipeBatchStartsCook(t *testing.T) {
 func TestSchedGCAfterCook(t *testing.T) {
 	a, b := fakeRecipe("a"), fakeRecipe("b")
 	f := newFakeBuilder(a)
-	f.removeGC = []string{"app-cooked:" + a.ShortHash()}
+	// the name says nothing of the recipe: the record does
+	f.removeGC = []dockerctl.Removed{{Name: "sha256:0123", Recipe: a.Hash}, {Name: "build cache x (1.0 MB)"}}
 	h := newHarness(t, f, a, func(o *Options) { o.Manual = true; o.KeepCooked = 4 })
 	h.recipeBatch(b, "Cargo.lock")
 	h.next("cook", b).finish(nil)
@@ -49,7 +51,7 @@ func TestSchedGCAfterCook(t *testing.T) {
 		t.Fatal("no GC after the cook")
 	}
 	ev := h.event(EventGC, nil)
-	must(t, slices.Equal(ev.Paths, f.removeGC), "gc event %v", ev.Paths)
+	must(t, slices.Equal(ev.Paths, dockerctl.RemovedNames(f.removeGC)), "gc event %v", ev.Paths)
 	st := h.status()
 	for _, c := range st.CookedImages {
 		must(t, c.Recipe != a.Hash, "the collected image of a is still listed")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -75,8 +76,29 @@ func WorkspaceID(root string) string {
 }
 
 // CookedTag is the tag of the cooked image of r.
-func (b *WorkspaceBuilder) CookedTag(r *recipe.Recipe) string {
-	return b.cfg.Image + "-cooked:" + r.ShortHash()
+func (b *WorkspaceBuilder) CookedTag(r *recipe.Recipe) string { return CookedTag(b.cfg.Image, r) }
+
+// CookedTag is the tag of the cooked image of r for the image name image:
+// <image>-cooked:<short recipe hash>.
+func CookedTag(image string, r *recipe.Recipe) string { return image + "-cooked:" + r.ShortHash() }
+
+// Removed is one thing GC removed.
+type Removed struct {
+	// Name says what it was, for people: a cooked image's tag (or ID), or
+	// "build cache <id> (<size>)".
+	Name string
+	// Recipe is the full hash of the recipe a cooked image was cooked for
+	// ("" for a target cache).
+	Recipe string
+}
+
+// RemovedNames lists the names of rs.
+func RemovedNames(rs []Removed) []string {
+	names := make([]string, 0, len(rs))
+	for _, r := range rs {
+		names = append(names, r.Name)
+	}
+	return names
 }
 
 // ImageRef is the final image reference.
@@ -377,7 +399,7 @@ func (s *stream) ran(marker string) bool {
 
 // GC removes this workspace's cooked images beyond the newest keep; the
 // cooked image of the recipe last cooked or built is always kept.
-func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
+func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) {
 	b.mu.Lock()
 	current := b.current
 	b.mu.Unlock()
@@ -389,13 +411,13 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 		return nil, fmt.Errorf("list cooked images: %w", err)
 	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created > imgs[j].Created })
-	var removed []string
+	var removed []Removed
 	kept := map[string]bool{} // short recipe hashes whose target caches stay
 	if current != "" {
 		kept[tagHash(current)] = true
 	}
 	for i, im := range imgs {
-		if i < keep || contains(im.RepoTags, current) {
+		if i < keep || slices.Contains(im.RepoTags, current) {
 			for _, t := range im.RepoTags {
 				kept[tagHash(t)] = true
 			}
@@ -409,7 +431,7 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]string, error) {
 			b.log.Warn("could not remove cooked image", zap.String("image", name), zap.Error(err))
 			continue
 		}
-		removed = append(removed, name)
+		removed = append(removed, Removed{Name: name, Recipe: im.Labels["chefd.recipe"]})
 	}
 	caches, err := b.pruneTargetCaches(ctx, kept)
 	return append(removed, caches...), err
@@ -422,13 +444,13 @@ func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:]
 // (their source record goes with them) whose recipe is not in keep (short
 // hashes). Only those records are pruned, by ID: never the engine's whole
 // build cache, which other projects share.
-func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]string, error) {
+func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]Removed, error) {
 	du, err := b.e.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
 	if err != nil {
 		return nil, fmt.Errorf("list build cache: %w", err)
 	}
 	prefix := cacheMarker + "chefd-target-" + WorkspaceID(b.root) + "-"
-	var removed []string
+	var removed []Removed
 	for _, rec := range du.BuildCache {
 		if rec == nil || rec.Type != "exec.cachemount" || rec.InUse || !strings.Contains(rec.Description, codeMarker) {
 			continue
@@ -449,18 +471,9 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 			continue
 		}
 		cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + hash
-		removed = append(removed, fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6))
+		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6)})
 	}
 	return removed, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // lockFile takes an exclusive flock on path (created if needed), waiting

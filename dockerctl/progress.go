@@ -343,3 +343,22 @@ func timestamp(b []byte) time.Time {
 	}
 	return time.Unix(int64(sec), int64(nsec))
 }
+
+// StepTitle is a BuildKit step's name for people: chefd's own cargo steps
+// are named for what they build, other long names are cut.
+func StepTitle(s string) string {
+	if i := strings.Index(s, " sh -ec "); i > 0 {
+		s = s[:i]
+	}
+	for m, kind := range map[string]string{cookMarker: "cargo build (dependencies)", codeMarker: "cargo build (workspace code)"} {
+		if strings.Contains(s, m) {
+			if i := strings.Index(s, "RUN"); i >= 0 {
+				return s[:i] + "RUN " + kind
+			}
+		}
+	}
+	if len(s) > 100 {
+		s = s[:97] + "..."
+	}
+	return s
+}

@@ -80,7 +80,7 @@ func progressPrinter(w io.Writer) dockerctl.Progress {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
 	return func(ev dockerctl.Event) {
-		step := shortStep(ev.Step)
+		step := dockerctl.StepTitle(ev.Step)
 		switch ev.Kind {
 		case dockerctl.EventStep:
 			switch {
@@ -103,28 +103,6 @@ func progressPrinter(w io.Writer) dockerctl.Progress {
 			fmt.Fprintf(w, "error: %s\n", ev.Text)
 		}
 	}
-}
-
-// shortStep trims a BuildKit vertex name for display.
-func shortStep(s string) string {
-	if i := strings.Index(s, " sh -ec "); i > 0 {
-		s = s[:i]
-	}
-	for _, m := range []string{"CHEFD_STEP=cook", "CHEFD_STEP=code"} {
-		if strings.Contains(s, m) {
-			kind := "cargo build (dependencies)"
-			if m == "CHEFD_STEP=code" {
-				kind = "cargo build (workspace code)"
-			}
-			if i := strings.Index(s, "RUN"); i >= 0 {
-				return s[:i] + "RUN " + kind
-			}
-		}
-	}
-	if len(s) > 100 {
-		s = s[:97] + "..."
-	}
-	return s
 }
 
 func crateLine(c dockerctl.Crates) string {

@@ -228,7 +228,9 @@ func (a *app) gcCmd() *cobra.Command {
 				removed, err = c.GC(ctx)
 			} else {
 				b := daemonBuilder(root, cfg, a.log)
-				removed, err = b.GC(ctx, cfg.KeepCooked)
+				var rs []dockerctl.Removed
+				rs, err = b.GC(ctx, cfg.KeepCooked)
+				removed = dockerctl.RemovedNames(rs)
 				b.Close()
 				err = engineError(err)
 			}

@@ -249,7 +249,7 @@ func daemonBuilder(root string, cfg configs.Config, log *zap.Logger) *daemon.Laz
 			b.Version = chefdVersion()
 			return &daemonEngineBuilder{WorkspaceBuilder: b, e: e}, nil
 		},
-		Tag: func(r *recipe.Recipe) string { return cfg.Image + "-cooked:" + r.ShortHash() },
+		Tag: func(r *recipe.Recipe) string { return dockerctl.CookedTag(cfg.Image, r) },
 	}
 }
 
