@@ -7,29 +7,32 @@ import (
 	"github.com/chefd/chefd/dockerctl"
 )
 
+// EventType is the type of an event of the stream.
+type EventType string
+
 // Event types of the event stream (GET /v1/events, NDJSON).
 const (
-	EventBatch         = "batch"          // the watcher reported changes (Paths, Message = kind)
-	EventRecipe        = "recipe"         // a new recipe (Recipe, Diff)
-	EventRecipeError   = "recipe.error"   // the recipe could not be computed (Message)
-	EventCookStart     = "cook.start"     // a cook started (Record)
-	EventCookProgress  = "cook.progress"  // progress of a cook (Progress)
-	EventCookDone      = "cook.done"      // a cook finished (Record)
-	EventBuildQueued   = "build.queued"   // a build was queued (Record)
-	EventBuildStart    = "build.start"    // a build started (Record)
-	EventBuildProgress = "build.progress" // progress of a build (Progress)
-	EventBuildDone     = "build.done"     // a build finished: ok, failed, superseded or cancelled (Record)
-	EventGC            = "gc"             // cooked images were removed (Paths)
-	EventWarning       = "warning"        // a watcher or builder problem (Message)
-	EventStopping      = "stopping"       // the daemon is shutting down
-	EventDropped       = "dropped"        // this subscriber missed Count events (it read too slowly)
+	EventBatch         EventType = "batch"          // the watcher reported changes (Paths, Message = kind)
+	EventRecipe        EventType = "recipe"         // a new recipe (Recipe, Diff)
+	EventRecipeError   EventType = "recipe.error"   // the recipe could not be computed (Message)
+	EventCookStart     EventType = "cook.start"     // a cook started (Record)
+	EventCookProgress  EventType = "cook.progress"  // progress of a cook (Progress)
+	EventCookDone      EventType = "cook.done"      // a cook finished (Record)
+	EventBuildQueued   EventType = "build.queued"   // a build was queued (Record)
+	EventBuildStart    EventType = "build.start"    // a build started (Record)
+	EventBuildProgress EventType = "build.progress" // progress of a build (Progress)
+	EventBuildDone     EventType = "build.done"     // a build finished: ok, failed, superseded or cancelled (Record)
+	EventGC            EventType = "gc"             // cooked images were removed (Paths)
+	EventWarning       EventType = "warning"        // a watcher or builder problem (Message)
+	EventStopping      EventType = "stopping"       // the daemon is shutting down
+	EventDropped       EventType = "dropped"        // this subscriber missed Count events (it read too slowly)
 )
 
 // Event is one line of the event stream.
 type Event struct {
 	Seq      int64            `json:"seq"`
 	Time     time.Time        `json:"time"`
-	Type     string           `json:"type"`
+	Type     EventType        `json:"type"`
 	ID       int64            `json:"id,omitempty"` // the build or cook record
 	Recipe   string           `json:"recipe,omitempty"`
 	Paths    []string         `json:"paths,omitempty"`

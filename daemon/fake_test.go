@@ -324,7 +324,7 @@ func hashOf(r *recipe.Recipe) string {
 }
 
 // event waits for an event of typ that matches ok (nil: any).
-func (h *harness) event(typ string, ok func(Event) bool) Event {
+func (h *harness) event(typ EventType, ok func(Event) bool) Event {
 	h.t.Helper()
 	timeout := time.After(guard)
 	for {
@@ -343,7 +343,7 @@ func (h *harness) event(typ string, ok func(Event) bool) Event {
 }
 
 // done waits for the build.done (or cook.done) of record id.
-func (h *harness) done(typ string, id int64) Record {
+func (h *harness) done(typ EventType, id int64) Record {
 	h.t.Helper()
 	return *h.event(typ, func(ev Event) bool { return ev.ID == id }).Record
 }

@@ -24,17 +24,23 @@ const (
 // Done reports whether the result is final.
 func (r Result) Done() bool { return r != ResultQueued && r != ResultRunning && r != "" }
 
+// JobKind says whether a record is a build or a cook.
+type JobKind string
+
 // Record kinds.
 const (
-	KindBuild = "build"
-	KindCook  = "cook"
+	KindBuild JobKind = "build"
+	KindCook  JobKind = "cook"
 )
 
-// Triggers: what made a build or cook run.
+// Trigger is what made a build or cook run.
+type Trigger string
+
+// Triggers.
 const (
-	TriggerWatch   = "watch"   // the watcher saw changes
-	TriggerRequest = "request" // chefd build (or the API)
-	TriggerStartup = "startup" // the daemon started
+	TriggerWatch   Trigger = "watch"   // the watcher saw changes
+	TriggerRequest Trigger = "request" // chefd build (or the API)
+	TriggerStartup Trigger = "startup" // the daemon started
 )
 
 // maxChanged bounds the changed files kept in a record.
@@ -43,11 +49,11 @@ const maxChanged = 50
 // Record describes one build or cook: why it ran, its phases, what it
 // compiled and how it ended.
 type Record struct {
-	ID      int64  `json:"id"`
-	Kind    string `json:"kind"`             // "build" or "cook"
-	Recipe  string `json:"recipe,omitempty"` // recipe hash
-	Trigger string `json:"trigger"`          // "watch", "request", "startup"
-	Urgent  bool   `json:"urgent,omitempty"`
+	ID      int64   `json:"id"`
+	Kind    JobKind `json:"kind"`             // "build" or "cook"
+	Recipe  string  `json:"recipe,omitempty"` // recipe hash
+	Trigger Trigger `json:"trigger"`          // "watch", "request", "startup"
+	Urgent  bool    `json:"urgent,omitempty"`
 	// Changed lists the files whose changes the build includes (at most
 	// 50; ChangedCount has the total).
 	Changed      []string `json:"changed,omitempty"`

@@ -166,8 +166,7 @@ type CookedImage struct {
 
 // Status is a snapshot of the scheduler.
 type Status struct {
-	// State: idle, queued, cooking, building, recipe-error or stopping.
-	State          string        `json:"state"`
+	State          State         `json:"state"`
 	Recipe         string        `json:"recipe,omitempty"`
 	RecipeComputed time.Time     `json:"recipe_computed,omitzero"`
 	RecipeError    string        `json:"recipe_error,omitempty"`
@@ -263,7 +262,7 @@ type Scheduler struct {
 type cookJob struct {
 	r        *recipe.Recipe
 	diff     []string
-	trigger  string
+	trigger  Trigger
 	cancel   context.CancelFunc
 	rec      *Record // nil while checking for an existing image
 	checking bool
@@ -422,7 +421,7 @@ func roundDur(d time.Duration) time.Duration {
 
 // replan recomputes the recipe; a new hash cancels obsolete cooks and
 // starts the cook of the new recipe.
-func (s *Scheduler) replan(trigger string) error {
+func (s *Scheduler) replan(trigger Trigger) error {
 	r, err := s.opts.Plan(s.jobCtx)
 	if err != nil {
 		if s.recipeErr == nil || s.recipeErr.Error() != err.Error() {
@@ -496,7 +495,7 @@ func (s *Scheduler) otherCook(hash string) *cookJob {
 
 // ensureCook starts the cook of r unless its image is known or a cook of
 // it runs. The cook first asks whether the image exists.
-func (s *Scheduler) ensureCook(r *recipe.Recipe, diff []string, trigger string) {
+func (s *Scheduler) ensureCook(r *recipe.Recipe, diff []string, trigger Trigger) {
 	if s.closing || s.cooked[r.Hash] != nil || s.activeCook(r.Hash) != nil {
 		return
 	}
@@ -695,7 +694,7 @@ func (s *Scheduler) GC(ctx context.Context) ([]string, error) {
 // ---- builds ----
 
 type trigger struct {
-	kind   string
+	kind   Trigger
 	paths  []string
 	batch  bool
 	urgent bool
@@ -805,7 +804,7 @@ func (j *buildJob) absorb(o *buildJob) {
 }
 
 // queue returns the queued build, creating it.
-func (s *Scheduler) queue(kind string) *buildJob {
+func (s *Scheduler) queue(kind Trigger) *buildJob {
 	if s.pending == nil {
 		s.pending = &buildJob{
 			rec:  &Record{ID: s.newID(), Kind: KindBuild, Trigger: kind, Queued: time.Now(), Result: ResultQueued},
@@ -1025,7 +1024,7 @@ func (s *Scheduler) finish(rec *Record) {
 }
 
 // progress forwards builder progress to the event stream.
-func (s *Scheduler) progress(typ string, id int64, hash string, tail *outputTail) dockerctl.Progress {
+func (s *Scheduler) progress(typ EventType, id int64, hash string, tail *outputTail) dockerctl.Progress {
 	return func(ev dockerctl.Event) {
 		switch ev.Kind {
 		case dockerctl.EventLog, dockerctl.EventError:
@@ -1228,20 +1227,33 @@ func (s *Scheduler) notWarm(hash string) *NotWarmError {
 
 // ---- status ----
 
-func (s *Scheduler) state() string {
+// State is what the daemon does as a whole (Status.State).
+type State string
+
+// States.
+const (
+	StateIdle        State = "idle"
+	StateQueued      State = "queued"       // a build waits (for a cook, or a recipe that computes)
+	StateCooking     State = "cooking"      // a cook runs, no build
+	StateBuilding    State = "building"     // a build runs
+	StateRecipeError State = "recipe-error" // the recipe cannot be computed
+	StateStopping    State = "stopping"
+)
+
+func (s *Scheduler) state() State {
 	switch {
 	case s.closing:
-		return "stopping"
+		return StateStopping
 	case s.build != nil:
-		return "building"
+		return StateBuilding
 	case s.cooking():
-		return "cooking"
+		return StateCooking
 	case s.pending != nil:
-		return "queued"
+		return StateQueued
 	case s.recipeErr != nil:
-		return "recipe-error"
+		return StateRecipeError
 	}
-	return "idle"
+	return StateIdle
 }
 
 // cooking reports whether the current recipe's cook runs (not just the

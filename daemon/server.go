@@ -300,7 +300,7 @@ func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func isBuildEvent(t string) bool {
+func isBuildEvent(t EventType) bool {
 	switch t {
 	case EventRecipe, EventRecipeError, EventCookStart, EventCookProgress, EventCookDone,
 		EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventStopping, EventDropped:

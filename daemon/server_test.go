@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -138,18 +139,18 @@ func TestDaemonAPI(t *testing.T) {
 	type answer struct {
 		rec    Record
 		err    error
-		events []string
+		events []EventType
 	}
 	got := make(chan answer, 1)
 	go func() {
-		var types []string
+		var types []EventType
 		rec, err := d.c.Build(d.ctx(), BuildRequest{Wait: true}, func(ev Event) { types = append(types, ev.Type) })
 		got <- answer{rec, err, types}
 	}()
 	d.next("build").finish(nil)
 	ans := <-got
 	must(t, ans.err == nil && ans.rec.Result == ResultOK && ans.rec.ImageID == "sha256:img"+a.ShortHash(), "build: %+v %v", ans.rec, ans.err)
-	must(t, strings.Contains(strings.Join(ans.events, " "), EventBuildStart), "streamed events %v", ans.events)
+	must(t, slices.Contains(ans.events, EventBuildStart), "streamed events %v", ans.events)
 
 	// nothing changed: the same build, plain request
 	again, err := d.c.Build(d.ctx(), BuildRequest{Wait: true}, nil)
@@ -190,18 +191,18 @@ func TestDaemonAPI(t *testing.T) {
 	must(t, strings.Contains(logs.String(), "INFO  cooked recipe=abc") && strings.Contains(logs.String(), "plain line"), "logs %q", logs.String())
 
 	// the event stream sees the build and the cook (delivery is asynchronous: wait)
-	wanted := []string{EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventRecipe, EventCookStart, EventCookDone}
+	wanted := []EventType{EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventRecipe, EventCookStart, EventCookDone}
 	deadline := time.Now().Add(guard)
 	for {
 		evMu.Lock()
-		have := map[string]bool{}
-		var types []string
+		have := map[EventType]bool{}
+		var types []EventType
 		for _, ev := range seen {
 			have[ev.Type] = true
 			types = append(types, ev.Type)
 		}
 		evMu.Unlock()
-		missing := ""
+		var missing EventType
 		for _, w := range wanted {
 			if !have[w] {
 				missing = w

@@ -132,7 +132,7 @@ func TestDaemonE2EWatch(t *testing.T) {
 			return false
 		}
 		for _, c := range append(append([]daemon.Record{}, st.Cooks...), st.Recent...) {
-			if c.Kind == "cook" && c.Recipe == st.Recipe && !c.Started.IsZero() {
+			if c.Kind == daemon.KindCook && c.Recipe == st.Recipe && !c.Started.IsZero() {
 				cook = c
 				return true
 			}
