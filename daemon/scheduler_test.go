@@ -3,11 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
-	"github.com/chefd/chefd/dockerctl"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chefd/chefd/dockerctl"
 )
 
 // TestSchedRecipeBatchStartsCook: a recipe-affecting batch starts the cook
