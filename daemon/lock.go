@@ -6,18 +6,15 @@ import (
 	"io/fs"
 	"net"
 	"os"
-	"strconv"
-	"syscall"
+
+	"github.com/chefd/chefd/internal/flock"
 )
 
-// Lock is the per-workspace daemon lock: an flock on Paths.Lock, which
-// the kernel releases when its holder dies (kill -9 included), so a lock
-// file left behind by a crash never blocks a new daemon. The file holds
+// Lock is the per-workspace daemon lock on Paths.Lock (package flock: the
+// kernel releases it when its holder dies, kill -9 included, so a lock
+// file left behind by a crash never blocks a new daemon). The file holds
 // the pid of the daemon while it runs and is emptied on a clean stop.
-type Lock struct {
-	f    *os.File
-	path string
-}
+type Lock struct{ l *flock.Lock }
 
 // BusyError says another daemon holds the lock.
 type BusyError struct {
@@ -36,55 +33,27 @@ func (e *BusyError) Error() string {
 // previous daemon left in the file without stopping cleanly (it no longer
 // holds the lock, so it is dead); 0 when there was none.
 func AcquireLock(path string) (l *Lock, stalePID int, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	fl, stalePID, err := flock.TryLock(path)
+	var busy *flock.BusyError
+	if errors.As(err, &busy) {
+		return nil, 0, &BusyError{PID: busy.PID, Lock: path}
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("lock: %w", err)
+		return nil, 0, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, 0, &BusyError{PID: readPID(path), Lock: path}
-		}
-		return nil, 0, fmt.Errorf("lock %s: %w", path, err)
-	}
-	if prev := readPID(path); prev > 0 && prev != os.Getpid() {
-		stalePID = prev
-	}
-	// the pid is informative (status, takeover messages): the lock holds without it
-	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return &Lock{f: f, path: path}, stalePID, nil
+	return &Lock{l: fl}, stalePID, nil
 }
 
-// Release empties the pid and unlocks. The file stays: removing a lock
-// file races with a daemon that has just opened it.
+// Release empties the pid and unlocks.
 func (l *Lock) Release() error {
-	if l == nil || l.f == nil {
+	if l == nil {
 		return nil
 	}
-	_ = l.f.Truncate(0)
-	err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	l.f = nil
-	return err
+	return l.l.Unlock()
 }
 
 // LockHeld reports whether a daemon holds the lock at path, and its pid.
-func LockHeld(path string) (bool, int) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, 0
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		return errors.Is(err, syscall.EWOULDBLOCK), readPID(path)
-	}
-	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return false, 0
-}
+func LockHeld(path string) (bool, int) { return flock.Held(path) }
 
 // listenSocket listens on the unix socket at path (mode 0600). The caller
 // holds the lock, so a file already there is a stale socket of a crashed

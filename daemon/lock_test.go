@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chefd/chefd/internal/flock"
 )
 
 // TestDaemonHelperHoldLock is not a test: run as a child process by
@@ -90,7 +92,7 @@ func TestDaemonStaleLockAndSocket(t *testing.T) {
 	// kill -9: the pid stays in the lock file, the kernel drops the flock
 	must(t, holder.Process.Signal(syscall.SIGKILL) == nil, "kill")
 	holder.Wait()
-	must(t, readPID(paths.Lock) == holder.Process.Pid && !processAlive(holder.Process.Pid), "lock file pid %d", readPID(paths.Lock))
+	must(t, flock.ReadPID(paths.Lock) == holder.Process.Pid && !processAlive(holder.Process.Pid), "lock file pid %d", flock.ReadPID(paths.Lock))
 	// and a stale socket: bound, nobody listening
 	ln, err := net.Listen("unix", paths.Socket)
 	must(t, err == nil, "listen: %v", err)
@@ -105,7 +107,7 @@ func TestDaemonStaleLockAndSocket(t *testing.T) {
 	d := startDaemon(t, newFakeBuilder(a), a, &paths)
 	info, err := d.c.Ping(d.ctx())
 	must(t, err == nil && info.PID == os.Getpid(), "ping after recovery: %+v %v", info, err)
-	must(t, readPID(paths.Lock) == os.Getpid(), "lock pid %d", readPID(paths.Lock))
+	must(t, flock.ReadPID(paths.Lock) == os.Getpid(), "lock pid %d", flock.ReadPID(paths.Lock))
 
 	// a plain file where the socket goes is not removed
 	other, _ := ResolvePaths(t.TempDir(), "")

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/chefd/chefd/dockerctl"
@@ -78,16 +77,6 @@ func (p Paths) Ensure() error {
 		}
 	}
 	return nil
-}
-
-// readPID returns the pid written in a lock file (0 when unreadable).
-func readPID(path string) int {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return pid
 }
 
 // processAlive reports whether pid runs (EPERM: it runs as someone else).

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"github.com/chefd/chefd/inputs"
-	"github.com/chefd/chefd/internal/gitrepo"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,8 +11,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/chefd/chefd/inputs"
+	"github.com/chefd/chefd/internal/flock"
+	"github.com/chefd/chefd/internal/gitrepo"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
@@ -232,11 +233,11 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	}
 
 	// One code build of this workspace at a time, across processes.
-	unlock, err := lockFile(ctx, filepath.Join(b.StateDir, "build.lock"))
+	lock, err := flock.Wait(ctx, filepath.Join(b.StateDir, "build.lock"), 50*time.Millisecond)
 	if err != nil {
 		return res, err
 	}
-	defer unlock()
+	defer lock.Unlock()
 
 	t0 := time.Now()
 	files, err := b.contextFiles(r)
@@ -474,38 +475,6 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6)})
 	}
 	return removed, nil
-}
-
-// lockFile takes an exclusive flock on path (created if needed), waiting
-// until ctx is done.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", path, err)
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if err != syscall.EWOULDBLOCK && err != syscall.EINTR {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
 }
 
 // commitOf is the commit the workspace's HEAD names ("" outside git).
