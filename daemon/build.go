@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/dockerctl"
@@ -15,16 +17,16 @@ import (
 )
 
 type buildJob struct {
-	rec      *Record
+	rec      *api.Record
 	changes  changeSet
 	gen      int64
 	r        *recipe.Recipe
 	cancel   context.CancelFunc
-	waiters  []chan Record
+	waiters  []chan api.Record
 	urgent   bool
 	explicit bool
 	stopping bool
-	stopAs   Result
+	stopAs   api.Result
 	dropped  bool
 	timer    *time.Timer
 	tail     *outputTail
@@ -43,12 +45,12 @@ type buildJob struct {
 const maxSupersedes = 2
 
 type trigger struct {
-	kind   Trigger
+	kind   api.Trigger
 	paths  []string
 	batch  bool
 	urgent bool
 	force  bool
-	waiter chan Record
+	waiter chan api.Record
 	// join is the running build a request may take as its answer: the
 	// workspace was checked to hold exactly what that build ships.
 	join *buildJob
@@ -64,14 +66,14 @@ func (s *Scheduler) onBatch(b watcher.Batch) {
 	s.gen++
 	s.log.Debug("changes", zap.String("kind", b.Kind.String()), zap.Int("files", len(b.Paths)),
 		zap.Strings("paths", capLines(b.Paths, 20)), zap.Bool("rescan", b.Rescan))
-	s.bus.publish(Event{Type: EventBatch, Paths: capLines(b.Paths, maxChanged), Message: b.Kind.String()})
+	s.bus.publish(api.Event{Type: api.EventBatch, Paths: capLines(b.Paths, maxChanged), Message: b.Kind.String()})
 	if b.Kind == watcher.KindRecipe || b.Rescan {
-		s.replan(TriggerWatch)
+		s.replan(api.TriggerWatch)
 	}
 	if s.opts.Manual {
 		return
 	}
-	s.request(trigger{kind: TriggerWatch, paths: b.Paths, batch: true})
+	s.request(trigger{kind: api.TriggerWatch, paths: b.Paths, batch: true})
 }
 
 // drainBatches handles the batches the watcher has ready.
@@ -128,7 +130,7 @@ func (j *buildJob) merge(t trigger) {
 		j.waiters = append(j.waiters, t.waiter)
 		j.rec.Requests++
 	}
-	if t.kind == TriggerRequest {
+	if t.kind == api.TriggerRequest {
 		j.explicit = true
 	}
 	if t.urgent {
@@ -153,13 +155,13 @@ func (j *buildJob) absorb(o *buildJob) {
 }
 
 // queue returns the queued build, creating it.
-func (s *Scheduler) queue(kind Trigger) *buildJob {
+func (s *Scheduler) queue(kind api.Trigger) *buildJob {
 	if s.pending == nil {
 		s.pending = &buildJob{
-			rec:  &Record{ID: s.newID(), Kind: KindBuild, Trigger: kind, Queued: time.Now(), Result: ResultQueued},
+			rec:  &api.Record{ID: s.newID(), Kind: api.KindBuild, Trigger: kind, Queued: time.Now(), Result: api.ResultQueued},
 			tail: &outputTail{max: 60},
 		}
-		s.bus.publish(Event{Type: EventBuildQueued, ID: s.pending.rec.ID, Record: s.pending.rec.clone()})
+		s.bus.publish(api.Event{Type: api.EventBuildQueued, ID: s.pending.rec.ID, Record: s.pending.rec.Clone()})
 	}
 	return s.pending
 }
@@ -167,9 +169,9 @@ func (s *Scheduler) queue(kind Trigger) *buildJob {
 // supersede cancels the running build; the queued build takes over its
 // changes and requests.
 func (s *Scheduler) supersede(b *buildJob) {
-	p := s.queue(TriggerWatch)
+	p := s.queue(api.TriggerWatch)
 	p.absorb(b)
-	b.stopping, b.stopAs = true, ResultSuperseded
+	b.stopping, b.stopAs = true, api.ResultSuperseded
 	b.rec.SupersededBy = p.rec.ID
 	s.log.Info("superseding build", zap.Int64("id", b.rec.ID), zap.Int64("by", p.rec.ID))
 	b.cancel()
@@ -232,7 +234,7 @@ func (s *Scheduler) failPending(p *buildJob, msg string) {
 		s.pending = nil
 	}
 	rec := p.rec
-	rec.Result, rec.Error, rec.Waiting = ResultFailed, msg, ""
+	rec.Result, rec.Error, rec.Waiting = api.ResultFailed, msg, ""
 	rec.Finished = time.Now()
 	if s.cur != nil {
 		rec.Recipe = s.cur.Hash
@@ -246,7 +248,7 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 	ctx, cancel := context.WithCancel(s.jobCtx)
 	p.cancel, p.gen, p.r, p.ready = cancel, s.gen, r, make(chan struct{})
 	rec := p.rec
-	rec.Recipe, rec.Started, rec.Result, rec.Waiting = r.Hash, time.Now(), ResultRunning, ""
+	rec.Recipe, rec.Started, rec.Result, rec.Waiting = r.Hash, time.Now(), api.ResultRunning, ""
 	if s.lastBuilt != nil && s.lastBuilt.Hash != r.Hash {
 		rec.RecipeDiff = capLines(recipe.Diff(s.lastBuilt, r), 100)
 	}
@@ -255,8 +257,8 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 	s.build = p
 	s.log.Info("building", zap.Int64("id", rec.ID), zap.String("recipe", r.ShortHash()),
 		zap.Strings("why", rec.Why()), zap.Bool("urgent", p.urgent))
-	s.bus.publish(Event{Type: EventBuildStart, ID: rec.ID, Recipe: r.Hash, Record: rec.clone()})
-	publish := s.progress(EventBuildProgress, rec.ID, r.Hash, p.tail)
+	s.bus.publish(api.Event{Type: api.EventBuildStart, ID: rec.ID, Recipe: r.Hash, Record: rec.Clone()})
+	publish := s.progress(api.EventBuildProgress, rec.ID, r.Hash, p.tail)
 	progress := func(ev dockerctl.Event) {
 		if ev.Kind == dockerctl.EventInputs {
 			s.post(func() { p.inputs = ev.Inputs; p.markReady() })
@@ -320,11 +322,11 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 	rec.Compiled = res.Compiled
 	rec.Image, rec.ImageID, rec.CookedTag = res.Image, res.ImageID, res.CookedTag
 	if res.Cook != nil && res.Cook.ImageID != "" && s.cooked[b.r.Hash] == nil {
-		s.cooked[b.r.Hash] = &CookedImage{Recipe: b.r.Hash, Tag: res.Cook.Tag, ImageID: res.Cook.ImageID, Since: time.Now()}
+		s.cooked[b.r.Hash] = &api.CookedImage{Recipe: b.r.Hash, Tag: res.Cook.Tag, ImageID: res.Cook.ImageID, Since: time.Now()}
 	}
 	switch {
 	case err == nil:
-		rec.Result = ResultOK
+		rec.Result = api.ResultOK
 		s.lastOK, s.lastOKIn = rec, res.Inputs
 		if s.lastOKIn == nil {
 			s.lastOKIn = b.inputs
@@ -334,16 +336,16 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 	case b.stopping || s.closing:
 		rec.Result = b.stopAs
 		if rec.Result == "" {
-			rec.Result = ResultCancelled
+			rec.Result = api.ResultCancelled
 		}
-		if rec.Result == ResultSuperseded {
+		if rec.Result == api.ResultSuperseded {
 			rec.Error = fmt.Sprintf("superseded by build #%d (newer changes)", rec.SupersededBy)
 		} else {
 			rec.Error = "cancelled: the daemon is stopping"
 		}
 		s.log.Info("build stopped", zap.Int64("id", rec.ID), zap.String("result", string(rec.Result)))
 	default:
-		rec.Result = ResultFailed
+		rec.Result = api.ResultFailed
 		rec.Error = err.Error()
 		rec.Output = b.tail.tail()
 		s.log.Warn("build failed", zap.Int64("id", rec.ID), zap.Error(err), zap.Strings("output", rec.Output))
@@ -355,25 +357,25 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 // finishBuild records a finished build and answers its requests.
 func (s *Scheduler) finishBuild(b *buildJob) {
 	rec := b.rec
-	if rec.Result == ResultOK || rec.Result == ResultFailed {
+	if rec.Result == api.ResultOK || rec.Result == api.ResultFailed {
 		s.last = rec
 	}
 	s.finish(rec)
-	s.bus.publish(Event{Type: EventBuildDone, ID: rec.ID, Recipe: rec.Recipe, Record: rec.clone()})
+	s.bus.publish(api.Event{Type: api.EventBuildDone, ID: rec.ID, Recipe: rec.Recipe, Record: rec.Clone()})
 	for _, w := range b.waiters {
-		w <- *rec.clone()
+		w <- *rec.Clone()
 	}
 	b.waiters = nil
 }
 
 // finish adds a record to the history and saves the state.
-func (s *Scheduler) finish(rec *Record) {
+func (s *Scheduler) finish(rec *api.Record) {
 	s.hist.add(rec)
 	s.saveState()
 }
 
 // progress forwards builder progress to the event stream.
-func (s *Scheduler) progress(typ EventType, id int64, hash string, tail *outputTail) dockerctl.Progress {
+func (s *Scheduler) progress(typ api.EventType, id int64, hash string, tail *outputTail) dockerctl.Progress {
 	return func(ev dockerctl.Event) {
 		switch ev.Kind {
 		case dockerctl.EventLog, dockerctl.EventError:
@@ -386,6 +388,6 @@ func (s *Scheduler) progress(typ EventType, id int64, hash string, tail *outputT
 			}
 		}
 		e := ev
-		s.bus.publish(Event{Type: typ, ID: id, Recipe: hash, Progress: &e})
+		s.bus.publish(api.Event{Type: typ, ID: id, Recipe: hash, Progress: &e})
 	}
 }

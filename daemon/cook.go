@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/dockerctl"
@@ -16,9 +18,9 @@ import (
 type cookJob struct {
 	r        *recipe.Recipe
 	diff     []string
-	trigger  Trigger
+	trigger  api.Trigger
 	cancel   context.CancelFunc
-	rec      *Record // nil while checking for an existing image
+	rec      *api.Record // nil while checking for an existing image
 	checking bool
 	stopping bool
 	obsolete bool
@@ -49,7 +51,7 @@ func (s *Scheduler) otherCook(hash string) *cookJob {
 
 // ensureCook starts the cook of r unless its image is known or a cook of
 // it runs. The cook first asks whether the image exists.
-func (s *Scheduler) ensureCook(r *recipe.Recipe, diff []string, trigger Trigger) {
+func (s *Scheduler) ensureCook(r *recipe.Recipe, diff []string, trigger api.Trigger) {
 	if s.closing || s.cooked[r.Hash] != nil || s.activeCook(r.Hash) != nil {
 		return
 	}
@@ -76,17 +78,17 @@ func (s *Scheduler) runCook(ctx context.Context, c *cookJob) {
 	if s.do(func() { s.cookStarted(c) }) != nil {
 		return
 	}
-	res, err := s.opts.Builder.Cook(ctx, c.r, s.progress(EventCookProgress, c.rec.ID, c.r.Hash, c.tail))
+	res, err := s.opts.Builder.Cook(ctx, c.r, s.progress(api.EventCookProgress, c.rec.ID, c.r.Hash, c.tail))
 	s.post(func() { s.cookDone(c, res, err) })
 }
 
 func (s *Scheduler) cookStarted(c *cookJob) {
 	now := time.Now()
 	c.checking = false
-	c.rec = &Record{ID: s.newID(), Kind: KindCook, Recipe: c.r.Hash, Trigger: c.trigger,
-		RecipeDiff: c.diff, Queued: c.queued, Started: now, Result: ResultRunning}
+	c.rec = &api.Record{ID: s.newID(), Kind: api.KindCook, Recipe: c.r.Hash, Trigger: c.trigger,
+		RecipeDiff: c.diff, Queued: c.queued, Started: now, Result: api.ResultRunning}
 	s.log.Info("cooking", zap.Int64("id", c.rec.ID), zap.String("recipe", c.r.ShortHash()))
-	s.bus.publish(Event{Type: EventCookStart, ID: c.rec.ID, Recipe: c.r.Hash, Record: c.rec.clone()})
+	s.bus.publish(api.Event{Type: api.EventCookStart, ID: c.rec.ID, Recipe: c.r.Hash, Record: c.rec.Clone()})
 	if s.pending != nil {
 		s.maybeStart() // refresh what the queued build waits for
 	}
@@ -123,7 +125,7 @@ func (s *Scheduler) dropCook(c *cookJob) {
 	s.log.Warn("a cancelled cook did not stop in time; no longer waiting for it",
 		zap.String("recipe", c.r.ShortHash()), zap.Duration("grace", s.opts.CancelGrace))
 	if c.rec != nil {
-		s.finishCookRecord(c, ResultCancelled, fmt.Sprintf("%s; did not stop within %s", s.cookCancelReason(c), s.opts.CancelGrace))
+		s.finishCookRecord(c, api.ResultCancelled, fmt.Sprintf("%s; did not stop within %s", s.cookCancelReason(c), s.opts.CancelGrace))
 	}
 	s.maybeStart()
 }
@@ -135,7 +137,7 @@ func (s *Scheduler) cookCancelReason(c *cookJob) string {
 	return "cancelled: the daemon is stopping"
 }
 
-func (s *Scheduler) finishCookRecord(c *cookJob, result Result, errText string) {
+func (s *Scheduler) finishCookRecord(c *cookJob, result api.Result, errText string) {
 	rec := c.rec
 	rec.Result = result
 	rec.Error = errText
@@ -144,7 +146,7 @@ func (s *Scheduler) finishCookRecord(c *cookJob, result Result, errText string) 
 		rec.Duration = rec.Finished.Sub(rec.Started)
 	}
 	s.finish(rec)
-	s.bus.publish(Event{Type: EventCookDone, ID: rec.ID, Recipe: rec.Recipe, Record: rec.clone()})
+	s.bus.publish(api.Event{Type: api.EventCookDone, ID: rec.ID, Recipe: rec.Recipe, Record: rec.Clone()})
 }
 
 func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
@@ -158,7 +160,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		if t, ok := s.opts.Builder.(Tagger); ok && tag == "" {
 			tag = t.CookedTag(c.r)
 		}
-		s.cooked[hash] = &CookedImage{Recipe: hash, Tag: tag, ImageID: res.ImageID, Since: time.Now()}
+		s.cooked[hash] = &api.CookedImage{Recipe: hash, Tag: tag, ImageID: res.ImageID, Since: time.Now()}
 		delete(s.cookFailed, hash)
 		if c.rec != nil && !c.dropped {
 			rec := c.rec
@@ -173,7 +175,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 			}
 			s.log.Info("cooked", zap.Int64("id", rec.ID), zap.String("recipe", c.r.ShortHash()),
 				zap.Duration("took", rec.Duration), zap.Int("third_party", res.Compiled.ThirdParty))
-			s.finishCookRecord(c, ResultOK, "")
+			s.finishCookRecord(c, api.ResultOK, "")
 			if !res.Skipped {
 				s.startGC()
 			}
@@ -184,7 +186,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		switch {
 		case c.stopping || s.closing:
 			if c.rec != nil {
-				s.finishCookRecord(c, ResultCancelled, s.cookCancelReason(c))
+				s.finishCookRecord(c, api.ResultCancelled, s.cookCancelReason(c))
 			}
 		default:
 			s.cookFailed[hash] = err
@@ -192,7 +194,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 				zap.Strings("output", c.tail.tail()))
 			if c.rec != nil {
 				c.rec.Output = c.tail.tail()
-				s.finishCookRecord(c, ResultFailed, err.Error())
+				s.finishCookRecord(c, api.ResultFailed, err.Error())
 			}
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/dockerctl"
@@ -20,7 +22,7 @@ import (
 
 // Config configures Run.
 type Config struct {
-	Paths   Paths
+	Paths   api.Paths
 	Builder Builder
 	Plan    PlanFunc
 	// Watch creates the watcher; nil runs without one (builds on request
@@ -33,7 +35,7 @@ type Config struct {
 	Version     string
 	Log         *zap.Logger
 	// Ready is called once the socket accepts requests.
-	Ready func(Info)
+	Ready func(api.Info)
 }
 
 // syncer is what a watcher offers so that a build request sees every
@@ -120,7 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
-	info := Info{PID: os.Getpid(), Version: cfg.Version, Started: time.Now(), Paths: p,
+	info := api.Info{PID: os.Getpid(), Version: cfg.Version, Started: time.Now(), Paths: p,
 		Watching: notify != nil, Manual: cfg.Manual}
 	stopReq := make(chan struct{})
 	var stopOnce sync.Once

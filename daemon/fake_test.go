@@ -5,10 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chefd/chefd/daemon/api"
 
 	"go.uber.org/zap/zaptest"
 
@@ -47,7 +48,7 @@ func (c *fakeCall) waitCancelled(t *testing.T) {
 	select {
 	case <-c.ctx.Done():
 	case <-time.After(guard):
-		t.Fatalf("%s of %s was not cancelled", c.kind, short(c.hash))
+		t.Fatalf("%s of %s was not cancelled", c.kind, api.Short(c.hash))
 	}
 }
 
@@ -216,7 +217,7 @@ type harness struct {
 	f       *fakeBuilder
 	plan    *fakePlan
 	batches chan watcher.Batch
-	events  <-chan Event
+	events  <-chan api.Event
 	cancel  context.CancelFunc
 }
 
@@ -307,11 +308,11 @@ func (h *harness) next(kind string, r *recipe.Recipe) *fakeCall {
 	select {
 	case c := <-h.f.calls:
 		if c.kind != kind || (r != nil && c.hash != r.Hash) {
-			h.t.Fatalf("got %s of %s, want %s of %s", c.kind, short(c.hash), kind, short(hashOf(r)))
+			h.t.Fatalf("got %s of %s, want %s of %s", c.kind, api.Short(c.hash), kind, api.Short(hashOf(r)))
 		}
 		return c
 	case <-time.After(guard):
-		h.t.Fatalf("no %s of %s", kind, short(hashOf(r)))
+		h.t.Fatalf("no %s of %s", kind, api.Short(hashOf(r)))
 	}
 	return nil
 }
@@ -324,7 +325,7 @@ func hashOf(r *recipe.Recipe) string {
 }
 
 // event waits for an event of typ that matches ok (nil: any).
-func (h *harness) event(typ EventType, ok func(Event) bool) Event {
+func (h *harness) event(typ api.EventType, ok func(api.Event) bool) api.Event {
 	h.t.Helper()
 	timeout := time.After(guard)
 	for {
@@ -343,12 +344,12 @@ func (h *harness) event(typ EventType, ok func(Event) bool) Event {
 }
 
 // done waits for the build.done (or cook.done) of record id.
-func (h *harness) done(typ EventType, id int64) Record {
+func (h *harness) done(typ api.EventType, id int64) api.Record {
 	h.t.Helper()
-	return *h.event(typ, func(ev Event) bool { return ev.ID == id }).Record
+	return *h.event(typ, func(ev api.Event) bool { return ev.ID == id }).Record
 }
 
-func (h *harness) status() Status {
+func (h *harness) status() api.Status {
 	h.t.Helper()
 	st, err := h.s.Status(50)
 	if err != nil {
@@ -357,7 +358,7 @@ func (h *harness) status() Status {
 	return st
 }
 
-func (h *harness) submit(req BuildRequest) *Ticket {
+func (h *harness) submit(req api.BuildRequest) *Ticket {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
@@ -368,7 +369,7 @@ func (h *harness) submit(req BuildRequest) *Ticket {
 	return t
 }
 
-func (h *harness) wait(t *Ticket) Record {
+func (h *harness) wait(t *Ticket) api.Record {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
@@ -386,10 +387,6 @@ func must(t *testing.T, cond bool, format string, args ...any) {
 	if !cond {
 		t.Fatalf(format, args...)
 	}
-}
-
-func (r Record) String() string {
-	return fmt.Sprintf("#%d %s %s %s", r.ID, r.Kind, r.Result, r.Error)
 }
 
 func watcherRecipeBatch(paths ...string) watcher.Batch {

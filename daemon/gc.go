@@ -5,6 +5,8 @@ package daemon
 import (
 	"context"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/dockerctl"
@@ -25,14 +27,14 @@ func (s *Scheduler) startGC() {
 func (s *Scheduler) gcDone(removed []dockerctl.Removed, err error) {
 	if err != nil {
 		s.log.Warn("garbage collection of cooked images failed", zap.Error(err))
-		s.bus.publish(Event{Type: EventWarning, Message: "gc: " + err.Error()})
+		s.bus.publish(api.Event{Type: api.EventWarning, Message: "gc: " + err.Error()})
 	}
 	if len(removed) == 0 {
 		return
 	}
 	names := dockerctl.RemovedNames(removed)
 	s.log.Info("removed old cooked images", zap.Strings("images", names))
-	s.bus.publish(Event{Type: EventGC, Paths: names})
+	s.bus.publish(api.Event{Type: api.EventGC, Paths: names})
 	for _, rm := range removed {
 		if rm.Recipe != "" {
 			delete(s.cooked, rm.Recipe)
@@ -41,7 +43,7 @@ func (s *Scheduler) gcDone(removed []dockerctl.Removed, err error) {
 	if s.cur != nil && s.cooked[s.cur.Hash] == nil && s.activeCook(s.cur.Hash) == nil && !s.closing {
 		s.log.Warn("garbage collection removed the current recipe's cooked image; cooking it again",
 			zap.String("recipe", s.cur.ShortHash()))
-		s.ensureCook(s.cur, []string{"its cooked image was garbage-collected"}, TriggerWatch)
+		s.ensureCook(s.cur, []string{"its cooked image was garbage-collected"}, api.TriggerWatch)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/chefd/chefd/internal/flock"
 )
 
@@ -65,7 +67,7 @@ func holdLock(t *testing.T, path string) *exec.Cmd {
 // socket and its pid in the lock file; the next start takes both over. A
 // live holder makes start fail with BusyError.
 func TestDaemonStaleLockAndSocket(t *testing.T) {
-	paths, err := ResolvePaths(t.TempDir(), "")
+	paths, err := api.ResolvePaths(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +102,8 @@ func TestDaemonStaleLockAndSocket(t *testing.T) {
 	ln.Close()
 	_, err = os.Stat(paths.Socket)
 	must(t, err == nil, "stale socket missing: %v", err)
-	_, err = NewClient(paths.Socket).Ping(t.Context())
-	must(t, errors.Is(err, ErrNotRunning), "ping on a stale socket: %v", err)
+	_, err = api.NewClient(paths.Socket).Ping(t.Context())
+	must(t, errors.Is(err, api.ErrNotRunning), "ping on a stale socket: %v", err)
 
 	a := fakeRecipe("a")
 	d := startDaemon(t, newFakeBuilder(a), a, &paths)
@@ -110,9 +112,18 @@ func TestDaemonStaleLockAndSocket(t *testing.T) {
 	must(t, flock.ReadPID(paths.Lock) == os.Getpid(), "lock pid %d", flock.ReadPID(paths.Lock))
 
 	// a plain file where the socket goes is not removed
-	other, _ := ResolvePaths(t.TempDir(), "")
+	other, _ := api.ResolvePaths(t.TempDir(), "")
 	must(t, other.Ensure() == nil, "ensure")
 	must(t, os.WriteFile(other.Socket, []byte("mine"), 0o600) == nil, "write")
 	err = Run(t.Context(), Config{Paths: other, Builder: newFakeBuilder(), Plan: (&fakePlan{r: a}).plan})
 	must(t, err != nil && strings.Contains(err.Error(), "not a socket"), "Run over a regular file: %v", err)
+}
+
+// processAlive reports whether pid runs (EPERM: it runs as someone else).
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -8,21 +8,23 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 )
 
 func (s *Scheduler) shutdown() {
 	s.closing = true
 	s.log.Info("stopping: cancelling builds and cooks")
-	s.bus.publish(Event{Type: EventStopping})
+	s.bus.publish(api.Event{Type: api.EventStopping})
 	if p := s.pending; p != nil {
 		s.pending = nil
-		p.rec.Result, p.rec.Error, p.rec.Waiting = ResultCancelled, "cancelled: the daemon is stopping", ""
+		p.rec.Result, p.rec.Error, p.rec.Waiting = api.ResultCancelled, "cancelled: the daemon is stopping", ""
 		p.rec.Finished = time.Now()
 		s.finishBuild(p)
 	}
 	if b := s.build; b != nil && !b.stopping {
-		b.stopping, b.stopAs = true, ResultCancelled
+		b.stopping, b.stopAs = true, api.ResultCancelled
 		b.cancel()
 	}
 	for _, c := range s.cooks {
@@ -53,7 +55,7 @@ func (s *Scheduler) shutdown() {
 // persisted is the content of Options.StateFile.
 type persisted struct {
 	LastCook time.Duration `json:"last_cook_ns"`
-	History  []Record      `json:"history"` // oldest first
+	History  []api.Record  `json:"history"` // oldest first
 }
 
 func (s *Scheduler) loadState() {
@@ -73,7 +75,7 @@ func (s *Scheduler) loadState() {
 	for i := range p.History {
 		rec := p.History[i]
 		if !rec.Result.Done() {
-			rec.Result, rec.Error = ResultCancelled, "the daemon stopped"
+			rec.Result, rec.Error = api.ResultCancelled, "the daemon stopped"
 		}
 		s.hist.add(&rec)
 		s.nextID = max(s.nextID, rec.ID)
@@ -84,7 +86,7 @@ func (s *Scheduler) saveState() {
 	if s.opts.StateFile == "" {
 		return
 	}
-	p := persisted{LastCook: s.lastCook, History: make([]Record, 0, len(s.hist.recs))}
+	p := persisted{LastCook: s.lastCook, History: make([]api.Record, 0, len(s.hist.recs))}
 	for _, r := range s.hist.recs {
 		p.History = append(p.History, *r)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/recipe"
@@ -13,12 +15,12 @@ import (
 
 // replan recomputes the recipe; a new hash cancels obsolete cooks and
 // starts the cook of the new recipe.
-func (s *Scheduler) replan(trigger Trigger) error {
+func (s *Scheduler) replan(trigger api.Trigger) error {
 	r, err := s.opts.Plan(s.jobCtx)
 	if err != nil {
 		if s.recipeErr == nil || s.recipeErr.Error() != err.Error() {
 			s.log.Warn("cannot compute the recipe", zap.Error(err))
-			s.bus.publish(Event{Type: EventRecipeError, Message: err.Error()})
+			s.bus.publish(api.Event{Type: api.EventRecipeError, Message: err.Error()})
 		}
 		s.recipeErr = err
 		return err
@@ -44,7 +46,7 @@ func (s *Scheduler) replan(trigger Trigger) error {
 	} else {
 		s.log.Info("recipe changed", zap.String("recipe", r.ShortHash()), zap.Strings("changes", diff))
 	}
-	s.bus.publish(Event{Type: EventRecipe, Recipe: r.Hash, Diff: diff})
+	s.bus.publish(api.Event{Type: api.EventRecipe, Recipe: r.Hash, Diff: diff})
 	for _, c := range s.cooks {
 		if c.r.Hash != r.Hash && !c.stopping {
 			c.obsolete = true

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/dockerctl"
@@ -18,7 +20,7 @@ import (
 // the last successful build when the workspace still holds exactly what it
 // shipped (Ticket.Final; not with Force), the running one when it ships
 // exactly that, else the queued one.
-func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, error) {
+func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, error) {
 	if s.opts.Settle != nil {
 		if err := s.opts.Settle(ctx); err != nil {
 			return nil, err
@@ -35,7 +37,7 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 			failure = ErrClosed
 			return
 		}
-		if err := s.replan(TriggerRequest); err != nil {
+		if err := s.replan(api.TriggerRequest); err != nil {
 			failure = &RecipeError{err}
 			return
 		}
@@ -57,7 +59,7 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 				if t, ok := s.opts.Builder.(Tagger); ok {
 					tag = t.CookedTag(r)
 				}
-				s.cooked[r.Hash] = &CookedImage{Recipe: r.Hash, Tag: tag, Since: time.Now()}
+				s.cooked[r.Hash] = &api.CookedImage{Recipe: r.Hash, Tag: tag, Since: time.Now()}
 			}
 			if !has {
 				failure = s.notWarm(r.Hash)
@@ -74,7 +76,7 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 	// is on disk. Events can be late or held (a polled subtree, git in the
 	// middle of an operation), the disk cannot.
 	var (
-		reuse, run     *Record
+		reuse, run     *api.Record
 		reuseIn, runIn *dockerctl.Inputs
 		job            *buildJob
 	)
@@ -125,29 +127,29 @@ func (s *Scheduler) Submit(ctx context.Context, req BuildRequest) (*Ticket, erro
 			return
 		}
 		if reuseOK && s.lastOK == reuse && s.build == nil && s.pending == nil && s.cur.Hash == r.Hash {
-			rec := s.lastOK.clone()
+			rec := s.lastOK.Clone()
 			rec.Reused, rec.GitHeld = true, held
 			t = &Ticket{Record: *rec}
 			s.log.Info("the workspace holds what the last successful build shipped", zap.Int64("id", rec.ID))
 			return
 		}
-		if runOK && job.rec.Result.Done() && job.rec.Result != ResultSuperseded && job.rec.Result != ResultCancelled {
+		if runOK && job.rec.Result.Done() && job.rec.Result != api.ResultSuperseded && job.rec.Result != api.ResultCancelled {
 			// the build it was checked against ended meanwhile: that is the answer
-			rec := job.rec.clone()
+			rec := job.rec.Clone()
 			rec.GitHeld = held
 			t = &Ticket{Record: *rec}
 			return
 		}
 		delete(s.cookFailed, s.cur.Hash) // a request retries a failed cook
-		w := make(chan Record, 1)
-		tr := trigger{kind: TriggerRequest, urgent: req.Urgent, force: req.Force, waiter: w}
+		w := make(chan api.Record, 1)
+		tr := trigger{kind: api.TriggerRequest, urgent: req.Urgent, force: req.Force, waiter: w}
 		if runOK {
 			tr.join = job
 		} else if run != nil {
 			tr.stale = job
 		}
 		j := s.request(tr)
-		t = &Ticket{Record: *j.rec.clone(), done: w, held: held}
+		t = &Ticket{Record: *j.rec.Clone(), done: w, held: held}
 		t.Record.GitHeld = held
 	}); err != nil {
 		return nil, err
@@ -170,10 +172,10 @@ func (s *Scheduler) unchanged(ctx context.Context, r *recipe.Recipe, in *dockerc
 }
 
 // Build submits a request and, with Wait, waits for the answer.
-func (s *Scheduler) Build(ctx context.Context, req BuildRequest) (Record, error) {
+func (s *Scheduler) Build(ctx context.Context, req api.BuildRequest) (api.Record, error) {
 	t, err := s.Submit(ctx, req)
 	if err != nil {
-		return Record{}, err
+		return api.Record{}, err
 	}
 	if !req.Wait {
 		return t.Record, nil
@@ -181,8 +183,8 @@ func (s *Scheduler) Build(ctx context.Context, req BuildRequest) (Record, error)
 	return t.Wait(ctx)
 }
 
-func (s *Scheduler) notWarm(hash string) *NotWarmError {
-	e := &NotWarmError{Recipe: hash, LastCook: s.lastCook}
+func (s *Scheduler) notWarm(hash string) *api.NotWarmError {
+	e := &api.NotWarmError{Recipe: hash, LastCook: s.lastCook}
 	if c := s.activeCook(hash); c != nil {
 		if c.rec != nil {
 			e.CookingFor = time.Since(c.rec.Started)

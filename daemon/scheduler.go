@@ -28,17 +28,17 @@
 //     changes all the time cannot starve every build;
 //   - after a successful cook, old cooked images are garbage-collected.
 //
-// Server, Client and Run put the Scheduler behind HTTP+JSON on a unix
-// socket; see README-daemon.md.
+// The server and Run put the Scheduler behind HTTP+JSON on a unix
+// socket (the contract and the client: package api); see README-daemon.md.
 package daemon
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/chefd/chefd/daemon/api"
 
 	"go.uber.org/zap"
 
@@ -104,35 +104,6 @@ type Options struct {
 // ErrClosed is returned by requests to a stopped scheduler.
 var ErrClosed = errors.New("the daemon is stopping")
 
-// NotWarmError is returned for a warm-only build request when the current
-// recipe has no cooked image.
-type NotWarmError struct {
-	Recipe string `json:"recipe"`
-	// LastCook is how long the last cook took (0: no cook finished yet).
-	LastCook time.Duration `json:"last_cook_ns"`
-	// CookingFor is how long the cook of Recipe has been running (0: none runs).
-	CookingFor time.Duration `json:"cooking_for_ns"`
-	// CookError is the error of the last cook of Recipe, if it failed.
-	CookError string `json:"cook_error,omitempty"`
-}
-
-func (e *NotWarmError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "--warm-only: recipe %s has no cooked image", short(e.Recipe))
-	switch {
-	case e.CookingFor > 0:
-		fmt.Fprintf(&b, "; its cook has been running for %s", roundDur(e.CookingFor))
-	case e.CookError != "":
-		fmt.Fprintf(&b, "; its cook failed: %s", e.CookError)
-	}
-	if e.LastCook > 0 {
-		fmt.Fprintf(&b, "; the last cook took %s", roundDur(e.LastCook))
-	} else {
-		b.WriteString("; no cook has finished yet, so how long one takes is unknown")
-	}
-	return b.String()
-}
-
 // RecipeError is returned for a build request when the recipe cannot be
 // computed (a broken Cargo.toml, say).
 type RecipeError struct{ Err error }
@@ -140,25 +111,12 @@ type RecipeError struct{ Err error }
 func (e *RecipeError) Error() string { return "recipe: " + e.Err.Error() }
 func (e *RecipeError) Unwrap() error { return e.Err }
 
-// BuildRequest asks for a code build.
-type BuildRequest struct {
-	// Wait: the answer is the finished build (else the queued one).
-	Wait bool `json:"wait"`
-	// Urgent: do not wait for cooks of other recipes to wind down.
-	Urgent bool `json:"urgent"`
-	// WarmOnly: fail fast (NotWarmError) when the current recipe has no
-	// cooked image.
-	WarmOnly bool `json:"warm_only"`
-	// Force: build even when nothing changed since the last successful build.
-	Force bool `json:"force"`
-}
-
 // Ticket is the answer to a build request.
 type Ticket struct {
 	// Record is the build as it was when the request was taken (queued or
 	// running), or the final answer when Done is nil (a reused build).
-	Record Record
-	done   chan Record
+	Record api.Record
+	done   chan api.Record
 	held   string
 }
 
@@ -168,7 +126,7 @@ func (t *Ticket) Final() bool { return t.done == nil }
 // Wait returns the finished build that answers the request: a build
 // started after the request (superseded builds hand the request on to
 // their follow-up), or the reused one.
-func (t *Ticket) Wait(ctx context.Context) (Record, error) {
+func (t *Ticket) Wait(ctx context.Context) (api.Record, error) {
 	if t.done == nil {
 		return t.Record, nil
 	}
@@ -208,15 +166,15 @@ type Scheduler struct {
 	curAt      time.Time
 	recipeErr  error
 	gen        int64
-	cooked     map[string]*CookedImage
+	cooked     map[string]*api.CookedImage
 	cooks      []*cookJob
 	cookFailed map[string]error
 	lastCook   time.Duration
 	build      *buildJob
 	pending    *buildJob
 	lastBuilt  *recipe.Recipe
-	last       *Record
-	lastOK     *Record
+	last       *api.Record
+	lastOK     *api.Record
 	lastOKIn   *dockerctl.Inputs // what lastOK shipped
 	hist       history
 	nextID     int64
@@ -252,7 +210,7 @@ func New(opts Options) (*Scheduler, error) {
 		jobCtx:     jobCtx,
 		jobStop:    jobStop,
 		batches:    opts.Batches,
-		cooked:     map[string]*CookedImage{},
+		cooked:     map[string]*api.CookedImage{},
 		cookFailed: map[string]error{},
 		hist:       history{max: opts.HistorySize},
 	}
@@ -265,7 +223,7 @@ func New(opts Options) (*Scheduler, error) {
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer close(s.done)
 	defer s.jobStop()
-	s.replan(TriggerStartup)
+	s.replan(api.TriggerStartup)
 	for {
 		select {
 		case f := <-s.calls:
@@ -294,7 +252,7 @@ func (s *Scheduler) Done() <-chan struct{} { return s.done }
 
 // Subscribe returns the event stream and a function that ends it. The
 // channel closes when the scheduler stops.
-func (s *Scheduler) Subscribe(buffer int) (<-chan Event, func()) { return s.bus.subscribe(buffer) }
+func (s *Scheduler) Subscribe(buffer int) (<-chan api.Event, func()) { return s.bus.subscribe(buffer) }
 
 // do runs f on the loop and waits for it.
 func (s *Scheduler) do(f func()) error {
@@ -320,21 +278,4 @@ func (s *Scheduler) post(f func()) {
 func (s *Scheduler) newID() int64 {
 	s.nextID++
 	return s.nextID
-}
-
-func short(h string) string {
-	if len(h) > 16 {
-		return h[:16]
-	}
-	return h
-}
-
-func roundDur(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Minute:
-		return d.Round(time.Second)
-	case d >= time.Second:
-		return d.Round(100 * time.Millisecond)
-	}
-	return d.Round(time.Millisecond)
 }

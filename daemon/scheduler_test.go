@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/chefd/chefd/dockerctl"
 )
 
@@ -20,18 +22,18 @@ func TestSchedRecipeBatchStartsCook(t *testing.T) {
 	h.recipeBatch(b, "crates/app/Cargo.toml")
 	select {
 	case c := <-h.f.calls:
-		must(t, c.kind == "cook" && c.hash == b.Hash, "got %s of %s, want the cook of b", c.kind, short(c.hash))
-		ev := h.event(EventCookStart, nil)
-		must(t, ev.Recipe == b.Hash, "cook.start of %s", short(ev.Recipe))
+		must(t, c.kind == "cook" && c.hash == b.Hash, "got %s of %s, want the cook of b", c.kind, api.Short(c.hash))
+		ev := h.event(api.EventCookStart, nil)
+		must(t, ev.Recipe == b.Hash, "cook.start of %s", api.Short(ev.Recipe))
 		must(t, len(ev.Record.RecipeDiff) > 0, "the cook record says why it runs: %v", ev.Record.RecipeDiff)
 		c.finish(nil)
 	case <-time.After(time.Second):
 		t.Fatal("no cook within 1s of the recipe batch")
 	}
-	rec := h.event(EventCookDone, nil).Record
-	must(t, rec.Result == ResultOK && rec.Recipe == b.Hash, "cook record %v", rec)
+	rec := h.event(api.EventCookDone, nil).Record
+	must(t, rec.Result == api.ResultOK && rec.Recipe == b.Hash, "cook record %v", rec)
 	st := h.status()
-	must(t, st.Cooked && st.Recipe == b.Hash, "status: cooked=%v recipe=%s", st.Cooked, short(st.Recipe))
+	must(t, st.Cooked && st.Recipe == b.Hash, "status: cooked=%v recipe=%s", st.Cooked, api.Short(st.Recipe))
 	must(t, st.Current == nil && st.Pending == nil && h.f.count("build") == 0, "no build without a request in manual mode")
 }
 
@@ -51,7 +53,7 @@ func TestSchedGCAfterCook(t *testing.T) {
 	case <-time.After(guard):
 		t.Fatal("no GC after the cook")
 	}
-	ev := h.event(EventGC, nil)
+	ev := h.event(api.EventGC, nil)
 	must(t, slices.Equal(ev.Paths, dockerctl.RemovedNames(f.removeGC)), "gc event %v", ev.Paths)
 	st := h.status()
 	for _, c := range st.CookedImages {
@@ -69,29 +71,29 @@ func TestSchedSupersede(t *testing.T) {
 	h := newHarness(t, newFakeBuilder(a), a, nil)
 	h.code("crates/app/src/main.rs")
 	first := h.next("build", a)
-	firstRec := h.event(EventBuildStart, nil).Record
-	ticket := h.submit(BuildRequest{Wait: true}) // nothing new: answered by the running build
+	firstRec := h.event(api.EventBuildStart, nil).Record
+	ticket := h.submit(api.BuildRequest{Wait: true}) // nothing new: answered by the running build
 	must(t, ticket.Record.ID == firstRec.ID, "request attached to #%d, want the running #%d", ticket.Record.ID, firstRec.ID)
 
 	h.code("crates/ledger/src/lib.rs")
 	first.waitCancelled(t)
-	sup := h.done(EventBuildDone, firstRec.ID)
-	must(t, sup.Result == ResultSuperseded, "first build: %v, want superseded", sup)
+	sup := h.done(api.EventBuildDone, firstRec.ID)
+	must(t, sup.Result == api.ResultSuperseded, "first build: %v, want superseded", sup)
 	must(t, sup.SupersededBy != 0, "superseded_by not set")
 
 	second := h.next("build", a)
-	secRec := h.event(EventBuildStart, nil).Record
+	secRec := h.event(api.EventBuildStart, nil).Record
 	must(t, secRec.ID == sup.SupersededBy, "follow-up #%d, superseded_by #%d", secRec.ID, sup.SupersededBy)
 	must(t, slices.Equal(secRec.Changed, []string{"crates/app/src/main.rs", "crates/ledger/src/lib.rs"}),
 		"follow-up changes %v", secRec.Changed)
 	second.finish(nil)
 
 	got := h.wait(ticket)
-	must(t, got.ID == secRec.ID && got.Result == ResultOK, "the waiter got %v, want #%d ok", got, secRec.ID)
+	must(t, got.ID == secRec.ID && got.Result == api.ResultOK, "the waiter got %v, want #%d ok", got, secRec.ID)
 	must(t, got.ImageID == "sha256:img"+a.ShortHash(), "image id %q", got.ImageID)
 	must(t, got.Batches == 2 && got.Requests == 1, "batches %d requests %d", got.Batches, got.Requests)
 	hist, _ := h.s.History(0)
-	must(t, len(hist) == 2 && hist[0].Result == ResultOK && hist[1].Result == ResultSuperseded, "history %v", hist)
+	must(t, len(hist) == 2 && hist[0].Result == api.ResultOK && hist[1].Result == api.ResultSuperseded, "history %v", hist)
 }
 
 // TestSchedCoalesce: while a superseded build winds down (it ignores the
@@ -114,10 +116,10 @@ func TestSchedCoalesce(t *testing.T) {
 
 	first.finish(context.Canceled)
 	second := h.next("build", a)
-	rec := h.event(EventBuildStart, func(ev Event) bool { return ev.ID == st.Pending.ID }).Record
+	rec := h.event(api.EventBuildStart, func(ev api.Event) bool { return ev.ID == st.Pending.ID }).Record
 	must(t, slices.Equal(rec.Changed, []string{"a.rs", "b.rs", "c.rs", "d.rs"}), "changed %v", rec.Changed)
 	second.finish(nil)
-	must(t, h.done(EventBuildDone, rec.ID).Result == ResultOK, "follow-up failed")
+	must(t, h.done(api.EventBuildDone, rec.ID).Result == api.ResultOK, "follow-up failed")
 	st = h.status()
 	must(t, st.Pending == nil && st.Current == nil, "left over: current %v pending %v", st.Current, st.Pending)
 	must(t, f.count("build") == 2, "%d builds, want 2", f.count("build"))
@@ -133,8 +135,8 @@ func TestSchedCookNotCancelledWhenCurrent(t *testing.T) {
 	cook := h.next("cook", b)
 	h.code("crates/app/src/main.rs")
 	h.recipeBatch(b, "crates/app/Cargo.toml") // e.g. a description edit: same hash
-	h.submit(BuildRequest{})
-	h.submit(BuildRequest{Urgent: true})
+	h.submit(api.BuildRequest{})
+	h.submit(api.BuildRequest{Urgent: true})
 	st := h.status()
 	must(t, st.State == "cooking" && st.Pending != nil && strings.Contains(st.Pending.Waiting, "cook of recipe "+b.ShortHash()),
 		"state %s, pending %+v", st.State, st.Pending)
@@ -142,7 +144,7 @@ func TestSchedCookNotCancelledWhenCurrent(t *testing.T) {
 	must(t, h.f.count("cook") == 1, "%d cooks", h.f.count("cook"))
 	cook.finish(nil)
 	build := h.next("build", b)
-	rec := h.event(EventBuildStart, nil).Record
+	rec := h.event(api.EventBuildStart, nil).Record
 	must(t, len(rec.RecipeDiff) > 0, "the build says the recipe changed: %v", rec.RecipeDiff)
 	build.finish(nil)
 }
@@ -154,15 +156,15 @@ func TestSchedCookCancelledWhenObsolete(t *testing.T) {
 	h := newHarness(t, newFakeBuilder(a), a, func(o *Options) { o.Manual = true })
 	h.recipeBatch(b, "Cargo.toml")
 	cookB := h.next("cook", b)
-	idB := h.event(EventCookStart, nil).ID
+	idB := h.event(api.EventCookStart, nil).ID
 	h.recipeBatch(c, "Cargo.toml")
 	cookB.waitCancelled(t)
 	cookC := h.next("cook", c)
-	rec := h.done(EventCookDone, idB)
-	must(t, rec.Result == ResultCancelled && strings.Contains(rec.Error, "obsolete"), "cook of b: %v", rec)
+	rec := h.done(api.EventCookDone, idB)
+	must(t, rec.Result == api.ResultCancelled && strings.Contains(rec.Error, "obsolete"), "cook of b: %v", rec)
 	must(t, cookC.ctx.Err() == nil, "the cook of c was cancelled")
 	cookC.finish(nil)
-	must(t, h.event(EventCookDone, nil).Record.Result == ResultOK, "cook of c")
+	must(t, h.event(api.EventCookDone, nil).Record.Result == api.ResultOK, "cook of c")
 }
 
 // TestSchedUrgentLane: a normal build waits for a cancelled cook of
@@ -178,14 +180,14 @@ func TestSchedUrgentLane(t *testing.T) {
 	h.recipeBatch(a, "Cargo.toml") // reverted: back to the cooked recipe
 	cookB.waitCancelled(t)
 
-	h.submit(BuildRequest{})
+	h.submit(api.BuildRequest{})
 	st := h.status()
 	must(t, st.Current == nil && st.Pending != nil, "current %v pending %v", st.Current, st.Pending)
 	must(t, strings.Contains(st.Pending.Waiting, "cancelled cook of recipe "+b.ShortHash()), "waiting: %q", st.Pending.Waiting)
 	must(t, len(st.Cooks) == 1 && strings.Contains(st.Cooks[0].Waiting, "obsolete"), "cooks %+v", st.Cooks)
 	must(t, f.count("build") == 0, "a normal build started behind the cook")
 
-	urgent := h.submit(BuildRequest{Urgent: true, Wait: true})
+	urgent := h.submit(api.BuildRequest{Urgent: true, Wait: true})
 	build := h.next("build", a)
 	select {
 	case <-cookB.returned:
@@ -194,7 +196,7 @@ func TestSchedUrgentLane(t *testing.T) {
 	}
 	build.finish(nil)
 	got := h.wait(urgent)
-	must(t, got.Result == ResultOK && got.Urgent && got.Recipe == a.Hash, "urgent build %v", got)
+	must(t, got.Result == api.ResultOK && got.Urgent && got.Recipe == a.Hash, "urgent build %v", got)
 	cookB.finish(context.Canceled)
 }
 
@@ -209,26 +211,26 @@ func TestSchedWarmOnly(t *testing.T) {
 
 	// startup: a is not cooked: it cooks; warm-only fails while it runs
 	cookA := h.next("cook", a)
-	_, err := h.s.Submit(context.Background(), BuildRequest{WarmOnly: true, Wait: true})
-	var nw *NotWarmError
+	_, err := h.s.Submit(context.Background(), api.BuildRequest{WarmOnly: true, Wait: true})
+	var nw *api.NotWarmError
 	must(t, errors.As(err, &nw), "err %v, want NotWarmError", err)
 	must(t, nw.LastCook == 0 && nw.CookingFor > 0 && strings.Contains(err.Error(), "unknown"), "%v", err)
 	cookA.finish(nil)
-	h.event(EventCookDone, nil)
+	h.event(api.EventCookDone, nil)
 
 	h.recipeBatch(b, "Cargo.lock")
 	cookB := h.next("cook", b)
-	_, err = h.s.Submit(context.Background(), BuildRequest{WarmOnly: true, Wait: true})
+	_, err = h.s.Submit(context.Background(), api.BuildRequest{WarmOnly: true, Wait: true})
 	must(t, errors.As(err, &nw), "err %v, want NotWarmError", err)
 	must(t, nw.Recipe == b.Hash && nw.LastCook == f.cookDur, "%+v", nw)
 	must(t, strings.Contains(err.Error(), "the last cook took 3m12s"), "message %q", err)
 	must(t, f.count("build") == 0, "warm-only started a build")
 	cookB.finish(nil)
-	h.event(EventCookDone, nil)
+	h.event(api.EventCookDone, nil)
 
-	tk := h.submit(BuildRequest{WarmOnly: true, Wait: true})
+	tk := h.submit(api.BuildRequest{WarmOnly: true, Wait: true})
 	h.next("build", b).finish(nil)
-	must(t, h.wait(tk).Result == ResultOK, "warm build")
+	must(t, h.wait(tk).Result == api.ResultOK, "warm build")
 }
 
 // TestSchedNothingChanged: a request when nothing changed since the last
@@ -236,28 +238,28 @@ func TestSchedWarmOnly(t *testing.T) {
 func TestSchedNothingChanged(t *testing.T) {
 	a := fakeRecipe("a")
 	h := newHarness(t, newFakeBuilder(a), a, nil)
-	tk := h.submit(BuildRequest{Wait: true})
+	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(nil)
 	first := h.wait(tk)
-	must(t, first.Result == ResultOK && first.Trigger == TriggerRequest, "%v", first)
+	must(t, first.Result == api.ResultOK && first.Trigger == api.TriggerRequest, "%v", first)
 
-	again := h.submit(BuildRequest{Wait: true})
+	again := h.submit(api.BuildRequest{Wait: true})
 	must(t, again.Final() && again.Record.Reused && again.Record.ID == first.ID, "second request %+v", again.Record)
 	must(t, h.f.count("build") == 1, "rebuilt without changes")
 
-	forced := h.submit(BuildRequest{Wait: true, Force: true})
+	forced := h.submit(api.BuildRequest{Wait: true, Force: true})
 	h.next("build", a).finish(nil)
 	must(t, h.wait(forced).ID != first.ID, "force reused")
 
 	h.code("src/main.rs")
 	h.next("build", a).finish(errBoom)
-	failed := h.event(EventBuildDone, func(ev Event) bool { return ev.Record.Result == ResultFailed }).Record
+	failed := h.event(api.EventBuildDone, func(ev api.Event) bool { return ev.Record.Result == api.ResultFailed }).Record
 	must(t, strings.Contains(failed.Error, "boom") && slices.Equal(failed.Changed, []string{"src/main.rs"}), "%v", failed)
 	// after a failure the same request builds again
-	retry := h.submit(BuildRequest{Wait: true})
+	retry := h.submit(api.BuildRequest{Wait: true})
 	must(t, !retry.Final(), "reused across a failed build")
 	h.next("build", a).finish(nil)
-	must(t, h.wait(retry).Result == ResultOK, "retry")
+	must(t, h.wait(retry).Result == api.ResultOK, "retry")
 }
 
 // TestSchedCookFailure: a failed cook fails the build waiting for it; a
@@ -267,12 +269,12 @@ func TestSchedCookFailure(t *testing.T) {
 	h := newHarness(t, newFakeBuilder(a), a, nil)
 	h.recipeBatch(b, "Cargo.toml")
 	h.next("cook", b).finish(errBoom)
-	rec := h.event(EventBuildDone, nil).Record
-	must(t, rec.Result == ResultFailed && strings.Contains(rec.Error, "cook of recipe "+b.ShortHash()+" failed"), "%v", rec)
-	tk := h.submit(BuildRequest{Wait: true})
+	rec := h.event(api.EventBuildDone, nil).Record
+	must(t, rec.Result == api.ResultFailed && strings.Contains(rec.Error, "cook of recipe "+b.ShortHash()+" failed"), "%v", rec)
+	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("cook", b).finish(nil)
 	h.next("build", b).finish(nil)
-	must(t, h.wait(tk).Result == ResultOK, "retried build")
+	must(t, h.wait(tk).Result == api.ResultOK, "retried build")
 }
 
 // TestSchedRecipeError: while the recipe cannot be computed, automatic
@@ -285,13 +287,13 @@ func TestSchedRecipeError(t *testing.T) {
 	st := h.status()
 	must(t, st.State == "queued" && st.RecipeError != "" && st.Pending != nil &&
 		strings.Contains(st.Pending.Waiting, "valid recipe"), "status %+v", st)
-	_, err := h.s.Submit(context.Background(), BuildRequest{Wait: true})
+	_, err := h.s.Submit(context.Background(), api.BuildRequest{Wait: true})
 	var re *RecipeError
 	must(t, errors.As(err, &re), "err %v", err)
 	h.recipeBatch(a, "Cargo.toml")
 	h.next("build", a).finish(nil)
-	rec := h.event(EventBuildDone, nil).Record
-	must(t, rec.Result == ResultOK && rec.Batches == 2, "%v batches %d", rec, rec.Batches)
+	rec := h.event(api.EventBuildDone, nil).Record
+	must(t, rec.Result == api.ResultOK && rec.Batches == 2, "%v batches %d", rec, rec.Batches)
 }
 
 // TestSchedStop: stopping cancels the running build (cancelled, not
@@ -299,18 +301,18 @@ func TestSchedRecipeError(t *testing.T) {
 func TestSchedStop(t *testing.T) {
 	a := fakeRecipe("a")
 	h := newHarness(t, newFakeBuilder(a), a, nil)
-	tk := h.submit(BuildRequest{Wait: true})
+	tk := h.submit(api.BuildRequest{Wait: true})
 	build := h.next("build", a)
 	h.s.Stop()
 	build.waitCancelled(t)
 	got := h.wait(tk)
-	must(t, got.Result == ResultCancelled, "%v", got)
+	must(t, got.Result == api.ResultCancelled, "%v", got)
 	select {
 	case <-h.s.Done():
 	case <-time.After(guard):
 		t.Fatal("Run did not return")
 	}
-	_, err := h.s.Submit(context.Background(), BuildRequest{})
+	_, err := h.s.Submit(context.Background(), api.BuildRequest{})
 	must(t, errors.Is(err, ErrClosed), "submit after stop: %v", err)
 }
 
@@ -326,8 +328,8 @@ func TestSchedCancelWatchdog(t *testing.T) {
 	h.code("b.rs")
 	second := h.next("build", a) // only after the grace
 	must(t, first.ctx.Err() != nil, "the first build was not cancelled")
-	rec := h.event(EventBuildDone, nil).Record
-	must(t, rec.Result == ResultSuperseded && strings.Contains(rec.Error, "did not stop"), "%v", rec)
+	rec := h.event(api.EventBuildDone, nil).Record
+	must(t, rec.Result == api.ResultSuperseded && strings.Contains(rec.Error, "did not stop"), "%v", rec)
 	second.finish(nil)
 	first.finish(context.Canceled)
 }
@@ -339,7 +341,7 @@ func TestSchedStateFile(t *testing.T) {
 	f := newFakeBuilder()
 	h := newHarness(t, f, a, func(o *Options) { o.StateFile = file })
 	h.next("cook", a).finish(nil)
-	tk := h.submit(BuildRequest{Wait: true})
+	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(nil)
 	id := h.wait(tk).ID
 	h.cancel()

@@ -11,78 +11,37 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/dockerctl"
 )
 
-// Info identifies a running daemon (GET /v1/ping).
-type Info struct {
-	PID      int       `json:"pid"`
-	Version  string    `json:"version"`
-	Started  time.Time `json:"started"`
-	Paths    Paths     `json:"paths"`
-	Watching bool      `json:"watching"`
-	Manual   bool      `json:"manual,omitempty"`
-}
-
-// Warning is a recent problem of the watcher or the builder.
-type Warning struct {
-	Time    time.Time `json:"time"`
-	Message string    `json:"message"`
-}
-
-// FullStatus is the answer of GET /v1/status.
-type FullStatus struct {
-	Daemon   Info      `json:"daemon"`
-	Warnings []Warning `json:"warnings,omitempty"`
-	Status
-}
-
-// APIError is the body of an error answer (and of an "error" line of a
-// build stream).
-type APIError struct {
-	// Code: "not_warm", "recipe", "engine_unreachable", "stopping",
-	// "bad_request", "internal".
-	Code    string        `json:"code"`
-	Message string        `json:"error"`
-	NotWarm *NotWarmError `json:"not_warm,omitempty"`
-	Status  int           `json:"-"`
-}
-
-func (e *APIError) Error() string { return e.Message }
-
-// Stream line types of POST /v1/build with stream (besides events).
-const (
-	EventSubscribed = "subscribed" // first line of a stream: events from here on are delivered
-	EventResult     = "result"     // the final answer of a build request (Record)
-	EventError      = "error"      // the request failed (Error)
-)
-
 // warnings keeps the last few warnings for the status.
 type warnings struct {
 	mu   sync.Mutex
-	list []Warning
+	list []api.Warning
 }
 
 func (w *warnings) add(msg string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.list = append(w.list, Warning{Time: time.Now(), Message: msg})
+	w.list = append(w.list, api.Warning{Time: time.Now(), Message: msg})
 	if len(w.list) > 10 {
 		w.list = w.list[len(w.list)-10:]
 	}
 }
 
-func (w *warnings) get() []Warning {
+func (w *warnings) get() []api.Warning {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]Warning(nil), w.list...)
+	return append([]api.Warning(nil), w.list...)
 }
 
 type server struct {
 	s     *Scheduler
-	info  Info
+	info  api.Info
 	log   *zap.Logger
 	stop  func()
 	warns *warnings
@@ -120,11 +79,11 @@ func (sv *server) streamContext(r *http.Request) (context.Context, context.Cance
 //	GET  /v1/logs?n=N&follow=1&raw=1  the daemon log (text)
 //	POST /v1/gc                {"removed": [...]}
 //	POST /v1/stop              {"stopping": true}
-func NewHandler(s *Scheduler, info Info, stop func(), log *zap.Logger) http.Handler {
+func NewHandler(s *Scheduler, info api.Info, stop func(), log *zap.Logger) http.Handler {
 	return newServer(s, info, stop, log, &warnings{}).handler()
 }
 
-func newServer(s *Scheduler, info Info, stop func(), log *zap.Logger, w *warnings) *server {
+func newServer(s *Scheduler, info api.Info, stop func(), log *zap.Logger, w *warnings) *server {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -153,23 +112,23 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // apiError maps scheduler errors to API errors.
-func apiError(err error) *APIError {
-	var nw *NotWarmError
+func apiError(err error) *api.APIError {
+	var nw *api.NotWarmError
 	var re *RecipeError
-	var ae *APIError
+	var ae *api.APIError
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &nw):
-		return &APIError{Code: "not_warm", Message: nw.Error(), NotWarm: nw, Status: http.StatusConflict}
+		return &api.APIError{Code: "not_warm", Message: nw.Error(), NotWarm: nw, Status: http.StatusConflict}
 	case errors.As(err, &re):
-		return &APIError{Code: "recipe", Message: re.Error(), Status: http.StatusUnprocessableEntity}
+		return &api.APIError{Code: "recipe", Message: re.Error(), Status: http.StatusUnprocessableEntity}
 	case errors.Is(err, ErrClosed):
-		return &APIError{Code: "stopping", Message: err.Error(), Status: http.StatusServiceUnavailable}
+		return &api.APIError{Code: "stopping", Message: err.Error(), Status: http.StatusServiceUnavailable}
 	case dockerctl.IsUnreachable(err):
-		return &APIError{Code: "engine_unreachable", Message: err.Error(), Status: http.StatusServiceUnavailable}
+		return &api.APIError{Code: "engine_unreachable", Message: err.Error(), Status: http.StatusServiceUnavailable}
 	}
-	return &APIError{Code: "internal", Message: err.Error(), Status: http.StatusInternalServerError}
+	return &api.APIError{Code: "internal", Message: err.Error(), Status: http.StatusInternalServerError}
 }
 
 func writeError(w http.ResponseWriter, err error) {
@@ -201,7 +160,7 @@ func (sv *server) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, FullStatus{Daemon: sv.info, Warnings: sv.warns.get(), Status: st})
+	writeJSON(w, http.StatusOK, api.FullStatus{Daemon: sv.info, Warnings: sv.warns.get(), Status: st})
 }
 
 func (sv *server) history(w http.ResponseWriter, r *http.Request) {
@@ -211,22 +170,16 @@ func (sv *server) history(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h == nil {
-		h = []Record{}
+		h = []api.Record{}
 	}
 	writeJSON(w, http.StatusOK, h)
 }
 
-// buildBody is the body of POST /v1/build.
-type buildBody struct {
-	BuildRequest
-	Stream bool `json:"stream"`
-}
-
 func (sv *server) build(w http.ResponseWriter, r *http.Request) {
-	var body buildBody
+	var body api.BuildBody
 	if r.ContentLength != 0 {
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-			writeJSON(w, http.StatusBadRequest, &APIError{Code: "bad_request", Message: "build request: " + err.Error()})
+			writeJSON(w, http.StatusBadRequest, &api.APIError{Code: "bad_request", Message: "build request: " + err.Error()})
 			return
 		}
 	}
@@ -250,9 +203,9 @@ func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 	events, unsubscribe := sv.s.Subscribe(4096)
 	defer unsubscribe()
 	out := newStream(w)
-	out.send(Event{Type: EventSubscribed, Time: time.Now()})
+	out.send(api.Event{Type: api.EventSubscribed, Time: time.Now()})
 	type answer struct {
-		rec Record
+		rec api.Record
 		err error
 	}
 	answered := make(chan answer, 1)
@@ -288,11 +241,11 @@ func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 				if ctx.Err() != nil {
 					return
 				}
-				out.send(Event{Type: EventError, Time: time.Now(), Error: apiError(a.err)})
+				out.send(api.Event{Type: api.EventError, Time: time.Now(), Error: apiError(a.err)})
 				return
 			}
 			rec := a.rec
-			out.send(Event{Type: EventResult, Time: time.Now(), ID: rec.ID, Recipe: rec.Recipe, Record: &rec})
+			out.send(api.Event{Type: api.EventResult, Time: time.Now(), ID: rec.ID, Recipe: rec.Recipe, Record: &rec})
 			return
 		case <-ctx.Done():
 			return
@@ -300,10 +253,10 @@ func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func isBuildEvent(t EventType) bool {
+func isBuildEvent(t api.EventType) bool {
 	switch t {
-	case EventRecipe, EventRecipeError, EventCookStart, EventCookProgress, EventCookDone,
-		EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventStopping, EventDropped:
+	case api.EventRecipe, api.EventRecipeError, api.EventCookStart, api.EventCookProgress, api.EventCookDone,
+		api.EventBuildQueued, api.EventBuildStart, api.EventBuildProgress, api.EventBuildDone, api.EventStopping, api.EventDropped:
 		return true
 	}
 	return false
@@ -324,7 +277,7 @@ func newStream(w http.ResponseWriter) *stream {
 	return &stream{w: w, rc: http.NewResponseController(w), enc: json.NewEncoder(w)}
 }
 
-func (s *stream) send(ev Event) {
+func (s *stream) send(ev api.Event) {
 	if s.err != nil {
 		return
 	}
@@ -339,7 +292,7 @@ func (sv *server) events(w http.ResponseWriter, r *http.Request) {
 	events, unsubscribe := sv.s.Subscribe(4096)
 	defer unsubscribe()
 	out := newStream(w)
-	out.send(Event{Type: EventSubscribed, Time: time.Now()})
+	out.send(api.Event{Type: api.EventSubscribed, Time: time.Now()})
 	for {
 		select {
 		case ev, ok := <-events:
@@ -359,13 +312,13 @@ func (sv *server) events(w http.ResponseWriter, r *http.Request) {
 func (sv *server) logs(w http.ResponseWriter, r *http.Request) {
 	var format func([]byte) []byte
 	if !boolParam(r, "raw") {
-		format = FormatLogLine
+		format = api.FormatLogLine
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	rc := http.NewResponseController(w)
 	ctx, cancel := sv.streamContext(r)
 	defer cancel()
-	err := TailLog(ctx, sv.info.Paths.Log, intParam(r, "n", 100), boolParam(r, "follow"), w, format,
+	err := api.TailLog(ctx, sv.info.Paths.Log, intParam(r, "n", 100), boolParam(r, "follow"), w, format,
 		func() { _ = rc.Flush() })
 	if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(w, "(no log yet: %s)\n", sv.info.Paths.Log)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chefd/chefd/recipe"
@@ -21,31 +23,31 @@ import (
 // builder.
 type testDaemon struct {
 	t      *testing.T
-	paths  Paths
+	paths  api.Paths
 	f      *fakeBuilder
 	plan   *fakePlan
-	c      *Client
-	info   Info
+	c      *api.Client
+	info   api.Info
 	errc   chan error
 	cancel context.CancelFunc
 }
 
-func startDaemon(t *testing.T, f *fakeBuilder, r *recipe.Recipe, paths *Paths) *testDaemon {
+func startDaemon(t *testing.T, f *fakeBuilder, r *recipe.Recipe, paths *api.Paths) *testDaemon {
 	t.Helper()
 	if paths == nil {
-		p, err := ResolvePaths(t.TempDir(), "")
+		p, err := api.ResolvePaths(t.TempDir(), "")
 		if err != nil {
 			t.Fatal(err)
 		}
 		paths = &p
 	}
 	d := &testDaemon{t: t, paths: *paths, f: f, plan: &fakePlan{r: r}, errc: make(chan error, 1)}
-	ready := make(chan Info, 1)
+	ready := make(chan api.Info, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() {
 		d.errc <- Run(ctx, Config{Paths: d.paths, Builder: f, Plan: d.plan.plan, Log: zaptest.NewLogger(t),
-			Version: "test", KeepCooked: 2, Ready: func(i Info) { ready <- i }})
+			Version: "test", KeepCooked: 2, Ready: func(i api.Info) { ready <- i }})
 	}()
 	select {
 	case d.info = <-ready:
@@ -54,7 +56,7 @@ func startDaemon(t *testing.T, f *fakeBuilder, r *recipe.Recipe, paths *Paths) *
 	case <-time.After(guard):
 		t.Fatal("the daemon did not get ready")
 	}
-	d.c = NewClient(d.paths.Socket)
+	d.c = api.NewClient(d.paths.Socket)
 	t.Cleanup(func() {
 		cancel()
 		go func() { // release what still blocks
@@ -115,14 +117,14 @@ func TestDaemonAPI(t *testing.T) {
 	defer stopEvents()
 	subscribed := make(chan struct{})
 	var evMu sync.Mutex
-	var seen []Event
+	var seen []api.Event
 	evDone := make(chan error, 1)
 	go func() {
-		evDone <- d.c.Events(evCtx, func(raw []byte, ev Event) error {
+		evDone <- d.c.Events(evCtx, func(raw []byte, ev api.Event) error {
 			if !bytes.HasPrefix(raw, []byte("{")) {
 				return fmt.Errorf("raw line %q is not a JSON object", raw) // ends Events: evDone reports it
 			}
-			if ev.Type == EventSubscribed {
+			if ev.Type == api.EventSubscribed {
 				close(subscribed)
 				return nil
 			}
@@ -140,23 +142,23 @@ func TestDaemonAPI(t *testing.T) {
 
 	// build --wait, streamed
 	type answer struct {
-		rec    Record
+		rec    api.Record
 		err    error
-		events []EventType
+		events []api.EventType
 	}
 	got := make(chan answer, 1)
 	go func() {
-		var types []EventType
-		rec, err := d.c.Build(d.ctx(), BuildRequest{Wait: true}, func(ev Event) { types = append(types, ev.Type) })
+		var types []api.EventType
+		rec, err := d.c.Build(d.ctx(), api.BuildRequest{Wait: true}, func(ev api.Event) { types = append(types, ev.Type) })
 		got <- answer{rec, err, types}
 	}()
 	d.next("build").finish(nil)
 	ans := <-got
-	must(t, ans.err == nil && ans.rec.Result == ResultOK && ans.rec.ImageID == "sha256:img"+a.ShortHash(), "build: %+v %v", ans.rec, ans.err)
-	must(t, slices.Contains(ans.events, EventBuildStart), "streamed events %v", ans.events)
+	must(t, ans.err == nil && ans.rec.Result == api.ResultOK && ans.rec.ImageID == "sha256:img"+a.ShortHash(), "build: %+v %v", ans.rec, ans.err)
+	must(t, slices.Contains(ans.events, api.EventBuildStart), "streamed events %v", ans.events)
 
 	// nothing changed: the same build, plain request
-	again, err := d.c.Build(d.ctx(), BuildRequest{Wait: true}, nil)
+	again, err := d.c.Build(d.ctx(), api.BuildRequest{Wait: true}, nil)
 	must(t, err == nil && again.Reused && again.ID == ans.rec.ID, "second build: %+v %v", again, err)
 
 	// status
@@ -170,10 +172,10 @@ func TestDaemonAPI(t *testing.T) {
 
 	// warm-only on a recipe without a cooked image
 	d.plan.set(b, nil)
-	_, err = d.c.Build(d.ctx(), BuildRequest{Wait: true, WarmOnly: true}, nil)
-	var ae *APIError
+	_, err = d.c.Build(d.ctx(), api.BuildRequest{Wait: true, WarmOnly: true}, nil)
+	var ae *api.APIError
 	must(t, errors.As(err, &ae) && ae.Code == "not_warm" && ae.NotWarm != nil && ae.NotWarm.Recipe == b.Hash, "warm-only: %v", err)
-	_, err = d.c.Build(d.ctx(), BuildRequest{Wait: true, WarmOnly: true}, func(Event) {})
+	_, err = d.c.Build(d.ctx(), api.BuildRequest{Wait: true, WarmOnly: true}, func(api.Event) {})
 	must(t, errors.As(err, &ae) && ae.Code == "not_warm", "streamed warm-only: %v", err)
 	d.next("cook").finish(nil) // the new recipe started cooking meanwhile
 
@@ -194,18 +196,18 @@ func TestDaemonAPI(t *testing.T) {
 	must(t, strings.Contains(logs.String(), "INFO  cooked recipe=abc") && strings.Contains(logs.String(), "plain line"), "logs %q", logs.String())
 
 	// the event stream sees the build and the cook (delivery is asynchronous: wait)
-	wanted := []EventType{EventBuildQueued, EventBuildStart, EventBuildProgress, EventBuildDone, EventRecipe, EventCookStart, EventCookDone}
+	wanted := []api.EventType{api.EventBuildQueued, api.EventBuildStart, api.EventBuildProgress, api.EventBuildDone, api.EventRecipe, api.EventCookStart, api.EventCookDone}
 	deadline := time.Now().Add(guard)
 	for {
 		evMu.Lock()
-		have := map[EventType]bool{}
-		var types []EventType
+		have := map[api.EventType]bool{}
+		var types []api.EventType
 		for _, ev := range seen {
 			have[ev.Type] = true
 			types = append(types, ev.Type)
 		}
 		evMu.Unlock()
-		var missing EventType
+		var missing api.EventType
 		for _, w := range wanted {
 			if !have[w] {
 				missing = w
@@ -235,7 +237,7 @@ func TestDaemonAPI(t *testing.T) {
 	held, _ := LockHeld(d.paths.Lock)
 	must(t, !held, "lock still held")
 	_, err = d.c.Ping(d.ctx())
-	must(t, errors.Is(err, ErrNotRunning), "ping after stop: %v", err)
+	must(t, errors.Is(err, api.ErrNotRunning), "ping after stop: %v", err)
 	select {
 	case err := <-evDone:
 		must(t, err == nil, "event stream: %v", err)
@@ -249,9 +251,9 @@ func TestDaemonAPI(t *testing.T) {
 func TestDaemonStopCancelsBuild(t *testing.T) {
 	a := fakeRecipe("a")
 	d := startDaemon(t, newFakeBuilder(a), a, nil)
-	got := make(chan Record, 1)
+	got := make(chan api.Record, 1)
 	go func() {
-		rec, _ := d.c.Build(d.ctx(), BuildRequest{Wait: true}, func(Event) {})
+		rec, _ := d.c.Build(d.ctx(), api.BuildRequest{Wait: true}, func(api.Event) {})
 		got <- rec
 	}()
 	build := d.next("build")
@@ -259,24 +261,8 @@ func TestDaemonStopCancelsBuild(t *testing.T) {
 	build.waitCancelled(t)
 	select {
 	case rec := <-got:
-		must(t, rec.Result == ResultCancelled, "%+v", rec)
+		must(t, rec.Result == api.ResultCancelled, "%+v", rec)
 	case <-time.After(guard):
 		t.Fatal("the waiting request got no answer")
 	}
-}
-
-// TestDaemonPathsFallback: $XDG_RUNTIME_DIR when it exists, else .chefd in
-// the workspace; too long socket paths move to the temp dir.
-func TestDaemonPathsFallback(t *testing.T) {
-	ws, rt := t.TempDir(), t.TempDir()
-	p, err := ResolvePaths(ws, rt)
-	must(t, err == nil && strings.HasPrefix(p.Dir, rt+"/chefd/") && len(p.ID) == 12, "runtime dir: %+v %v", p, err)
-	p2, _ := ResolvePaths(ws, rt+"/missing")
-	must(t, p2.Dir == ws+"/.chefd" && p2.ID == p.ID, "fallback: %+v", p2)
-	must(t, p2.Ensure() == nil, "ensure")
-	_, err = os.Stat(ws + "/.chefd/.gitignore")
-	must(t, err == nil, ".gitignore: %v", err)
-	deep := ws + "/" + strings.Repeat("d", 120)
-	p3, _ := ResolvePaths(deep, "")
-	must(t, len(p3.Socket) <= maxSocketPath && strings.HasPrefix(p3.Socket, os.TempDir()), "long socket %s", p3.Socket)
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/chefd/chefd/daemon/api"
 )
 
 // TestSchedUnheardChangeBuilds: a change no batch announced (a polled
@@ -16,19 +18,19 @@ import (
 func TestSchedUnheardChangeBuilds(t *testing.T) {
 	a := fakeRecipe("a")
 	h := newHarness(t, newFakeBuilder(a), a, nil)
-	tk := h.submit(BuildRequest{Wait: true})
+	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(nil)
 	first := h.wait(tk)
 
 	h.f.change() // on disk, no event
-	again := h.submit(BuildRequest{Wait: true})
+	again := h.submit(api.BuildRequest{Wait: true})
 	must(t, !again.Final(), "a request after an unannounced change was answered with build #%d", again.Record.ID)
 	h.next("build", a).finish(nil)
 	got := h.wait(again)
-	must(t, got.ID != first.ID && got.Result == ResultOK && !got.Reused, "answer %v", got)
+	must(t, got.ID != first.ID && got.Result == api.ResultOK && !got.Reused, "answer %v", got)
 
 	// and now the disk matches the new build: reused
-	third := h.submit(BuildRequest{Wait: true})
+	third := h.submit(api.BuildRequest{Wait: true})
 	must(t, third.Final() && third.Record.ID == got.ID && third.Record.Reused, "third request %+v", third.Record)
 }
 
@@ -39,7 +41,7 @@ func TestSchedRevertAfterFailureReuses(t *testing.T) {
 	a := fakeRecipe("a")
 	f := newFakeBuilder(a)
 	h := newHarness(t, f, a, func(o *Options) { o.Manual = true })
-	tk := h.submit(BuildRequest{Wait: true})
+	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(nil)
 	ok := h.wait(tk)
 
@@ -47,14 +49,14 @@ func TestSchedRevertAfterFailureReuses(t *testing.T) {
 	before := f.disk
 	f.mu.Unlock()
 	f.change()
-	tk = h.submit(BuildRequest{Wait: true})
+	tk = h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(errBoom)
-	must(t, h.wait(tk).Result == ResultFailed, "the broken build")
+	must(t, h.wait(tk).Result == api.ResultFailed, "the broken build")
 
 	f.mu.Lock()
 	f.disk = before // reverted
 	f.mu.Unlock()
-	tk = h.submit(BuildRequest{Wait: true})
+	tk = h.submit(api.BuildRequest{Wait: true})
 	must(t, tk.Final() && tk.Record.ID == ok.ID, "after the revert: %+v, want build #%d reused", tk.Record, ok.ID)
 }
 
@@ -66,19 +68,19 @@ func TestSchedJoinOnlyWhatIsOnDisk(t *testing.T) {
 	h := newHarness(t, newFakeBuilder(a), a, nil)
 	h.code("crates/app/src/main.rs")
 	first := h.next("build", a)
-	firstRec := h.event(EventBuildStart, nil).Record
+	firstRec := h.event(api.EventBuildStart, nil).Record
 
-	join := h.submit(BuildRequest{Wait: true})
+	join := h.submit(api.BuildRequest{Wait: true})
 	must(t, join.Record.ID == firstRec.ID, "with the disk unchanged the request joins #%d, got #%d", firstRec.ID, join.Record.ID)
 
 	h.f.change() // saved, but no batch yet (a polled subtree, say)
-	late := h.submit(BuildRequest{Wait: true})
+	late := h.submit(api.BuildRequest{Wait: true})
 	must(t, late.Record.ID != firstRec.ID, "a request joined a build that does not ship what is on disk")
 	first.waitCancelled(t)
-	must(t, h.done(EventBuildDone, firstRec.ID).Result == ResultSuperseded, "the stale build is superseded")
+	must(t, h.done(api.EventBuildDone, firstRec.ID).Result == api.ResultSuperseded, "the stale build is superseded")
 	h.next("build", a).finish(nil)
 	got := h.wait(late)
-	must(t, got.ID == late.Record.ID && got.Result == ResultOK, "late request got %v", got)
+	must(t, got.ID == late.Record.ID && got.Result == api.ResultOK, "late request got %v", got)
 	must(t, h.wait(join).ID == got.ID, "the earlier request is handed on to the follow-up")
 }
 
@@ -93,23 +95,23 @@ func TestSchedSupersedeLimit(t *testing.T) {
 	var lastID int64
 	for i := 0; i <= maxSupersedes; i++ {
 		last = h.next("build", a)
-		lastID = h.event(EventBuildStart, nil).ID
+		lastID = h.event(api.EventBuildStart, nil).ID
 		h.code("gen.rs")
 		if i < maxSupersedes {
 			last.waitCancelled(t)
-			must(t, h.done(EventBuildDone, lastID).Result == ResultSuperseded, "build %d superseded", i)
+			must(t, h.done(api.EventBuildDone, lastID).Result == api.ResultSuperseded, "build %d superseded", i)
 		}
 	}
 	st := h.status() // the loop has handled the batch: a supersede would have cancelled by now
 	must(t, last.ctx.Err() == nil, "build #%d was superseded after %d superseded builds", lastID, maxSupersedes)
 	must(t, st.Current != nil && st.Current.ID == lastID && st.Pending != nil, "current %v pending %v", st.Current, st.Pending)
 	last.finish(nil)
-	must(t, h.done(EventBuildDone, lastID).Result == ResultOK, "it finishes")
+	must(t, h.done(api.EventBuildDone, lastID).Result == api.ResultOK, "it finishes")
 	next := h.next("build", a)
-	nextID := h.event(EventBuildStart, nil).ID
+	nextID := h.event(api.EventBuildStart, nil).ID
 	h.code("gen.rs")
 	next.waitCancelled(t) // a new streak: superseded again
-	must(t, h.done(EventBuildDone, nextID).Result == ResultSuperseded, "the streak starts over")
+	must(t, h.done(api.EventBuildDone, nextID).Result == api.ResultSuperseded, "the streak starts over")
 }
 
 // TestSchedHeldStatus: a hold (git mid-operation) shows in the status at
@@ -123,10 +125,10 @@ func TestSchedHeldStatus(t *testing.T) {
 	})
 	st := h.status()
 	must(t, st.Held == "MERGE_HEAD" && st.HeldSince.Equal(since), "status held %q since %v", st.Held, st.HeldSince)
-	tk := h.submit(BuildRequest{Wait: true})
+	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(nil)
 	got := h.wait(tk)
-	must(t, got.Result == ResultOK && got.GitHeld == "MERGE_HEAD", "answer %v git_held %q", got, got.GitHeld)
+	must(t, got.Result == api.ResultOK && got.GitHeld == "MERGE_HEAD", "answer %v git_held %q", got, got.GitHeld)
 }
 
 // TestSchedJoinWaitsForInputs: a request made while the running build is
@@ -142,10 +144,10 @@ func TestSchedJoinWaitsForInputs(t *testing.T) {
 		o.Settle = func(context.Context) error { submitting <- struct{}{}; return nil }
 	})
 	h.code("crates/app/src/main.rs")
-	started := h.event(EventBuildStart, nil).Record
+	started := h.event(api.EventBuildStart, nil).Record
 	got := make(chan *Ticket, 1)
 	go func() {
-		tk, err := h.s.Submit(context.Background(), BuildRequest{Wait: true})
+		tk, err := h.s.Submit(context.Background(), api.BuildRequest{Wait: true})
 		if err != nil {
 			t.Error(err)
 		}
@@ -157,6 +159,6 @@ func TestSchedJoinWaitsForInputs(t *testing.T) {
 	tk := <-got
 	must(t, tk != nil, "no ticket")
 	ans := h.wait(tk)
-	must(t, ans.ID == started.ID && ans.Result == ResultOK, "the request did not get the running build #%d: %v", started.ID, ans)
+	must(t, ans.ID == started.ID && ans.Result == api.ResultOK, "the request did not get the running build #%d: %v", started.ID, ans)
 	must(t, h.f.count("build") == 1, "%d builds, want one for both", h.f.count("build"))
 }

@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/chefd/chefd/configs"
-	"github.com/chefd/chefd/daemon"
 )
 
 // benchWorkspace copies the example with an image name of its own.
@@ -41,8 +42,8 @@ func benchChefd(b *testing.B, ws string, env []string, args ...string) string {
 	return string(out)
 }
 
-func benchStatus(b *testing.B, ws string, env []string) daemon.FullStatus {
-	var st daemon.FullStatus
+func benchStatus(b *testing.B, ws string, env []string) api.FullStatus {
+	var st api.FullStatus
 	if err := json.Unmarshal([]byte(benchChefd(b, ws, env, "status", "--json")), &st); err != nil {
 		b.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func benchStatus(b *testing.B, ws string, env []string) daemon.FullStatus {
 }
 
 // events streams `chefd events` into a channel.
-func events(b *testing.B, ws string, env []string) <-chan daemon.Event {
+func events(b *testing.B, ws string, env []string) <-chan api.Event {
 	cmd := exec.Command(chefdBinary(b), "-C", ws, "events")
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
@@ -61,13 +62,13 @@ func events(b *testing.B, ws string, env []string) <-chan daemon.Event {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	ch := make(chan daemon.Event, 1024)
+	ch := make(chan api.Event, 1024)
 	go func() {
 		defer close(ch)
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 1<<20), 1<<24)
 		for sc.Scan() {
-			var e daemon.Event
+			var e api.Event
 			if json.Unmarshal(sc.Bytes(), &e) == nil {
 				ch <- e
 			}
@@ -134,7 +135,7 @@ func BenchmarkDaemonSaveToImage(b *testing.B) {
 
 // waitBuild waits for a successful build that started after t0; it returns
 // when it started and when its image was tagged.
-func waitBuild(b *testing.B, ev <-chan daemon.Event, t0 time.Time) (time.Time, time.Time) {
+func waitBuild(b *testing.B, ev <-chan api.Event, t0 time.Time) (time.Time, time.Time) {
 	var started time.Time
 	timeout := time.After(5 * time.Minute)
 	for {
@@ -144,11 +145,11 @@ func waitBuild(b *testing.B, ev <-chan daemon.Event, t0 time.Time) (time.Time, t
 				b.Fatal("event stream ended")
 			}
 			switch e.Type {
-			case daemon.EventBuildStart:
+			case api.EventBuildStart:
 				if e.Record != nil && e.Record.Started.After(t0) {
 					started = e.Record.Started
 				}
-			case daemon.EventBuildDone:
+			case api.EventBuildDone:
 				if e.Record != nil && !started.IsZero() && e.Record.Result == "ok" {
 					return started, e.Time
 				}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -31,15 +33,15 @@ func (a *app) daemonCmds() []*cobra.Command {
 
 // runningDaemon returns a client of the workspace's daemon, or an exit
 // error (code 3) when none answers.
-func (a *app) runningDaemon(ctx context.Context) (*daemon.Client, daemon.Paths, error) {
+func (a *app) runningDaemon(ctx context.Context) (*api.Client, api.Paths, error) {
 	root, _, paths, err := a.daemonPaths()
 	if err != nil {
 		return nil, paths, err
 	}
-	c := daemon.NewClient(paths.Socket)
+	c := api.NewClient(paths.Socket)
 	if _, err := pingDaemon(ctx, c); err != nil {
 		c.Close()
-		if errors.Is(err, daemon.ErrNotRunning) {
+		if errors.Is(err, api.ErrNotRunning) {
 			return nil, paths, &exitError{code: exitNotRunning, msg: fmt.Sprintf("no chefd daemon runs for %s (start one with: chefd start)", root)}
 		}
 		return nil, paths, err
@@ -105,16 +107,16 @@ daemon is gone too (it reads the log file then), e.g. after a crash.`,
 			if err != nil {
 				return err
 			}
-			c := daemon.NewClient(paths.Socket)
+			c := api.NewClient(paths.Socket)
 			defer c.Close()
 			if _, err := pingDaemon(ctx, c); err == nil {
 				return c.Logs(ctx, lines, follow, raw, a.stdout)
 			}
 			var format func([]byte) []byte
 			if !raw {
-				format = daemon.FormatLogLine
+				format = api.FormatLogLine
 			}
-			err = daemon.TailLog(ctx, paths.Log, lines, follow, a.stdout, format, nil)
+			err = api.TailLog(ctx, paths.Log, lines, follow, a.stdout, format, nil)
 			if errors.Is(err, os.ErrNotExist) {
 				return &exitError{code: exitNotRunning, msg: fmt.Sprintf("no daemon log at %s (chefd start writes it)", paths.Log)}
 			}
@@ -144,7 +146,7 @@ gc, warning, stopping. The first line has type "subscribed".`,
 				return err
 			}
 			defer c.Close()
-			return c.Events(ctx, func(raw []byte, _ daemon.Event) error {
+			return c.Events(ctx, func(raw []byte, _ api.Event) error {
 				_, err := fmt.Fprintf(a.stdout, "%s\n", raw)
 				return err
 			})
@@ -163,11 +165,11 @@ func (a *app) stopCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c := daemon.NewClient(paths.Socket)
+			c := api.NewClient(paths.Socket)
 			defer c.Close()
 			info, err := pingDaemon(ctx, c)
 			if err != nil {
-				if !errors.Is(err, daemon.ErrNotRunning) {
+				if !errors.Is(err, api.ErrNotRunning) {
 					return err
 				}
 				if msg := cleanStale(paths); msg != "" {
@@ -181,7 +183,7 @@ func (a *app) stopCmd() *cobra.Command {
 			}
 			wctx, cancel := context.WithTimeout(ctx, 45*time.Second)
 			defer cancel()
-			if err := daemon.WaitStopped(wctx, paths); err != nil {
+			if err := api.WaitStopped(wctx, paths); err != nil {
 				return &exitError{code: 1, msg: fmt.Sprintf("the daemon (pid %d) did not stop within 45s; see %s", info.PID, paths.Log)}
 			}
 			fmt.Fprintf(a.stdout, "chefd daemon stopped (pid %d)\n", info.PID)
@@ -191,7 +193,7 @@ func (a *app) stopCmd() *cobra.Command {
 }
 
 // cleanStale removes the socket of a crashed daemon (the lock is free).
-func cleanStale(paths daemon.Paths) string {
+func cleanStale(paths api.Paths) string {
 	if _, err := os.Lstat(paths.Socket); err != nil {
 		return ""
 	}
@@ -222,7 +224,7 @@ func (a *app) gcCmd() *cobra.Command {
 				return err
 			}
 			var removed []string
-			c := daemon.NewClient(paths.Socket)
+			c := api.NewClient(paths.Socket)
 			defer c.Close()
 			if _, perr := pingDaemon(ctx, c); perr == nil {
 				removed, err = c.GC(ctx)
@@ -265,14 +267,14 @@ func (a *app) gcCmd() *cobra.Command {
 // build, that build answers at once.
 func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (handled bool, err error) {
 	ctx := cmd.Context()
-	paths, err := daemon.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
+	paths, err := api.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
 	if err != nil {
 		return false, nil
 	}
-	c := daemon.NewClient(paths.Socket)
+	c := api.NewClient(paths.Socket)
 	defer c.Close()
 	if _, err := pingDaemon(ctx, c); err != nil {
-		if !errors.Is(err, daemon.ErrNotRunning) && a.log != nil {
+		if !errors.Is(err, api.ErrNotRunning) && a.log != nil {
 			a.log.Warn("the daemon does not answer; building in-process", zap.Error(err))
 		}
 		return false, nil
@@ -289,14 +291,14 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 		}
 		return false, nil
 	}
-	req := daemon.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly}
-	var onEvent func(daemon.Event)
+	req := api.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly}
+	var onEvent func(api.Event)
 	if opts.Wait && !opts.JSON {
 		onEvent = daemonEventPrinter(a.stderr)
 	}
 	rec, err := c.Build(ctx, req, onEvent)
 	if err != nil {
-		var ae *daemon.APIError
+		var ae *api.APIError
 		switch {
 		case errors.As(err, &ae) && ae.Code == "not_warm":
 			return true, &exitError{code: exitNotRunning, msg: ae.Message}
@@ -321,7 +323,7 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 
 // reportDaemonBuild prints the answer of the daemon: the image ID on
 // stdout, the rest on stderr; a failed build is an exit error.
-func (a *app) reportDaemonBuild(rec daemon.Record, quiet bool) error {
+func (a *app) reportDaemonBuild(rec api.Record, quiet bool) error {
 	say := func(format string, args ...any) {
 		if !quiet {
 			fmt.Fprintf(a.stderr, format, args...)
@@ -336,7 +338,7 @@ func (a *app) reportDaemonBuild(rec daemon.Record, quiet bool) error {
 	case !rec.Result.Done():
 		say("build #%d %s by the daemon (follow it with: chefd events, or chefd status)\n", rec.ID, rec.Result)
 		return nil
-	case rec.Result == daemon.ResultOK:
+	case rec.Result == api.ResultOK:
 		say("build #%d ok in %s: %s\n", rec.ID, fmtDur(rec.Duration), crateLine(rec.Compiled))
 		for _, w := range rec.Why() {
 			say("  why: %s\n", w)
@@ -361,39 +363,39 @@ func (a *app) reportDaemonBuild(rec daemon.Record, quiet bool) error {
 
 // daemonEventPrinter shows what the daemon does for a waiting build:
 // recipe changes, cooks, supersessions, and the builder's progress.
-func daemonEventPrinter(w io.Writer) func(daemon.Event) {
+func daemonEventPrinter(w io.Writer) func(api.Event) {
 	progress := progressPrinter(w)
-	return func(ev daemon.Event) {
+	return func(ev api.Event) {
 		switch ev.Type {
-		case daemon.EventRecipe:
+		case api.EventRecipe:
 			fmt.Fprintf(w, "recipe %s\n", shortHash(ev.Recipe))
 			for _, d := range ev.Diff {
 				fmt.Fprintf(w, "  %s\n", d)
 			}
-		case daemon.EventRecipeError:
+		case api.EventRecipeError:
 			fmt.Fprintf(w, "recipe error: %s\n", ev.Message)
-		case daemon.EventCookStart:
+		case api.EventCookStart:
 			fmt.Fprintf(w, "cooking the dependencies of recipe %s (#%d)\n", shortHash(ev.Recipe), ev.ID)
-		case daemon.EventCookDone:
+		case api.EventCookDone:
 			if r := ev.Record; r != nil {
 				fmt.Fprintf(w, "cook #%d %s in %s\n", r.ID, r.Result, fmtDur(r.Duration))
 			}
-		case daemon.EventBuildStart:
+		case api.EventBuildStart:
 			if r := ev.Record; r != nil {
 				fmt.Fprintf(w, "build #%d started\n", r.ID)
 				for _, why := range r.Why() {
 					fmt.Fprintf(w, "  why: %s\n", why)
 				}
 			}
-		case daemon.EventBuildDone:
-			if r := ev.Record; r != nil && r.Result == daemon.ResultSuperseded {
+		case api.EventBuildDone:
+			if r := ev.Record; r != nil && r.Result == api.ResultSuperseded {
 				fmt.Fprintf(w, "build #%d superseded by #%d (newer changes)\n", r.ID, r.SupersededBy)
 			}
-		case daemon.EventCookProgress, daemon.EventBuildProgress:
+		case api.EventCookProgress, api.EventBuildProgress:
 			if ev.Progress != nil {
 				progress(*ev.Progress)
 			}
-		case daemon.EventStopping:
+		case api.EventStopping:
 			fmt.Fprintln(w, "the daemon is stopping")
 		}
 	}
@@ -430,7 +432,7 @@ func phaseLine(ph []dockerctl.Phase) string {
 }
 
 // recordLine is one line of a build or cook for the status.
-func recordLine(r daemon.Record, now time.Time) string {
+func recordLine(r api.Record, now time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#%-4d %-5s %-10s", r.ID, r.Kind, r.Result)
 	switch {
@@ -453,7 +455,7 @@ func recordLine(r daemon.Record, now time.Time) string {
 	return b.String()
 }
 
-func printStatus(w io.Writer, st daemon.FullStatus, now time.Time) {
+func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 	d := st.Daemon
 	mode := "watching"
 	if !d.Watching {
@@ -519,7 +521,7 @@ func printStatus(w io.Writer, st daemon.FullStatus, now time.Time) {
 		fmt.Fprintln(w, "recent:")
 		for _, r := range st.Recent {
 			fmt.Fprintf(w, "  %s\n", recordLine(r, now))
-			if r.Result == daemon.ResultFailed && r.Error != "" {
+			if r.Result == api.ResultFailed && r.Error != "" {
 				fmt.Fprintf(w, "        %s\n", firstLine(r.Error))
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/chefd/chefd/daemon"
 )
 
@@ -20,7 +22,7 @@ func daemonEnv(t *testing.T, ws string, extra ...string) []string {
 	env := append([]string{"XDG_RUNTIME_DIR=" + rt}, extra...)
 	t.Cleanup(func() {
 		chefd(t, ws, env, "stop")
-		p, err := daemon.ResolvePaths(ws, rt)
+		p, err := api.ResolvePaths(ws, rt)
 		if err != nil {
 			return
 		}
@@ -31,13 +33,13 @@ func daemonEnv(t *testing.T, ws string, extra ...string) []string {
 	return env
 }
 
-func daemonStatus(t *testing.T, ws string, env []string) daemon.FullStatus {
+func daemonStatus(t *testing.T, ws string, env []string) api.FullStatus {
 	t.Helper()
 	r := chefd(t, ws, env, "status", "--json")
 	if r.code != 0 {
 		t.Fatalf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	var st daemon.FullStatus
+	var st api.FullStatus
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("status JSON: %v\n%s", err, r.stdout)
 	}

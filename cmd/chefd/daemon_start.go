@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -34,12 +36,12 @@ const daemonStartTimeout = 10 * time.Second
 const daemonLogMax = 10 << 20
 
 // daemonPaths resolves the workspace, its config and its daemon's paths.
-func (a *app) daemonPaths() (string, configs.Config, daemon.Paths, error) {
+func (a *app) daemonPaths() (string, configs.Config, api.Paths, error) {
 	root, cfg, err := a.workspace()
 	if err != nil {
-		return "", configs.Config{}, daemon.Paths{}, err
+		return "", configs.Config{}, api.Paths{}, err
 	}
-	p, err := daemon.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
+	p, err := api.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
 	return root, cfg, p, err
 }
 
@@ -86,8 +88,8 @@ SIGTERM or SIGINT stop it gracefully, as does 'chefd stop'.`,
 
 // startDetached re-executes chefd as `start --foreground` in a new session
 // with its output in the daemon log, and waits until it answers.
-func (a *app) startDetached(ctx context.Context, root string, paths daemon.Paths, f startFlags) error {
-	c := daemon.NewClient(paths.Socket)
+func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f startFlags) error {
+	c := api.NewClient(paths.Socket)
 	defer c.Close()
 	if info, err := pingDaemon(ctx, c); err == nil {
 		fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
@@ -139,7 +141,7 @@ func (a *app) startDetached(ctx context.Context, root string, paths daemon.Paths
 			msg = err.Error()
 		}
 		var tail bytes.Buffer
-		_ = daemon.TailLog(context.Background(), paths.Log, 15, false, &tail, daemon.FormatLogLine, nil)
+		_ = api.TailLog(context.Background(), paths.Log, 15, false, &tail, api.FormatLogLine, nil)
 		if tail.Len() > 0 {
 			msg += fmt.Sprintf("\nlast lines of %s:\n%s", paths.Log, strings.TrimRight(tail.String(), "\n"))
 		} else {
@@ -154,7 +156,7 @@ func (a *app) startDetached(ctx context.Context, root string, paths daemon.Paths
 
 var errDaemonExited = errors.New("the daemon exited before answering")
 
-func pingDaemon(ctx context.Context, c *daemon.Client) (daemon.Info, error) {
+func pingDaemon(ctx context.Context, c *api.Client) (api.Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return c.Ping(ctx)
@@ -162,7 +164,7 @@ func pingDaemon(ctx context.Context, c *daemon.Client) (daemon.Info, error) {
 
 // waitDaemon polls the socket until the daemon answers, it exits, or the
 // start timeout passes.
-func waitDaemon(ctx context.Context, c *daemon.Client, exited <-chan error) (daemon.Info, error) {
+func waitDaemon(ctx context.Context, c *api.Client, exited <-chan error) (api.Info, error) {
 	deadline := time.NewTimer(daemonStartTimeout)
 	defer deadline.Stop()
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -179,13 +181,13 @@ func waitDaemon(ctx context.Context, c *daemon.Client, exited <-chan error) (dae
 		select {
 		case err := <-exited:
 			if err == nil {
-				return daemon.Info{}, errDaemonExited
+				return api.Info{}, errDaemonExited
 			}
-			return daemon.Info{}, fmt.Errorf("%w (%v)", errDaemonExited, err)
+			return api.Info{}, fmt.Errorf("%w (%v)", errDaemonExited, err)
 		case <-deadline.C:
-			return daemon.Info{}, last
+			return api.Info{}, last
 		case <-ctx.Done():
-			return daemon.Info{}, ctx.Err()
+			return api.Info{}, ctx.Err()
 		case <-tick.C:
 		}
 	}
@@ -200,7 +202,7 @@ func rotateLog(path string) {
 
 // daemonLogger logs JSON to the daemon log file and, in a terminal, human
 // lines to stderr. Detached, stderr is the log file.
-func (a *app) daemonLogger(paths daemon.Paths, detached bool) (*zap.Logger, func(), error) {
+func (a *app) daemonLogger(paths api.Paths, detached bool) (*zap.Logger, func(), error) {
 	level := zapcore.InfoLevel
 	if a.verbose {
 		level = zapcore.DebugLevel
@@ -289,7 +291,7 @@ func daemonPlan(root string, started configs.Config, log *zap.Logger) daemon.Pla
 }
 
 // runDaemon runs the daemon in this process until a signal or `chefd stop`.
-func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, paths daemon.Paths, f startFlags) error {
+func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, paths api.Paths, f startFlags) error {
 	if err := paths.Ensure(); err != nil {
 		return err
 	}

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/chefd/chefd/configs"
-	"github.com/chefd/chefd/daemon"
 	"github.com/chefd/chefd/dockerctl"
 )
 
@@ -32,7 +33,7 @@ func alive(pid int) bool {
 }
 
 // waitStatus polls the daemon until cond holds.
-func waitStatus(t *testing.T, ws string, env []string, within time.Duration, what string, cond func(daemon.FullStatus) bool) daemon.FullStatus {
+func waitStatus(t *testing.T, ws string, env []string, within time.Duration, what string, cond func(api.FullStatus) bool) api.FullStatus {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -78,13 +79,13 @@ func TestDaemonE2EWatch(t *testing.T) {
 	if r := chefd(t, ws, env, "start"); r.code != 0 {
 		t.Fatalf("start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	waitStatus(t, ws, env, 10*time.Minute, "startup cook", func(st daemon.FullStatus) bool {
+	waitStatus(t, ws, env, 10*time.Minute, "startup cook", func(st api.FullStatus) bool {
 		return st.Cooked && st.State == "idle"
 	})
 
 	// 1. Save an edit: a build starts by itself and its image prints it.
 	edit(t, filepath.Join(ws, "crates/app/src/main.rs"), `GREETING: &str = "hello from chefd example"`, `GREETING: &str = "hello from the watcher"`)
-	st := waitStatus(t, ws, env, 5*time.Minute, "build after a save", func(st daemon.FullStatus) bool {
+	st := waitStatus(t, ws, env, 5*time.Minute, "build after a save", func(st api.FullStatus) bool {
 		return st.LastOK != nil && strings.Contains(strings.Join(st.LastOK.Changed, " "), "crates/app/src/main.rs")
 	})
 	if st.LastOK.Trigger != "watch" || st.LastOK.Compiled.ThirdParty != 0 {
@@ -126,13 +127,13 @@ func TestDaemonE2EWatch(t *testing.T) {
 		}
 	}
 	saved := time.Now()
-	var cook daemon.Record
-	st = waitStatus(t, ws, env, 30*time.Second, "cook of the new recipe", func(st daemon.FullStatus) bool {
+	var cook api.Record
+	st = waitStatus(t, ws, env, 30*time.Second, "cook of the new recipe", func(st api.FullStatus) bool {
 		if st.Recipe == before {
 			return false
 		}
-		for _, c := range append(append([]daemon.Record{}, st.Cooks...), st.Recent...) {
-			if c.Kind == daemon.KindCook && c.Recipe == st.Recipe && !c.Started.IsZero() {
+		for _, c := range append(append([]api.Record{}, st.Cooks...), st.Recent...) {
+			if c.Kind == api.KindCook && c.Recipe == st.Recipe && !c.Started.IsZero() {
 				cook = c
 				return true
 			}
@@ -145,7 +146,7 @@ func TestDaemonE2EWatch(t *testing.T) {
 	}
 	t.Logf("cook started %v after the save; recipe diff: %v", cook.Started.Sub(saved), cook.RecipeDiff)
 	newRecipe := st.Recipe
-	st = waitStatus(t, ws, env, 10*time.Minute, "code build on the new recipe", func(st daemon.FullStatus) bool {
+	st = waitStatus(t, ws, env, 10*time.Minute, "code build on the new recipe", func(st api.FullStatus) bool {
 		return st.LastOK != nil && st.LastOK.Recipe == newRecipe && st.Cooked
 	})
 	if st.LastOK.Compiled.ThirdParty != 0 {

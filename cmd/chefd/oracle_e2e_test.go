@@ -22,11 +22,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/daemon/api"
+
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 
-	"github.com/chefd/chefd/daemon"
 	"github.com/chefd/chefd/dockerctl"
 )
 
@@ -265,7 +266,7 @@ func (w *markedWS) stopDaemon() {
 	}
 }
 
-func (w *markedWS) status() daemon.FullStatus { return daemonStatus(w.t, w.dir, w.env) }
+func (w *markedWS) status() api.FullStatus { return daemonStatus(w.t, w.dir, w.env) }
 
 // buildWait asks the daemon for the image of what is on disk.
 func (w *markedWS) buildWait(how string) run {

@@ -1,4 +1,4 @@
-package daemon
+package api
 
 import (
 	"errors"
@@ -77,13 +77,4 @@ func (p Paths) Ensure() error {
 		}
 	}
 	return nil
-}
-
-// processAlive reports whether pid runs (EPERM: it runs as someone else).
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

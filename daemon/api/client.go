@@ -1,4 +1,4 @@
-package daemon
+package api
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/chefd/chefd/internal/flock"
 )
 
 // ErrNotRunning means no daemon answers on the socket.
@@ -123,10 +125,10 @@ func (c *Client) Build(ctx context.Context, req BuildRequest, onEvent func(Event
 		var out struct {
 			Record Record `json:"record"`
 		}
-		err := c.getJSON(ctx, http.MethodPost, "/v1/build", buildBody{BuildRequest: req}, &out)
+		err := c.getJSON(ctx, http.MethodPost, "/v1/build", BuildBody{BuildRequest: req}, &out)
 		return out.Record, err
 	}
-	resp, err := c.do(ctx, http.MethodPost, "/v1/build", buildBody{BuildRequest: req, Stream: true})
+	resp, err := c.do(ctx, http.MethodPost, "/v1/build", BuildBody{BuildRequest: req, Stream: true})
 	if err != nil {
 		return Record{}, err
 	}
@@ -236,7 +238,7 @@ func WaitStopped(ctx context.Context, p Paths) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if held, _ := LockHeld(p.Lock); !held {
+		if held, _ := flock.Held(p.Lock); !held {
 			return nil
 		}
 		select {

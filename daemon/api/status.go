@@ -1,0 +1,50 @@
+package api
+
+import (
+	"time"
+)
+
+// CookedImage is a cooked image the scheduler knows exists.
+type CookedImage struct {
+	Recipe  string    `json:"recipe"`
+	Tag     string    `json:"tag,omitempty"`
+	ImageID string    `json:"image_id,omitempty"`
+	Since   time.Time `json:"since"`
+}
+
+// Status is a snapshot of the scheduler.
+type Status struct {
+	State          State         `json:"state"`
+	Recipe         string        `json:"recipe,omitempty"`
+	RecipeComputed time.Time     `json:"recipe_computed,omitzero"`
+	RecipeError    string        `json:"recipe_error,omitempty"`
+	Cooked         bool          `json:"cooked"` // the current recipe has a cooked image
+	CookedImages   []CookedImage `json:"cooked_images"`
+	Cooks          []Record      `json:"cooks,omitempty"` // running cooks
+	Current        *Record       `json:"current,omitempty"`
+	Pending        *Record       `json:"pending,omitempty"`
+	Last           *Record       `json:"last,omitempty"`    // last finished build
+	LastOK         *Record       `json:"last_ok,omitempty"` // last successful build
+	LastCook       time.Duration `json:"last_cook_ns,omitempty"`
+	Changes        int64         `json:"changes"` // batches seen
+	Manual         bool          `json:"manual,omitempty"`
+	// Held names what holds automatic builds (git mid-operation: its
+	// index.lock, MERGE_HEAD, rebase-merge...), since HeldSince. Build
+	// requests still build what is on disk.
+	Held      string    `json:"held,omitempty"`
+	HeldSince time.Time `json:"held_since,omitzero"`
+	Recent    []Record  `json:"recent,omitempty"` // newest first
+}
+
+// State is what the daemon does as a whole (Status.State).
+type State string
+
+// States.
+const (
+	StateIdle        State = "idle"
+	StateQueued      State = "queued"       // a build waits (for a cook, or a recipe that computes)
+	StateCooking     State = "cooking"      // a cook runs, no build
+	StateBuilding    State = "building"     // a build runs
+	StateRecipeError State = "recipe-error" // the recipe cannot be computed
+	StateStopping    State = "stopping"
+)
