@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"reflect"
@@ -27,13 +25,6 @@ import (
 	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"
 )
-
-// daemonStartTimeout bounds how long `chefd start` waits for the detached
-// daemon to answer.
-const daemonStartTimeout = 10 * time.Second
-
-// daemonLogMax is the size above which the log is rotated (to .1) at start.
-const daemonLogMax = 10 << 20
 
 // daemonPaths resolves the workspace, its config and its daemon's paths.
 func (a *app) daemonPaths() (string, configs.Config, api.Paths, error) {
@@ -97,24 +88,16 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 	}
 	if held, pid := daemon.LockHeld(paths.Lock); held {
 		// starting right now, or hung: give it the same time as a new one
-		if info, err := waitDaemon(ctx, c, nil); err == nil {
+		if info, err := daemon.WaitReady(ctx, c, nil); err == nil {
 			fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
 			return nil
 		}
 		return &exitError{code: 1, msg: fmt.Sprintf("a chefd daemon (pid %d) holds %s but does not answer on %s; see %s",
 			pid, paths.Lock, paths.Socket, paths.Log)}
 	}
-	if err := paths.Ensure(); err != nil {
-		return err
-	}
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("start: cannot find the chefd binary: %w", err)
-	}
-	rotateLog(paths.Log)
-	logf, err := os.OpenFile(paths.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("start: daemon log: %w", err)
 	}
 	args := []string{"start", "--foreground", "--detached", "-C", root}
 	if f.manual {
@@ -123,81 +106,18 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 	if a.verbose {
 		args = append(args, "-v")
 	}
-	child := exec.Command(exe, args...)
-	child.Dir = root
-	child.Stdout, child.Stderr = logf, logf
-	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = child.Start()
-	logf.Close()
+	info, err := daemon.Spawn(ctx, paths, root, exe, args)
 	if err != nil {
-		return fmt.Errorf("start: %w", err)
+		return &exitError{code: 1, msg: err.Error()}
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- child.Wait() }()
-	info, err := waitDaemon(ctx, c, exited)
-	if err != nil {
-		msg := fmt.Sprintf("the daemon did not answer within %s: %v", daemonStartTimeout, err)
-		if errors.Is(err, errDaemonExited) {
-			msg = err.Error()
-		}
-		var tail bytes.Buffer
-		_ = api.TailLog(context.Background(), paths.Log, 15, false, &tail, api.FormatLogLine, nil)
-		if tail.Len() > 0 {
-			msg += fmt.Sprintf("\nlast lines of %s:\n%s", paths.Log, strings.TrimRight(tail.String(), "\n"))
-		} else {
-			msg += fmt.Sprintf(" (log: %s)", paths.Log)
-		}
-		return &exitError{code: 1, msg: msg}
-	}
-	_ = child.Process.Release()
 	fmt.Fprintf(a.stdout, "chefd daemon started for %s (pid %d)\n  socket %s\n  log    %s\n", root, info.PID, paths.Socket, paths.Log)
 	return nil
 }
-
-var errDaemonExited = errors.New("the daemon exited before answering")
 
 func pingDaemon(ctx context.Context, c *api.Client) (api.Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return c.Ping(ctx)
-}
-
-// waitDaemon polls the socket until the daemon answers, it exits, or the
-// start timeout passes.
-func waitDaemon(ctx context.Context, c *api.Client, exited <-chan error) (api.Info, error) {
-	deadline := time.NewTimer(daemonStartTimeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		info, err := c.Ping(pctx)
-		cancel()
-		if err == nil {
-			return info, nil
-		}
-		last = err
-		select {
-		case err := <-exited:
-			if err == nil {
-				return api.Info{}, errDaemonExited
-			}
-			return api.Info{}, fmt.Errorf("%w (%v)", errDaemonExited, err)
-		case <-deadline.C:
-			return api.Info{}, last
-		case <-ctx.Done():
-			return api.Info{}, ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
-
-// rotateLog moves a large log to log.1.
-func rotateLog(path string) {
-	if st, err := os.Stat(path); err == nil && st.Size() > daemonLogMax {
-		_ = os.Rename(path, path+".1")
-	}
 }
 
 // daemonLogger logs JSON to the daemon log file and, in a terminal, human
@@ -213,10 +133,9 @@ func (a *app) daemonLogger(paths api.Paths, detached bool) (*zap.Logger, func(),
 	if detached {
 		return zap.New(zapcore.NewCore(jsonEnc, zapcore.AddSync(a.stderr), level)), func() {}, nil
 	}
-	rotateLog(paths.Log)
-	f, err := os.OpenFile(paths.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := daemon.OpenLog(paths.Log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("daemon log: %w", err)
+		return nil, nil, err
 	}
 	consoleCfg := zap.NewDevelopmentEncoderConfig()
 	consoleCfg.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05.000")
