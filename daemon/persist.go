@@ -82,24 +82,70 @@ func (s *Scheduler) loadState() {
 	}
 }
 
+// saveState hands a snapshot of the history to the state writer: the
+// loop never waits for the disk.
 func (s *Scheduler) saveState() {
-	if s.opts.StateFile == "" {
+	if s.saver == nil {
 		return
 	}
 	p := persisted{LastCook: s.lastCook, History: make([]api.Record, 0, len(s.hist.recs))}
 	for _, r := range s.hist.recs {
-		p.History = append(p.History, *r)
+		p.History = append(p.History, *r.Clone())
 	}
+	s.saver.save(p)
+}
+
+// stateWriter writes snapshots of the history to the state file on its own
+// goroutine. A snapshot not yet written is replaced by a newer one.
+type stateWriter struct {
+	path string
+	log  *zap.Logger
+	ch   chan persisted
+	done chan struct{}
+}
+
+func newStateWriter(path string, log *zap.Logger) *stateWriter {
+	w := &stateWriter{path: path, log: log, ch: make(chan persisted, 1), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for p := range w.ch {
+			w.write(p)
+		}
+	}()
+	return w
+}
+
+func (w *stateWriter) save(p persisted) {
+	for {
+		select {
+		case w.ch <- p:
+			return
+		default:
+			select { // drop the older snapshot still waiting
+			case <-w.ch:
+			default:
+			}
+		}
+	}
+}
+
+// close writes the last snapshot and stops.
+func (w *stateWriter) close() {
+	close(w.ch)
+	<-w.done
+}
+
+func (w *stateWriter) write(p persisted) {
 	data, err := json.Marshal(p)
 	if err == nil {
-		tmp := s.opts.StateFile + ".tmp"
+		tmp := w.path + ".tmp"
 		if err = os.MkdirAll(filepath.Dir(tmp), 0o700); err == nil {
 			if err = os.WriteFile(tmp, data, 0o600); err == nil {
-				err = os.Rename(tmp, s.opts.StateFile)
+				err = os.Rename(tmp, w.path)
 			}
 		}
 	}
 	if err != nil {
-		s.log.Debug("cannot save state", zap.Error(err))
+		w.log.Debug("cannot save state", zap.Error(err))
 	}
 }

@@ -177,6 +177,7 @@ type Scheduler struct {
 	lastOK     *api.Record
 	lastOKIn   *dockerctl.Inputs // what lastOK shipped
 	hist       history
+	saver      *stateWriter // while Run runs, with Options.StateFile
 	nextID     int64
 	gcRunning  int
 	closing    bool
@@ -223,6 +224,10 @@ func New(opts Options) (*Scheduler, error) {
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer close(s.done)
 	defer s.jobStop()
+	if s.opts.StateFile != "" {
+		s.saver = newStateWriter(s.opts.StateFile, s.log)
+		defer s.saver.close() // the last history is on disk before Done
+	}
 	s.replan(api.TriggerStartup)
 	for {
 		select {
