@@ -7,15 +7,16 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"
 )
 
+// buildJob is a code build, queued (Scheduler.pending) or started
+// (Scheduler.build).
 type buildJob struct {
 	rec      *api.Record
 	changes  changeSet
@@ -25,9 +26,8 @@ type buildJob struct {
 	waiters  []chan api.Record
 	urgent   bool
 	explicit bool
-	stopping bool
-	stopAs   api.Result
-	dropped  bool
+	state    jobState
+	stopAs   api.Result // how a stopping build ends: superseded or cancelled
 	timer    *time.Timer
 	tail     *outputTail
 	// inputs is what the running build ships, once its context is written;
@@ -97,7 +97,7 @@ func (s *Scheduler) drainBatches() {
 // else the queued one. A running build that misses changes is superseded,
 // unless maxSupersedes builds in a row already were.
 func (s *Scheduler) request(t trigger) *buildJob {
-	if b := s.build; b != nil && !b.stopping && (s.gen > b.gen || t.stale == b || s.cur != nil && b.r.Hash != s.cur.Hash) {
+	if b := s.build; b != nil && b.state != stateStopping && (s.gen > b.gen || t.stale == b || s.cur != nil && b.r.Hash != s.cur.Hash) {
 		if b.streak < maxSupersedes {
 			s.supersede(b)
 		} else {
@@ -106,7 +106,7 @@ func (s *Scheduler) request(t trigger) *buildJob {
 		}
 	}
 	var j *buildJob
-	if b := s.build; b != nil && !b.stopping && t.join == b && s.cur != nil && b.r.Hash == s.cur.Hash {
+	if b := s.build; b != nil && b.state != stateStopping && t.join == b && s.cur != nil && b.r.Hash == s.cur.Hash {
 		j = b
 	} else {
 		j = s.queue(t.kind)
@@ -171,7 +171,8 @@ func (s *Scheduler) queue(kind api.Trigger) *buildJob {
 func (s *Scheduler) supersede(b *buildJob) {
 	p := s.queue(api.TriggerWatch)
 	p.absorb(b)
-	b.stopping, b.stopAs = true, api.ResultSuperseded
+	s.move(&b.state, stateStopping, b.label())
+	b.stopAs = api.ResultSuperseded
 	b.rec.SupersededBy = p.rec.ID
 	s.log.Info("superseding build", zap.Int64("id", b.rec.ID), zap.Int64("by", p.rec.ID))
 	b.cancel()
@@ -213,7 +214,7 @@ func (s *Scheduler) maybeStart() {
 		switch {
 		case c == nil:
 			s.setWaiting(p, "the cook of recipe "+r.ShortHash())
-		case c.checking:
+		case c.state == stateChecking:
 			s.setWaiting(p, "the cooked image check of recipe "+r.ShortHash())
 		default:
 			s.setWaiting(p, fmt.Sprintf("the cook of recipe %s (#%d)", r.ShortHash(), c.rec.ID))
@@ -245,6 +246,7 @@ func (s *Scheduler) failPending(p *buildJob, msg string) {
 
 func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 	s.pending = nil
+	s.move(&p.state, stateRunning, p.label())
 	ctx, cancel := context.WithCancel(s.jobCtx)
 	p.cancel, p.gen, p.r, p.ready = cancel, s.gen, r, make(chan struct{})
 	rec := p.rec
@@ -287,7 +289,7 @@ func (s *Scheduler) dropBuild(b *buildJob) {
 		return
 	}
 	s.build = nil
-	b.dropped = true
+	s.move(&b.state, stateDropped, b.label())
 	b.markReady()
 	s.log.Warn("a cancelled build did not stop in time; no longer waiting for it",
 		zap.Int64("id", b.rec.ID), zap.Duration("grace", s.opts.CancelGrace))
@@ -305,10 +307,12 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 	if b.timer != nil {
 		b.timer.Stop()
 	}
-	if b.dropped {
+	if b.state == stateDropped {
 		s.log.Info("an abandoned build ended", zap.Int64("id", b.rec.ID), zap.Error(err))
 		return
 	}
+	stopping := b.state == stateStopping
+	s.move(&b.state, stateDone, b.label())
 	if s.build == b {
 		s.build = nil
 	}
@@ -333,7 +337,7 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 		}
 		s.log.Info("built", zap.Int64("id", rec.ID), zap.String("image", rec.Image), zap.String("image_id", rec.ImageID),
 			zap.Duration("took", rec.Duration), zap.Int("local", rec.Compiled.Local), zap.Int("third_party", rec.Compiled.ThirdParty))
-	case b.stopping || s.closing:
+	case stopping || s.closing:
 		rec.Result = b.stopAs
 		if rec.Result == "" {
 			rec.Result = api.ResultCancelled
@@ -356,6 +360,9 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 
 // finishBuild records a finished build and answers its requests.
 func (s *Scheduler) finishBuild(b *buildJob) {
+	if b.state == stateQueued { // failed or cancelled before it started
+		s.move(&b.state, stateDone, b.label())
+	}
 	rec := b.rec
 	if rec.Result == api.ResultOK || rec.Result == api.ResultFailed {
 		s.last = rec

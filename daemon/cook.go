@@ -7,24 +7,22 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/recipe"
 )
 
+// cookJob is the cook of one recipe's dependency image.
 type cookJob struct {
 	r        *recipe.Recipe
 	diff     []string
 	trigger  api.Trigger
 	cancel   context.CancelFunc
 	rec      *api.Record // nil while checking for an existing image
-	checking bool
-	stopping bool
-	obsolete bool
-	dropped  bool // abandoned after CancelGrace
+	state    jobState
+	obsolete bool // it stops because the recipe changed
 	timer    *time.Timer
 	queued   time.Time
 	tail     *outputTail
@@ -32,7 +30,7 @@ type cookJob struct {
 
 func (s *Scheduler) activeCook(hash string) *cookJob {
 	for _, c := range s.cooks {
-		if c.r.Hash == hash && !c.stopping {
+		if c.r.Hash == hash && c.state != stateStopping {
 			return c
 		}
 	}
@@ -56,7 +54,7 @@ func (s *Scheduler) ensureCook(r *recipe.Recipe, diff []string, trigger api.Trig
 		return
 	}
 	ctx, cancel := context.WithCancel(s.jobCtx)
-	c := &cookJob{r: r, diff: diff, trigger: trigger, cancel: cancel, checking: true,
+	c := &cookJob{r: r, diff: diff, trigger: trigger, cancel: cancel, state: stateChecking,
 		queued: time.Now(), tail: &outputTail{max: 40}}
 	s.cooks = append(s.cooks, c)
 	go s.runCook(ctx, c)
@@ -84,7 +82,7 @@ func (s *Scheduler) runCook(ctx context.Context, c *cookJob) {
 
 func (s *Scheduler) cookStarted(c *cookJob) {
 	now := time.Now()
-	c.checking = false
+	s.move(&c.state, stateRunning, c.label())
 	c.rec = &api.Record{ID: s.newID(), Kind: api.KindCook, Recipe: c.r.Hash, Trigger: c.trigger,
 		RecipeDiff: c.diff, Queued: c.queued, Started: now, Result: api.ResultRunning}
 	s.log.Info("cooking", zap.Int64("id", c.rec.ID), zap.String("recipe", c.r.ShortHash()))
@@ -96,7 +94,7 @@ func (s *Scheduler) cookStarted(c *cookJob) {
 
 // stopCook cancels a cook; the watchdog gives up on it after CancelGrace.
 func (s *Scheduler) stopCook(c *cookJob) {
-	c.stopping = true
+	s.move(&c.state, stateStopping, c.label())
 	c.cancel()
 	why := "daemon stopping"
 	if c.obsolete && s.cur != nil {
@@ -121,7 +119,7 @@ func (s *Scheduler) dropCook(c *cookJob) {
 	if !s.removeCook(c) {
 		return
 	}
-	c.dropped = true
+	s.move(&c.state, stateDropped, c.label())
 	s.log.Warn("a cancelled cook did not stop in time; no longer waiting for it",
 		zap.String("recipe", c.r.ShortHash()), zap.Duration("grace", s.opts.CancelGrace))
 	if c.rec != nil {
@@ -154,6 +152,10 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		c.timer.Stop()
 	}
 	s.removeCook(c)
+	stopping := c.state == stateStopping
+	if c.state != stateDropped {
+		s.move(&c.state, stateDone, c.label())
+	}
 	hash := c.r.Hash
 	if err == nil {
 		tag := res.Tag
@@ -162,7 +164,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		}
 		s.cooked[hash] = &api.CookedImage{Recipe: hash, Tag: tag, ImageID: res.ImageID, Since: time.Now()}
 		delete(s.cookFailed, hash)
-		if c.rec != nil && !c.dropped {
+		if c.rec != nil && c.state != stateDropped {
 			rec := c.rec
 			rec.Phases, rec.Compiled = res.Phases, res.Compiled
 			rec.ImageID, rec.CookedTag = res.ImageID, res.Tag
@@ -182,9 +184,9 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		} else if c.rec == nil {
 			s.log.Debug("cooked image exists", zap.String("recipe", c.r.ShortHash()))
 		}
-	} else if !c.dropped {
-		switch {
-		case c.stopping || s.closing:
+	} else if c.state != stateDropped {
+		switch { // done, or dropped (abandoned: nothing more to record)
+		case stopping || s.closing:
 			if c.rec != nil {
 				s.finishCookRecord(c, api.ResultCancelled, s.cookCancelReason(c))
 			}

@@ -9,10 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap/zaptest"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"
@@ -274,6 +273,9 @@ func newHarness(t *testing.T, f *fakeBuilder, start *recipe.Recipe, mod func(*Op
 		}()
 		select {
 		case <-s.Done():
+			if s.illegalMoves != 0 { // the loop has ended: no race
+				t.Errorf("%d job state moves the scheduler may not make (see the log)", s.illegalMoves)
+			}
 		case <-time.After(guard):
 			t.Error("scheduler did not stop")
 		}

@@ -5,10 +5,9 @@ package daemon
 import (
 	"context"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 )
 

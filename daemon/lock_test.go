@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/chefd/chefd/daemon/api"
-
 	"github.com/chefd/chefd/internal/flock"
 )
 

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/daemon/api"
 )
 
 func (s *Scheduler) shutdown() {
@@ -23,13 +23,14 @@ func (s *Scheduler) shutdown() {
 		p.rec.Finished = time.Now()
 		s.finishBuild(p)
 	}
-	if b := s.build; b != nil && !b.stopping {
-		b.stopping, b.stopAs = true, api.ResultCancelled
+	if b := s.build; b != nil && b.state != stateStopping {
+		s.move(&b.state, stateStopping, b.label())
+		b.stopAs = api.ResultCancelled
 		b.cancel()
 	}
 	for _, c := range s.cooks {
-		if !c.stopping {
-			c.stopping = true
+		if c.state != stateStopping {
+			s.move(&c.state, stateStopping, c.label())
 			c.cancel()
 		}
 	}

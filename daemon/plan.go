@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/recipe"
 )
 
@@ -48,7 +47,7 @@ func (s *Scheduler) replan(trigger api.Trigger) error {
 	}
 	s.bus.publish(api.Event{Type: api.EventRecipe, Recipe: r.Hash, Diff: diff})
 	for _, c := range s.cooks {
-		if c.r.Hash != r.Hash && !c.stopping {
+		if c.r.Hash != r.Hash && c.state != stateStopping {
 			c.obsolete = true
 			s.stopCook(c)
 		}

@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/recipe"
 )
@@ -91,7 +90,7 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 			if s.lastOK != nil && s.lastOKIn != nil && s.lastOK.Recipe == r.Hash && s.build == nil && s.pending == nil {
 				reuse, reuseIn = s.lastOK, s.lastOKIn
 			}
-			if b := s.build; b != nil && !b.stopping && b.r.Hash == r.Hash {
+			if b := s.build; b != nil && b.state != stateStopping && b.r.Hash == r.Hash {
 				if b.inputs == nil {
 					ready = b.ready
 					return

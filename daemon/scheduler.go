@@ -38,10 +38,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"
@@ -161,26 +160,27 @@ type Scheduler struct {
 	jobStop  context.CancelFunc
 
 	// Owned by the loop.
-	batches    <-chan watcher.Batch
-	cur        *recipe.Recipe
-	curAt      time.Time
-	recipeErr  error
-	gen        int64
-	cooked     map[string]*api.CookedImage
-	cooks      []*cookJob
-	cookFailed map[string]error
-	lastCook   time.Duration
-	build      *buildJob
-	pending    *buildJob
-	lastBuilt  *recipe.Recipe
-	last       *api.Record
-	lastOK     *api.Record
-	lastOKIn   *dockerctl.Inputs // what lastOK shipped
-	hist       history
-	saver      *stateWriter // while Run runs, with Options.StateFile
-	nextID     int64
-	gcRunning  int
-	closing    bool
+	batches      <-chan watcher.Batch
+	cur          *recipe.Recipe
+	curAt        time.Time
+	recipeErr    error
+	gen          int64
+	cooked       map[string]*api.CookedImage
+	cooks        []*cookJob
+	cookFailed   map[string]error
+	lastCook     time.Duration
+	build        *buildJob
+	pending      *buildJob
+	lastBuilt    *recipe.Recipe
+	last         *api.Record
+	lastOK       *api.Record
+	lastOKIn     *dockerctl.Inputs // what lastOK shipped
+	hist         history
+	illegalMoves int          // job state moves jobMoves does not allow (a bug)
+	saver        *stateWriter // while Run runs, with Options.StateFile
+	nextID       int64
+	gcRunning    int
+	closing      bool
 }
 
 // New returns a scheduler; Run drives it.

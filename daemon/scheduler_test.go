@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
+	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 )
 
@@ -353,4 +354,29 @@ func TestSchedStateFile(t *testing.T) {
 	}
 	must(t, s2.lastCook == f.cookDur && s2.nextID >= id, "lastCook %s nextID %d", s2.lastCook, s2.nextID)
 	must(t, len(s2.hist.recs) == 2, "history %d", len(s2.hist.recs))
+}
+
+// TestJobMoves: the allowed moves reach every state from the first ones,
+// end only in done or dropped, and a move outside them is counted.
+func TestJobMoves(t *testing.T) {
+	reach := map[jobState]bool{stateQueued: true, stateChecking: true}
+	for changed := true; changed; {
+		changed = false
+		for from, tos := range jobMoves {
+			for _, to := range tos {
+				if reach[from] && !reach[to] {
+					reach[to], changed = true, true
+				}
+			}
+		}
+	}
+	for st := stateQueued; st <= stateDropped; st++ {
+		must(t, reach[st], "%v cannot be reached", st)
+		final := len(jobMoves[st]) == 0
+		must(t, final == (st == stateDone || st == stateDropped), "%v final: %v", st, final)
+	}
+	s := &Scheduler{log: zap.NewNop()}
+	st := stateDone
+	s.move(&st, stateRunning, "test")
+	must(t, s.illegalMoves == 1 && st == stateRunning, "illegal move: counted %d, state %v", s.illegalMoves, st)
 }

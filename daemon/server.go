@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 )
 

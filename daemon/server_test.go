@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"go.uber.org/zap/zaptest"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/recipe"
 )
 

@@ -26,7 +26,7 @@ func (s *Scheduler) state() api.State {
 // check for an existing image).
 func (s *Scheduler) cooking() bool {
 	c := s.activeCook(s.curHash())
-	return c != nil && !c.checking
+	return c != nil && c.state != stateChecking
 }
 
 func (s *Scheduler) curHash() string {
@@ -57,7 +57,7 @@ func (s *Scheduler) Status(recent int) (api.Status, error) {
 		for _, c := range s.cooks {
 			if c.rec != nil {
 				rec := c.rec.Clone()
-				if c.stopping {
+				if c.state == stateStopping {
 					rec.Waiting = "it to stop (" + s.cookCancelReason(c) + ")"
 				}
 				st.Cooks = append(st.Cooks, *rec)

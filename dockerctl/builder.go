@@ -13,10 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/chefd/chefd/inputs"
-	"github.com/chefd/chefd/internal/flock"
-	"github.com/chefd/chefd/internal/gitrepo"
-
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
@@ -24,6 +20,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/inputs"
+	"github.com/chefd/chefd/internal/flock"
+	"github.com/chefd/chefd/internal/gitrepo"
 	"github.com/chefd/chefd/recipe"
 )
 

@@ -2,9 +2,10 @@ package watcher
 
 import (
 	"fmt"
-	"github.com/chefd/chefd/inputs"
 	"path"
 	"strings"
+
+	"github.com/chefd/chefd/inputs"
 )
 
 // Kind says what a batch means for the build.

@@ -1,12 +1,13 @@
 package watcher
 
 import (
-	"github.com/chefd/chefd/internal/gitrepo"
 	"os"
 	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/internal/gitrepo"
 )
 
 // gitState tracks whether git is in the middle of an operation, during

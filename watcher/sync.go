@@ -3,11 +3,12 @@ package watcher
 import (
 	"context"
 	"fmt"
-	"github.com/chefd/chefd/inputs"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/chefd/chefd/inputs"
 )
 
 // Sync returns once every change made under the root before the call has

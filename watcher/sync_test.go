@@ -2,12 +2,13 @@ package watcher
 
 import (
 	"context"
-	"github.com/chefd/chefd/inputs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chefd/chefd/inputs"
 )
 
 // TestSyncDeliversPendingChanges: with a quiet period of an hour, a save is

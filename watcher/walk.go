@@ -3,7 +3,6 @@ package watcher
 import (
 	"errors"
 	"fmt"
-	"github.com/chefd/chefd/inputs"
 	"io/fs"
 	"os"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/inputs"
 )
 
 type walkMode uint8

@@ -25,7 +25,6 @@ package watcher
 import (
 	"errors"
 	"fmt"
-	"github.com/chefd/chefd/inputs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,6 +36,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/inputs"
 )
 
 // Batch is one debounced set of changes under the root.

@@ -18,9 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/daemon/api"
 )
 
 // benchWorkspace copies the example with an image name of its own.

@@ -10,12 +10,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/daemon"
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 )
 

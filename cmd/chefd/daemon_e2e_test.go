@@ -9,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"github.com/chefd/chefd/daemon"
+	"github.com/chefd/chefd/daemon/api"
 )
 
 // daemonEnv gives the test its own $XDG_RUNTIME_DIR, and stops the daemon

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/chefd/chefd/configs"
 	"github.com/chefd/chefd/daemon"
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 )
 

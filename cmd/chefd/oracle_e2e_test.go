@@ -22,12 +22,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon/api"
-
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 
+	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
 )
 
