@@ -366,7 +366,7 @@ func (e *Engine) build(ctx context.Context, write func(*contextWriter) error, op
 	opts.PullParent = false
 	opts.Remove = true
 	opts.ForceRemove = true
-	resp, err := e.cli.ImageBuild(ctx, pr, opts)
+	resp, err := e.api.ImageBuild(ctx, pr, opts)
 	if err != nil {
 		pr.CloseWithError(err)
 		if ctx.Err() != nil {
@@ -403,7 +403,7 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) 
 	b.mu.Lock()
 	current := b.current
 	b.mu.Unlock()
-	imgs, err := b.e.cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+	imgs, err := b.e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", "chefd.kind=cooked"),
 		filters.Arg("label", "chefd.workspace="+b.root),
 	)})
@@ -427,7 +427,7 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) 
 		if len(im.RepoTags) > 0 {
 			name = im.RepoTags[0]
 		}
-		if _, err := b.e.cli.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+		if _, err := b.e.api.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
 			b.log.Warn("could not remove cooked image", zap.String("image", name), zap.Error(err))
 			continue
 		}
@@ -445,7 +445,7 @@ func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:]
 // hashes). Only those records are pruned, by ID: never the engine's whole
 // build cache, which other projects share.
 func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]Removed, error) {
-	du, err := b.e.cli.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	du, err := b.e.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
 	if err != nil {
 		return nil, fmt.Errorf("list build cache: %w", err)
 	}
@@ -466,7 +466,7 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 		if hash == "" || keep[hash] {
 			continue
 		}
-		if _, err := b.e.cli.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
+		if _, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
 			b.log.Warn("could not remove a target cache", zap.String("recipe", hash), zap.Error(err))
 			continue
 		}

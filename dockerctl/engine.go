@@ -4,20 +4,38 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"go.uber.org/zap"
 )
 
 // Engine is a connection to a Docker engine that answered a ping.
 type Engine struct {
-	cli  *client.Client
+	api  engineAPI      // every call chefd makes goes through it
+	cli  *client.Client // the same client, for tests that look around (nil on a fake)
 	host string
 	log  *zap.Logger
+}
+
+// engineAPI is the part of the Docker engine API chefd calls: a
+// *client.Client in production, a fake in unit tests (GC, cache pruning,
+// the cooked image check).
+type engineAPI interface {
+	ImageBuild(ctx context.Context, body io.Reader, opts build.ImageBuildOptions) (build.ImageBuildResponse, error)
+	ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
+	ImageList(ctx context.Context, opts image.ListOptions) ([]image.Summary, error)
+	ImageRemove(ctx context.Context, id string, opts image.RemoveOptions) ([]image.DeleteResponse, error)
+	DiskUsage(ctx context.Context, opts types.DiskUsageOptions) (types.DiskUsage, error)
+	BuildCachePrune(ctx context.Context, opts build.CachePruneOptions) (*build.CachePruneReport, error)
+	Close() error
 }
 
 // UnreachableError means no engine answered at Host.
@@ -90,21 +108,22 @@ func Connect(ctx context.Context, opts ...Option) (*Engine, error) {
 	}
 	cli.NegotiateAPIVersion(ctx)
 	o.log.Debug("docker engine answers", zap.String("host", host), zap.String("api", cli.ClientVersion()))
-	return &Engine{cli: cli, host: host, log: o.log}, nil
+	return &Engine{api: cli, cli: cli, host: host, log: o.log}, nil
 }
 
 // Close releases the client.
-func (e *Engine) Close() error { return e.cli.Close() }
+func (e *Engine) Close() error { return e.api.Close() }
 
 // Host is the engine address.
 func (e *Engine) Host() string { return e.host }
 
-// Client exposes the underlying client (tests, gc).
+// Client exposes the underlying client, for tests that look around the
+// engine.
 func (e *Engine) Client() *client.Client { return e.cli }
 
 // imageID returns the ID of a local image, "" when it does not exist.
 func (e *Engine) imageID(ctx context.Context, ref string) (string, error) {
-	ins, err := e.cli.ImageInspect(ctx, ref)
+	ins, err := e.api.ImageInspect(ctx, ref)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return "", nil

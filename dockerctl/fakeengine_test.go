@@ -1,0 +1,189 @@
+package dockerctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"go.uber.org/zap"
+
+	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/recipe"
+)
+
+// fakeEngine is an engine of images and build-cache records in memory,
+// for the unit tests of GC, cache pruning and the cooked image check.
+type fakeEngine struct {
+	mu      sync.Mutex
+	images  []image.Summary
+	caches  []*build.CacheRecord
+	removed []string // image IDs and cache record IDs, in order
+}
+
+func (f *fakeEngine) ImageBuild(context.Context, io.Reader, build.ImageBuildOptions) (build.ImageBuildResponse, error) {
+	return build.ImageBuildResponse{}, fmt.Errorf("the fake engine does not build")
+}
+
+func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.ImageInspectOption) (image.InspectResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, im := range f.images {
+		if im.ID == ref || slices.Contains(im.RepoTags, ref) {
+			return image.InspectResponse{ID: im.ID}, nil
+		}
+	}
+	return image.InspectResponse{}, cerrdefs.ErrNotFound.WithMessage("no such image: " + ref)
+}
+
+func (f *fakeEngine) ImageList(_ context.Context, opts image.ListOptions) ([]image.Summary, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []image.Summary
+next:
+	for _, im := range f.images {
+		for _, l := range opts.Filters.Get("label") {
+			k, v, _ := strings.Cut(l, "=")
+			if im.Labels[k] != v {
+				continue next
+			}
+		}
+		out = append(out, im)
+	}
+	return out, nil
+}
+
+func (f *fakeEngine) ImageRemove(_ context.Context, id string, _ image.RemoveOptions) ([]image.DeleteResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, im := range f.images {
+		if im.ID == id {
+			f.images = slices.Delete(f.images, i, i+1)
+			f.removed = append(f.removed, id)
+			return []image.DeleteResponse{{Deleted: id}}, nil
+		}
+	}
+	return nil, cerrdefs.ErrNotFound.WithMessage("no such image: " + id)
+}
+
+func (f *fakeEngine) DiskUsage(context.Context, types.DiskUsageOptions) (types.DiskUsage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return types.DiskUsage{BuildCache: slices.Clone(f.caches)}, nil
+}
+
+func (f *fakeEngine) BuildCachePrune(_ context.Context, opts build.CachePruneOptions) (*build.CachePruneReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ids := opts.Filters.Get("id")
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("chefd must never prune the whole build cache")
+	}
+	f.caches = slices.DeleteFunc(f.caches, func(c *build.CacheRecord) bool {
+		if slices.Contains(ids, c.ID) {
+			f.removed = append(f.removed, c.ID)
+			return true
+		}
+		return false
+	})
+	return &build.CachePruneReport{CachesDeleted: ids}, nil
+}
+
+func (f *fakeEngine) Close() error { return nil }
+
+// cooked adds a cooked image of hash for the workspace at root.
+func (f *fakeEngine) cooked(root, img, hash string, created int64) {
+	f.images = append(f.images, image.Summary{ID: "sha256:" + hash[:12], Created: created,
+		RepoTags: []string{img + "-cooked:" + hash[:16]},
+		Labels:   map[string]string{"chefd.kind": "cooked", "chefd.workspace": root, "chefd.recipe": hash}})
+}
+
+// targetCache adds the target cache record of a code step of hash.
+func (f *fakeEngine) targetCache(root, hash string, inUse bool) {
+	f.caches = append(f.caches, &build.CacheRecord{ID: "cache-" + hash[:8], Type: "exec.cachemount", InUse: inUse,
+		Description: "mount / from exec /bin/sh -c " + codeMarker + " " + cacheMarker + "chefd-target-" + WorkspaceID(root) + "-" + hash[:16] + " sh /run/chefd/code.sh"})
+}
+
+func fakeBuilder(t *testing.T, f *fakeEngine) *WorkspaceBuilder {
+	t.Helper()
+	root := t.TempDir()
+	return NewWorkspaceBuilder(&Engine{api: f, host: "fake", log: zap.NewNop()}, root, configs.Config{Image: "app", Tag: "dev"}, zap.NewNop())
+}
+
+func hashOf(c byte) string { return strings.Repeat(string(c), 64) }
+
+// TestGCKeepsNewestAndCurrent: GC removes this workspace's cooked images
+// beyond the newest keep, never the current recipe's, never another
+// workspace's; the target caches of the removed recipes go too, by ID,
+// except one in use.
+func TestGCKeepsNewestAndCurrent(t *testing.T) {
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	other := t.TempDir()
+	a, c, d, e := hashOf('a'), hashOf('c'), hashOf('d'), hashOf('e')
+	f.cooked(b.root, "app", a, 100) // the oldest, but current
+	f.cooked(b.root, "app", c, 200)
+	f.cooked(b.root, "app", d, 300)
+	f.cooked(b.root, "app", e, 400)
+	f.cooked(other, "app", hashOf('f'), 50) // another workspace
+	for _, h := range []string{a, c, d, e} {
+		f.targetCache(b.root, h, false)
+	}
+	f.targetCache(other, hashOf('f'), false)
+	b.mu.Lock()
+	b.current = "app-cooked:" + a[:16]
+	b.mu.Unlock()
+
+	removed, err := b.GC(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recipes, names []string
+	for _, r := range removed {
+		names = append(names, r.Name)
+		if r.Recipe != "" {
+			recipes = append(recipes, r.Recipe)
+		}
+	}
+	if !slices.Equal(recipes, []string{c}) {
+		t.Fatalf("removed recipes %q, want only %s (keep 2 newest and the current one)", recipes, c[:8])
+	}
+	if !slices.Equal(f.removed, []string{"sha256:" + c[:12], "cache-" + c[:8]}) {
+		t.Fatalf("engine saw removals %q", f.removed)
+	}
+	if len(names) != 2 || !strings.Contains(names[1], "build cache chefd-target-") {
+		t.Fatalf("names %q", names)
+	}
+
+	// a target cache in use stays, whatever its recipe
+	f.removed = nil
+	f.targetCache(b.root, hashOf('9'), true)
+	if _, err := b.GC(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.removed) != 0 {
+		t.Fatalf("removed %q, want nothing (a cache in use, nothing beyond keep)", f.removed)
+	}
+}
+
+// TestHasCooked: the cooked image check asks the engine for the tag.
+func TestHasCooked(t *testing.T) {
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	r := &recipe.Recipe{Hash: hashOf('b')}
+	if has, err := b.HasCooked(context.Background(), r); err != nil || has {
+		t.Fatalf("HasCooked with no image = %v, %v", has, err)
+	}
+	f.cooked(b.root, "app", r.Hash, 1)
+	if has, err := b.HasCooked(context.Background(), r); err != nil || !has {
+		t.Fatalf("HasCooked with the image = %v, %v", has, err)
+	}
+}
