@@ -32,7 +32,7 @@ import (
 type WorkspaceBuilder struct {
 	e    *Engine
 	root string
-	cfg  configs.Config
+	cfg  Settings
 	log  *zap.Logger
 	// Version is written into the chefd.version label.
 	Version string
@@ -53,7 +53,7 @@ func (b *WorkspaceBuilder) use(r *recipe.Recipe) {
 }
 
 // NewWorkspaceBuilder binds an engine to a workspace root and its config.
-func NewWorkspaceBuilder(e *Engine, root string, cfg configs.Config, log *zap.Logger) *WorkspaceBuilder {
+func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, log *zap.Logger) *WorkspaceBuilder {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -193,12 +193,12 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 
 // ShippedBins are the binaries copied into the final image (bins of
 // chefd.toml, else every binary of the recipe) and the entrypoint.
-func ShippedBins(cfg configs.Config, r *recipe.Recipe) ([]string, string) {
+func ShippedBins(cfg Settings, r *recipe.Recipe) ([]string, string) {
 	bins := cfg.Bins
 	if len(bins) == 0 {
 		bins = r.Bins()
 	}
-	entry := cfg.EntrypointBin()
+	entry := cfg.Entrypoint
 	if entry == "" && len(bins) > 0 {
 		entry = bins[0]
 	}

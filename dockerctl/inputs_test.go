@@ -46,7 +46,7 @@ func testWorkspace(t testing.TB, files map[string]string) (*WorkspaceBuilder, *r
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &WorkspaceBuilder{root: root, cfg: cfg}, r
+	return &WorkspaceBuilder{root: root, cfg: SettingsOf(cfg)}, r
 }
 
 // TestUnchanged: the workspace matches what a build shipped until a byte,

@@ -66,7 +66,7 @@ func (a *app) openSession(ctx context.Context, tag string) (*session, error) {
 	if err != nil {
 		return nil, engineError(err)
 	}
-	b := dockerctl.NewWorkspaceBuilder(e, root, cfg, a.log)
+	b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg), a.log)
 	b.Version = chefdVersion()
 	return &session{root: root, cfg: cfg, recipe: r, builder: b, engine: e, prepare: prep}, nil
 }

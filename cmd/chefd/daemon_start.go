@@ -165,7 +165,7 @@ func daemonBuilder(root string, cfg configs.Config, log *zap.Logger) *daemon.Laz
 			if err != nil {
 				return nil, err
 			}
-			b := dockerctl.NewWorkspaceBuilder(e, root, cfg, log.Named("docker"))
+			b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg), log.Named("docker"))
 			b.Version = chefdVersion()
 			return &daemonEngineBuilder{WorkspaceBuilder: b, e: e}, nil
 		},

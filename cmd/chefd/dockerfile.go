@@ -29,8 +29,9 @@ configured binaries. With --check FILE, exit 1 when FILE is out of date.`,
 			if err != nil {
 				return err
 			}
-			bins, entry := dockerctl.ShippedBins(cfg, r)
-			text := dockerctl.Standalone(r, cfg, bins, entry)
+			set := dockerctl.SettingsOf(cfg)
+			bins, entry := dockerctl.ShippedBins(set, r)
+			text := dockerctl.Standalone(r, set, bins, entry)
 			if check == "" {
 				fmt.Fprint(a.stdout, text)
 				return nil
