@@ -19,20 +19,16 @@ import (
 	"github.com/chefd/chefd/watcher"
 )
 
-// Config configures Run.
+// Config configures Run: the scheduler's Options (Run sets their
+// Batches, Settle, Hold and StateFile itself, from the watcher and Paths)
+// and what only the daemon needs.
 type Config struct {
-	Paths   api.Paths
-	Builder Builder
-	Plan    PlanFunc
+	Options
+	Paths api.Paths
 	// Watch creates the watcher; nil runs without one (builds on request
 	// only; tests).
-	Watch      func() (watcher.Notify, error)
-	KeepCooked int
-	Manual     bool
-	// CancelGrace: see Options.CancelGrace.
-	CancelGrace time.Duration
-	Version     string
-	Log         *zap.Logger
+	Watch   func() (watcher.Notify, error)
+	Version string
 	// Ready is called once the socket accepts requests.
 	Ready func(api.Info)
 }
@@ -102,9 +98,9 @@ func Run(ctx context.Context, cfg Config) error {
 			hold = h.Hold
 		}
 	}
-	sched, err := New(Options{Builder: cfg.Builder, Plan: cfg.Plan, Batches: batches, Log: log,
-		KeepCooked: cfg.KeepCooked, Manual: cfg.Manual, Settle: settle, CancelGrace: cfg.CancelGrace,
-		StateFile: p.State, Hold: hold})
+	opts := cfg.Options
+	opts.Batches, opts.Log, opts.Settle, opts.StateFile, opts.Hold = batches, log, settle, p.State, hold
+	sched, err := New(opts)
 	if err != nil {
 		return err
 	}

@@ -45,8 +45,8 @@ func startDaemon(t *testing.T, f *fakeBuilder, r *recipe.Recipe, paths *api.Path
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() {
-		d.errc <- Run(ctx, Config{Paths: d.paths, Builder: f, Plan: d.plan.plan, Log: zaptest.NewLogger(t),
-			Version: "test", KeepCooked: 2, Ready: func(i api.Info) { ready <- i }})
+		d.errc <- Run(ctx, Config{Paths: d.paths, Version: "test", Ready: func(i api.Info) { ready <- i },
+			Options: Options{Builder: f, Plan: d.plan.plan, Log: zaptest.NewLogger(t), KeepCooked: 2}})
 	}()
 	select {
 	case d.info = <-ready:

@@ -30,17 +30,10 @@ import (
 // chefd.toml. It is safe for concurrent use; code builds of the workspace
 // are serialised (a file lock, also across processes).
 type WorkspaceBuilder struct {
-	e    *Engine
-	root string
-	cfg  Settings
-	log  *zap.Logger
-	// Version is written into the chefd.version label.
-	Version string
-	// StateDir holds per-workspace client state (the build lock).
-	StateDir string
-	// NoCache makes the engine ignore its layer cache (benchmarks, or a
-	// suspected bad cache). Cache mounts stay.
-	NoCache bool
+	e           *Engine
+	root        string
+	cfg         Settings
+	builderOpts // log, version, state dir, no-cache
 
 	mu      sync.Mutex
 	current string // cooked tag of the recipe last cooked or built: GC keeps it
@@ -52,17 +45,18 @@ func (b *WorkspaceBuilder) use(r *recipe.Recipe) {
 	b.mu.Unlock()
 }
 
-// NewWorkspaceBuilder binds an engine to a workspace root and its config.
-func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, log *zap.Logger) *WorkspaceBuilder {
-	if log == nil {
-		log = zap.NewNop()
-	}
+// NewWorkspaceBuilder binds an engine to a workspace root and its
+// settings.
+func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, opts ...BuilderOption) *WorkspaceBuilder {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		dir = filepath.Join(root, ".chefd")
 	}
-	return &WorkspaceBuilder{e: e, root: root, cfg: cfg, log: log, Version: "dev",
-		StateDir: filepath.Join(dir, "chefd", WorkspaceID(root))}
+	o := builderOpts{log: zap.NewNop(), version: "dev", stateDir: filepath.Join(dir, "chefd", WorkspaceID(root))}
+	for _, f := range opts {
+		f(&o)
+	}
+	return &WorkspaceBuilder{e: e, root: root, cfg: cfg, builderOpts: o}
 }
 
 // WorkspaceID is a short stable identifier of a workspace root.
@@ -116,7 +110,7 @@ func (b *WorkspaceBuilder) labels(kind string, r *recipe.Recipe) map[string]stri
 		"chefd.kind":      kind,
 		"chefd.recipe":    r.Hash,
 		"chefd.workspace": b.root,
-		"chefd.version":   b.Version,
+		"chefd.version":   b.version,
 	}
 	if kind == "image" {
 		if c := commitOf(b.root); c != "" {
@@ -171,7 +165,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		return nil
 	}
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
-		NoCache:    b.NoCache,
+		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
 		Labels:     b.labels("cooked", r),
@@ -232,7 +226,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	}
 
 	// One code build of this workspace at a time, across processes.
-	lock, err := flock.Wait(ctx, filepath.Join(b.StateDir, "build.lock"), 50*time.Millisecond)
+	lock, err := flock.Wait(ctx, filepath.Join(b.stateDir, "build.lock"), 50*time.Millisecond)
 	if err != nil {
 		return res, err
 	}
@@ -248,7 +242,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	b.log.Debug("code build context", zap.Int("files", len(files)))
 
 	df := codeDockerfile(r, cacheID, b.cfg.RuntimeImage, entry)
-	script := codeScript(r, bins, b.NoCache)
+	script := codeScript(r, bins, b.noCache)
 	src := newSourceIndex(r)
 	in := newInputs(r, t0)
 	written := make(chan struct{})
@@ -286,7 +280,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	cooked := b.CookedTag(r)
 	t1 := time.Now()
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
-		NoCache:    b.NoCache,
+		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{b.ImageRef()},
 		Labels:     b.labels("image", r),

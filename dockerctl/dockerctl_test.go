@@ -292,7 +292,7 @@ func TestMissingBuilderImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = NewWorkspaceBuilder(e, root, SettingsOf(cfg), nil).Cook(context.Background(), r, nil)
+	_, err = NewWorkspaceBuilder(e, root, SettingsOf(cfg)).Cook(context.Background(), r, nil)
 	var mi *MissingImageError
 	if !errors.As(err, &mi) || mi.Image != "chefd/does-not-exist:1" {
 		t.Fatalf("want *MissingImageError naming the image, got %v", err)

@@ -59,24 +59,6 @@ func shortErr(err error) string {
 	return s
 }
 
-// Option configures Connect.
-type Option func(*connectOpts)
-
-type connectOpts struct {
-	log     *zap.Logger
-	timeout time.Duration
-	host    string
-}
-
-// WithLogger sets the logger (default: none).
-func WithLogger(l *zap.Logger) Option { return func(o *connectOpts) { o.log = l } }
-
-// WithHost overrides DOCKER_HOST.
-func WithHost(h string) Option { return func(o *connectOpts) { o.host = h } }
-
-// WithPingTimeout bounds the initial ping (default 5 s).
-func WithPingTimeout(d time.Duration) Option { return func(o *connectOpts) { o.timeout = d } }
-
 // Connect makes a client from the environment (DOCKER_HOST and friends),
 // pings the engine and negotiates the API version. An engine that does not
 // answer gives an *UnreachableError.

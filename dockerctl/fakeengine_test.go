@@ -114,7 +114,7 @@ func (f *fakeEngine) targetCache(root, hash string, inUse bool) {
 func fakeBuilder(t *testing.T, f *fakeEngine) *WorkspaceBuilder {
 	t.Helper()
 	root := t.TempDir()
-	return NewWorkspaceBuilder(&Engine{api: f, host: "fake", log: zap.NewNop()}, root, Settings{Image: "app", Tag: "dev"}, zap.NewNop())
+	return NewWorkspaceBuilder(&Engine{api: f, host: "fake", log: zap.NewNop()}, root, Settings{Image: "app", Tag: "dev"})
 }
 
 func hashOf(c byte) string { return strings.Repeat(string(c), 64) }

@@ -48,7 +48,7 @@ type session struct {
 	prepare time.Duration
 }
 
-func (a *app) openSession(ctx context.Context, tag string) (*session, error) {
+func (a *app) openSession(ctx context.Context, tag string, noCache bool) (*session, error) {
 	root, cfg, err := a.workspace()
 	if err != nil {
 		return nil, err
@@ -66,8 +66,8 @@ func (a *app) openSession(ctx context.Context, tag string) (*session, error) {
 	if err != nil {
 		return nil, engineError(err)
 	}
-	b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg), a.log)
-	b.Version = chefdVersion()
+	b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg),
+		dockerctl.WithBuilderLogger(a.log), dockerctl.WithVersion(chefdVersion()), dockerctl.WithNoCache(noCache))
 	return &session{root: root, cfg: cfg, recipe: r, builder: b, engine: e, prepare: prep}, nil
 }
 
@@ -117,12 +117,11 @@ func (a *app) cookCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := a.openSession(ctx, "")
+			s, err := a.openSession(ctx, "", noCache)
 			if err != nil {
 				return err
 			}
 			defer s.engine.Close()
-			s.builder.NoCache = noCache
 			var p dockerctl.Progress
 			if !asJSON {
 				p = progressPrinter(a.stderr)
@@ -174,12 +173,11 @@ workspace, the build is asked of the daemon.`,
 			if handled, err := a.buildViaDaemon(cmd, root, f); handled {
 				return err
 			}
-			s, err := a.openSession(ctx, f.Tag)
+			s, err := a.openSession(ctx, f.Tag, f.NoCache)
 			if err != nil {
 				return err
 			}
 			defer s.engine.Close()
-			s.builder.NoCache = f.NoCache
 			if f.WarmOnly {
 				ok, err := s.builder.HasCooked(ctx, s.recipe)
 				if err != nil {

@@ -165,8 +165,8 @@ func daemonBuilder(root string, cfg configs.Config, log *zap.Logger) *daemon.Laz
 			if err != nil {
 				return nil, err
 			}
-			b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg), log.Named("docker"))
-			b.Version = chefdVersion()
+			b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg),
+				dockerctl.WithBuilderLogger(log.Named("docker")), dockerctl.WithVersion(chefdVersion()))
 			return &daemonEngineBuilder{WorkspaceBuilder: b, e: e}, nil
 		},
 		Tag: func(r *recipe.Recipe) string { return dockerctl.CookedTag(cfg.Image, r) },
@@ -236,9 +236,14 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 		return err
 	}
 	err = daemon.Run(ctx, daemon.Config{
-		Paths:   paths,
-		Builder: daemonBuilder(absRoot, cfg, log),
-		Plan:    daemonPlan(absRoot, cfg, log),
+		Options: daemon.Options{
+			Builder:    daemonBuilder(absRoot, cfg, log),
+			Plan:       daemonPlan(absRoot, cfg, log),
+			KeepCooked: cfg.KeepCooked,
+			Manual:     f.manual,
+			Log:        log,
+		},
+		Paths: paths,
 		Watch: func() (watcher.Notify, error) {
 			return watcher.New(absRoot,
 				watcher.WithDebounce(cfg.Debounce.Duration),
@@ -246,10 +251,7 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 				watcher.WithIgnore(cfg.Ignore...),
 				watcher.WithLogger(log.Named("watch")))
 		},
-		KeepCooked: cfg.KeepCooked,
-		Manual:     f.manual,
-		Version:    chefdVersion(),
-		Log:        log,
+		Version: chefdVersion(),
 	})
 	var busy *daemon.BusyError
 	if errors.As(err, &busy) {
