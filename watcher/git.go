@@ -138,12 +138,7 @@ func (w *Watcher) updateGit(now time.Time) {
 			// older than the max wait goes out at once, or a lock taken
 			// again and again (git status in a prompt or an IDE) would
 			// starve it.
-			w.released = now
-			if now.Sub(w.first) < w.cfg.maxWait {
-				w.window = now
-			} else {
-				w.window = w.first
-			}
+			w.deb.release(now)
 		}
 		w.log.Debug("git done: releasing batches", zap.Duration("held", now.Sub(w.git.since)))
 	case busy:

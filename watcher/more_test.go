@@ -9,7 +9,7 @@ import (
 )
 
 func TestGitInitAtRuntime(t *testing.T) {
-	h := start(t, rustTree(t))
+	h := start(t, rustTree(t), WithMaxWait(300*time.Millisecond))
 	before := h.w.WatchCount()
 	if err := os.Mkdir(h.path(".git"), 0o755); err != nil {
 		t.Fatal(err)
@@ -24,7 +24,7 @@ func TestGitInitAtRuntime(t *testing.T) {
 	}
 	h.write(".git/index.lock", "")
 	h.write("src/f.rs", "during checkout")
-	h.none(2500 * time.Millisecond) // past the 2s max wait
+	h.none(600 * time.Millisecond) // past the max wait
 	h.remove(".git/index.lock")
 	eq(t, "Paths", h.next().Paths, []string{"src/f.rs"})
 }
@@ -38,12 +38,12 @@ func TestGitWorktreeFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, ".git"), []byte("gitdir: "+gitdir+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h := start(t, root)
+	h := start(t, root, WithMaxWait(300*time.Millisecond))
 	if err := os.WriteFile(filepath.Join(gitdir, "index.lock"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	h.write("src/f.rs", "in a worktree")
-	h.none(2500 * time.Millisecond)
+	h.none(600 * time.Millisecond) // past the max wait
 	if err := os.Remove(filepath.Join(gitdir, "index.lock")); err != nil {
 		t.Fatal(err)
 	}

@@ -125,9 +125,7 @@ type Watcher struct {
 	diffStat    map[string]fileState // stat of paths made pending by rescans/polls (no hash)
 	rulesDirty  bool                 // an ignore file changed: reconcile before emitting
 	rescanned   bool
-	first, last time.Time
-	window      time.Time // start of the max-wait window
-	released    time.Time // when git last stopped holding
+	deb         debounce // when it is due
 	timer       *time.Timer
 
 	// Emitted but not yet received batch; later batches merge into it.
@@ -192,6 +190,7 @@ func New(root string, opts ...Option) (*Watcher, error) {
 		cookies:     make(map[string]chan struct{}),
 		match:       match,
 		hs:          newHasher(cfg.hashLimit),
+		deb:         debounce{quiet: cfg.quiet, maxWait: cfg.maxWait},
 		files:       make(map[string]fileState),
 		watched:     make(map[string]struct{}),
 		pollRoots:   make(map[string]struct{}),
@@ -439,12 +438,7 @@ func (w *Watcher) hasWork() bool {
 }
 
 // touch records a raw event at now.
-func (w *Watcher) touch(now time.Time) {
-	if w.first.IsZero() {
-		w.first, w.window = now, now
-	}
-	w.last = now
-}
+func (w *Watcher) touch(now time.Time) { w.deb.event(now) }
 
 // schedule arms the timer for the next thing to do: emitting the batch, or
 // re-checking git while it holds the batch.
@@ -465,22 +459,7 @@ func (w *Watcher) schedule() {
 		w.timer.Reset(next)
 		return
 	}
-	w.timer.Reset(time.Until(w.deadline()))
-}
-
-// deadline is when the current batch is due: after the quiet period, but no
-// later than the max wait (the quiet period after git let go is always
-// waited in full).
-func (w *Watcher) deadline() time.Time {
-	base := w.last
-	if w.released.After(base) {
-		base = w.released
-	}
-	d := base.Add(w.cfg.quiet)
-	if limit := w.window.Add(w.cfg.maxWait); limit.Before(d) {
-		d = limit
-	}
-	return d
+	w.timer.Reset(time.Until(w.deb.due()))
 }
 
 func (w *Watcher) onTimer() {
@@ -498,7 +477,7 @@ func (w *Watcher) onTimer() {
 		}
 		return
 	}
-	if wasBusy || now.Before(w.deadline()) {
+	if wasBusy || now.Before(w.deb.due()) {
 		return // just released, or re-armed: schedule picks the new deadline
 	}
 	w.flush(now)
@@ -550,13 +529,13 @@ func (w *Watcher) flush(now time.Time) {
 			changed[p] = outEntry{base: old, existed: had}
 		}
 	}
-	meta := Batch{First: w.first, Last: w.last, Rescan: w.rescanned}
+	meta := Batch{First: w.deb.first, Last: w.deb.last, Rescan: w.rescanned}
 	if meta.First.IsZero() {
 		meta.First, meta.Last = now, now
 	}
 	w.pending = make(map[string]struct{})
 	clear(w.diffStat)
-	w.first, w.last, w.window, w.released = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	w.deb.reset()
 	w.rescanned = false
 	if len(changed) == 0 {
 		w.log.Debug("batch had no content change")

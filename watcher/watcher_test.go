@@ -313,7 +313,7 @@ func TestGitCheckoutHeldUntilLockGoes(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, ".git", "objects", "ab"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	h := start(t, root)
+	h := start(t, root, WithMaxWait(300*time.Millisecond))
 	lock := h.path(".git/index.lock")
 	if err := os.WriteFile(lock, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -339,8 +339,8 @@ func TestGitCheckoutHeldUntilLockGoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %d files in %s", n, time.Since(began))
-	// Hold past the max wait (2s) would have emitted.
-	h.none(2500 * time.Millisecond)
+	// Hold past the max wait (300ms here) would have emitted.
+	h.none(600 * time.Millisecond)
 	if err := os.Rename(lock, h.path(".git/index")); err != nil {
 		t.Fatal(err)
 	}
