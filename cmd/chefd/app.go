@@ -97,37 +97,15 @@ func (a *app) versionCmd() *cobra.Command {
 	}
 }
 
-// workspace resolves -C to the workspace root and loads chefd.toml.
+// workspace opens the workspace of -C (see openWorkspace).
 func (a *app) workspace() (string, configs.Config, error) {
-	root, err := recipe.FindRoot(a.dir)
-	if err != nil {
-		return "", configs.Config{}, err
-	}
-	cfg, err := configs.Load(root)
-	if err != nil {
-		return "", configs.Config{}, err
-	}
-	return root, cfg, nil
+	w, err := openWorkspace(a.dir)
+	return w.root, w.cfg, err
 }
 
-// computeRecipe computes the workspace's recipe with the build intent of
-// chefd.toml (bins overrides its bins), through the recipe cache.
+// computeRecipe is the recipe of the workspace at root with config cfg.
 func computeRecipe(ctx context.Context, root string, cfg configs.Config, bins []string) (*recipe.Recipe, error) {
-	return recipe.Compute(ctx, root, recipe.Options{Intent: intentOf(cfg, bins), CacheDir: recipe.DefaultCacheDir()})
-}
-
-func intentOf(cfg configs.Config, bins []string) recipe.Intent {
-	if len(bins) == 0 {
-		bins = cfg.Bins
-	}
-	return recipe.Intent{
-		Profile:           cfg.Profile,
-		Features:          cfg.Features,
-		NoDefaultFeatures: cfg.NoDefaultFeatures,
-		Target:            cfg.Target,
-		RustFlags:         cfg.RustFlags,
-		Bins:              bins,
-	}
+	return workspace{root: root, cfg: cfg}.recipe(ctx, bins)
 }
 
 func (a *app) prepareCmd() *cobra.Command {

@@ -27,12 +27,12 @@ import (
 
 // daemonPaths resolves the workspace, its config and its daemon's paths.
 func (a *app) daemonPaths() (string, configs.Config, api.Paths, error) {
-	root, cfg, err := a.workspace()
+	w, err := openWorkspace(a.dir)
 	if err != nil {
 		return "", configs.Config{}, api.Paths{}, err
 	}
-	p, err := api.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
-	return root, cfg, p, err
+	p, err := w.paths()
+	return w.root, w.cfg, p, err
 }
 
 type startFlags struct {
@@ -193,18 +193,18 @@ func changedStartKeys(a, b configs.Config) []string {
 func daemonPlan(root string, started configs.Config, log *zap.Logger) daemon.PlanFunc {
 	warned := ""
 	return func(ctx context.Context) (*recipe.Recipe, error) {
-		cfg, err := configs.Load(root)
+		w, err := openWorkspace(root)
 		if err != nil {
 			return nil, err
 		}
-		if changed := strings.Join(changedStartKeys(started, cfg), ", "); changed != warned {
+		if changed := strings.Join(changedStartKeys(started, w.cfg), ", "); changed != warned {
 			warned = changed
 			if changed != "" {
 				log.Warn("chefd.toml changed settings the daemon reads at start only; restart it (chefd stop && chefd start) to apply them",
 					zap.String("changed", changed))
 			}
 		}
-		return computeRecipe(ctx, root, cfg, nil)
+		return w.recipe(ctx, nil)
 	}
 }
 
