@@ -58,8 +58,9 @@ func (c Class) String() string {
 // the workspace root. created and removed say whether the file appeared or
 // disappeared (both false: its content changed).
 //
-// Classify only knows the built-in ignores; .gitignore, .dockerignore and
-// WithIgnore patterns are applied by the Watcher before it classifies.
+// Classify only knows the built-in rules (inputs.BuiltinOut); .dockerignore
+// and WithIgnore patterns are applied by the Watcher (inputs.Matcher) before
+// it classifies.
 //
 // Recipe-affecting, at any depth: Cargo.toml, Cargo.lock, rust-toolchain,
 // rust-toolchain.toml, .cargo/config, .cargo/config.toml, and chefd.toml at
