@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -39,6 +40,12 @@ type Config struct {
 // where its cookie cannot work).
 type syncer interface {
 	Sync(ctx context.Context) error
+}
+
+// outsider is what a watcher offers to watch the path crates outside the
+// workspace too (watcher.Roots implements it).
+type outsider interface {
+	SetOutside(dirs []string)
 }
 
 // holder is what a watcher offers to say that git holds its batches
@@ -100,6 +107,34 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	opts := cfg.Options
 	opts.Batches, opts.Log, opts.Settle, opts.StateFile, opts.Hold = batches, log, settle, p.State, hold
+	if o, ok := notify.(outsider); ok {
+		// The newest recipe's outside directories, handed to one goroutine
+		// so that the loop never waits for a walk and sets apply in order.
+		want := make(chan []string, 1)
+		opts.OnRecipe = func(r *recipe.Recipe) {
+			var dirs []string
+			for _, d := range r.OutsideDirs() {
+				dirs = append(dirs, filepath.Join(r.ContextRoot, filepath.FromSlash(d)))
+			}
+			select {
+			case <-want: // replaced by the newer set
+			default:
+			}
+			want <- dirs
+		}
+		outsideDone := make(chan struct{})
+		defer close(outsideDone)
+		go func() {
+			for {
+				select {
+				case dirs := <-want:
+					o.SetOutside(dirs)
+				case <-outsideDone:
+					return
+				}
+			}
+		}()
+	}
 	sched, err := New(opts)
 	if err != nil {
 		return err

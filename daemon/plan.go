@@ -37,6 +37,9 @@ func (s *Scheduler) replan(trigger api.Trigger) error {
 	}
 	old := s.cur
 	s.cur, s.curAt = r, time.Now()
+	if s.opts.OnRecipe != nil {
+		s.opts.OnRecipe(r)
+	}
 	diff := capLines(recipe.Diff(old, r), 100)
 	if old == nil {
 		members, targets, external := r.Summary()

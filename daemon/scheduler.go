@@ -95,6 +95,10 @@ type Options struct {
 	// StateFile, when set, keeps the history and the last cook duration
 	// across restarts.
 	StateFile string
+	// OnRecipe, when set, is called on the scheduler's loop with each new
+	// recipe (it must not block): Run points the watcher at the path crates
+	// outside the workspace with it.
+	OnRecipe func(*recipe.Recipe)
 	// Hold reports a hold on automatic builds (git in the middle of an
 	// operation): the file that holds them and since when; "" when none.
 	Hold func() (reason string, since time.Time)

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/inputs"
+	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"
 )
 
@@ -20,7 +20,8 @@ import (
 // the build context ships (both decide through package inputs), and that
 // the tricky cases land on the right side.
 func TestWatchedIsShipped(t *testing.T) {
-	root := t.TempDir()
+	ctxRoot := t.TempDir() // the context root: the workspace and a path crate beside it
+	root := filepath.Join(ctxRoot, "ws")
 	files := map[string]string{
 		"Cargo.toml":                "[workspace]\nmembers = [\"crates/*\"]\n",
 		".gitignore":                "*.gen.rs\n/notes.txt\n",
@@ -32,7 +33,7 @@ func TestWatchedIsShipped(t *testing.T) {
 		"src/.main.rs.swp":          "vim swap",
 		"src/main.rs~":              "backup",
 		"src/4913":                  "",
-		"crates/a/Cargo.toml":       "[package]\nname = \"a\"\n",
+		"crates/a/Cargo.toml":       "[package]\nname = \"a\"\nversion = \"0.1.0\"\n\n[dependencies]\nshared = { path = \"../../../shared\" }\n",
 		"crates/a/.gitignore":       "/local.rs\ngen/\n",
 		"crates/a/local.rs":         "nested gitignore",
 		"crates/a/gen/out.rs":       "nested gitignore, a directory",
@@ -53,6 +54,13 @@ func TestWatchedIsShipped(t *testing.T) {
 		".idea/workspace.xml":       "",
 		".hg/store":                 "",
 		".git/description":          "not a repository, a directory called .git",
+		// a path crate outside the workspace: the built-in rules only
+		"../shared/Cargo.toml":      "[package]\nname = \"shared\"\nversion = \"0.1.0\"\n",
+		"../shared/src/lib.rs":      "",
+		"../shared/.dockerignore":   "src\n", // not the workspace's: it does not apply
+		"../shared/debug.log":       "shipped: the workspace's .dockerignore does not reach here",
+		"../shared/src/.lib.rs.swp": "",
+		"../shared/target/debug/x":  "its build directory",
 	}
 	for rel, content := range files {
 		p := filepath.Join(root, filepath.FromSlash(rel))
@@ -73,8 +81,15 @@ func TestWatchedIsShipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	ignore := []string{"assets/big"}
+	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ContextRoot != ctxRoot || !slices.Equal(r.OutsideDirs(), []string{"shared"}) {
+		t.Fatalf("context root %s, outside %q: the tree is not what this test means", r.ContextRoot, r.OutsideDirs())
+	}
 
-	w, err := watcher.New(root, watcher.WithIgnore(ignore...), watcher.WithDebounce(20*time.Millisecond), watcher.WithGitHold(false))
+	w, err := watcher.NewRoots(root, watcher.WithIgnore(ignore...), watcher.WithDebounce(20*time.Millisecond), watcher.WithGitHold(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,13 +97,14 @@ func TestWatchedIsShipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
+	w.SetOutside([]string{filepath.Join(ctxRoot, "shared")})
 	seen := map[string]bool{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for b := range w.Batches() {
 			for _, p := range b.Paths {
-				seen[p] = true
+				seen[filepath.Join(root, filepath.FromSlash(p))] = true
 			}
 		}
 	}()
@@ -117,20 +133,25 @@ func TestWatchedIsShipped(t *testing.T) {
 	w.Close()
 	<-done
 
-	m, err := inputs.New(root, ignore)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := collect(root, root, m)
+	b := &WorkspaceBuilder{root: root, cfg: Settings{Ignore: ignore}}
+	list, err := b.contextFiles(r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var shipped, watched []string
 	for _, f := range list {
-		shipped = append(shipped, f.rel)
+		rel, err := filepath.Rel(root, filepath.Join(ctxRoot, filepath.FromSlash(f.rel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		shipped = append(shipped, filepath.ToSlash(rel))
 	}
 	for p := range seen {
-		watched = append(watched, p)
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		watched = append(watched, filepath.ToSlash(rel))
 	}
 	sort.Strings(shipped)
 	sort.Strings(watched)
@@ -138,10 +159,11 @@ func TestWatchedIsShipped(t *testing.T) {
 		t.Errorf("the watcher and the context disagree\nshipped: %q\nwatched: %q", shipped, watched)
 	}
 	in := []string{"notes.txt", "src/x.gen.rs", "crates/a/local.rs", "crates/a/gen/out.rs", "tools/target/t.txt",
-		"docs/keep.md", "keep.log", "assets/small", "src/link.rs", "srclink", "dangling", ".gitignore", ".dockerignore"}
+		"docs/keep.md", "keep.log", "assets/small", "src/link.rs", "srclink", "dangling", ".gitignore", ".dockerignore",
+		"../shared/src/lib.rs", "../shared/debug.log", "../shared/.dockerignore"}
 	out := []string{"src/.main.rs.swp", "src/main.rs~", "src/4913", "crates/a/target/debug/x", "cache/target/y",
 		"docs/guide.md", "debug.log", "crates/a/deep/x.log", "assets/big/blob", "target/release/app", ".chefd/state",
-		".idea/workspace.xml", ".hg/store", ".git/description", "src/pipe"}
+		".idea/workspace.xml", ".hg/store", ".git/description", "src/pipe", "../shared/src/.lib.rs.swp", "../shared/target/debug/x"}
 	for _, p := range in {
 		if !slices.Contains(shipped, p) {
 			t.Errorf("%s is a build input, not shipped", p)

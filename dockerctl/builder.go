@@ -321,19 +321,7 @@ func (b *WorkspaceBuilder) contextFiles(r *recipe.Recipe) ([]ctxFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	var outside []string
-	for _, m := range r.Manifests {
-		d := m.Dir()
-		if r.WorkspaceDir == "." || d == r.WorkspaceDir || strings.HasPrefix(d, r.WorkspaceDir+"/") {
-			continue
-		}
-		outside = append(outside, d)
-	}
-	sort.Strings(outside)
-	for i, d := range outside {
-		if i > 0 && strings.HasPrefix(d, outside[i-1]+"/") {
-			continue // nested in a crate already collected
-		}
+	for _, d := range r.OutsideDirs() {
 		dir := filepath.Join(r.ContextRoot, filepath.FromSlash(d))
 		more, err := collect(dir, r.ContextRoot, inputs.Builtin(dir))
 		if err != nil {

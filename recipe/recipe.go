@@ -136,6 +136,30 @@ type Manifest struct {
 // Dir is the package directory relative to the context root.
 func (m Manifest) Dir() string { return path.Dir(m.Path) }
 
+// OutsideDirs are the directories of the local crates outside the
+// workspace root (path dependencies), relative to ContextRoot, sorted, a
+// crate nested in another one's directory left out. The build context
+// ships them and the daemon watches them.
+func (r *Recipe) OutsideDirs() []string {
+	var out []string
+	for _, m := range r.Manifests {
+		d := m.Dir()
+		if r.WorkspaceDir == "." || d == r.WorkspaceDir || strings.HasPrefix(d, r.WorkspaceDir+"/") {
+			continue
+		}
+		out = append(out, d)
+	}
+	sort.Strings(out)
+	kept := out[:0]
+	for _, d := range out {
+		if n := len(kept); n > 0 && (d == kept[n-1] || strings.HasPrefix(d, kept[n-1]+"/")) {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	return kept
+}
+
 // Recipe is the skeleton of a workspace and its build intent.
 type Recipe struct {
 	Hash   string `json:"hash,omitempty"`

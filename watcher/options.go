@@ -21,6 +21,7 @@ type config struct {
 	ignores      []string
 	log          *zap.Logger
 	gitHold      bool
+	builtinOnly  bool // a path crate outside the workspace (Roots)
 
 	// Unexported knobs, for tests.
 	watchBudget int                       // >0: pretend inotify has this many watches

@@ -172,7 +172,7 @@ func New(root string, opts ...Option) (*Watcher, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("watch %s: not a directory", root)
 	}
-	match, err := inputs.New(abs, cfg.ignores)
+	match, err := rulesFor(abs, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", root, err)
 	}
@@ -212,10 +212,20 @@ func (w *Watcher) Errors() <-chan error { return w.errs }
 // including the top level of the git directory when it is watched.
 func (w *Watcher) WatchCount() int { return int(w.watchCount.Load()) }
 
+// rulesFor is the matcher of build inputs under root: the built-in rules
+// alone for a path crate outside the workspace (as the build context ships
+// it), else with the root's .dockerignore and the ignore patterns.
+func rulesFor(root string, cfg config) (*inputs.Matcher, error) {
+	if cfg.builtinOnly {
+		return inputs.Builtin(root), nil
+	}
+	return inputs.New(root, cfg.ignores)
+}
+
 // loadRules re-reads the root .dockerignore. A broken one is reported and
 // the rules in force stay.
 func (w *Watcher) loadRules() {
-	m, err := inputs.New(w.root, w.cfg.ignores)
+	m, err := rulesFor(w.root, w.cfg)
 	if err != nil {
 		w.warn(fmt.Errorf("%w (the previous rules stay in force)", err))
 		return

@@ -245,7 +245,7 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 		},
 		Paths: paths,
 		Watch: func() (watcher.Notify, error) {
-			return watcher.New(absRoot,
+			return watcher.NewRoots(absRoot,
 				watcher.WithDebounce(cfg.Debounce.Duration),
 				watcher.WithMaxWait(cfg.MaxWait.Duration),
 				watcher.WithIgnore(cfg.Ignore...),

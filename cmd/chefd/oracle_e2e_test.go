@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -50,6 +51,9 @@ type markedWS struct {
 	// run makes every marker of this workspace unique to it, so no build
 	// of it is answered by BuildKit's layer cache from another run.
 	run string
+	// files are the crates' marker files relative to dir (crateFiles,
+	// unless a test moved a crate).
+	files map[string]string
 }
 
 var crateFiles = map[string]string{
@@ -65,7 +69,7 @@ func newMarkedWS(t *testing.T, tag string) *markedWS {
 			t.Fatalf("%s is needed: %v", tool, err)
 		}
 	}
-	w := &markedWS{t: t, dir: exampleCopy(t), tag: tag, run: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	w := &markedWS{t: t, dir: exampleCopy(t), tag: tag, run: strconv.FormatInt(time.Now().UnixNano(), 36), files: maps.Clone(crateFiles)}
 	edit(t, filepath.Join(w.dir, "chefd.toml"), `image = "chefd-example"`, "image = \"chefd-example\"\ntag = \""+tag+"\"")
 	edit(t, w.path("report"), "use std::io::Read;", "use std::io::Read;\n\nconst REPORT_MARK: &str = \"report-0\";")
 	edit(t, w.path("report"), `println!("report: {} ({})", ledger::LEDGER_BANNER, ledger.name);`,
@@ -81,7 +85,7 @@ func newMarkedWS(t *testing.T, tag string) *markedWS {
 	return w
 }
 
-func (w *markedWS) path(crate string) string { return filepath.Join(w.dir, crateFiles[crate]) }
+func (w *markedWS) path(crate string) string { return filepath.Join(w.dir, w.files[crate]) }
 
 func (w *markedWS) logf(format string, args ...any) {
 	w.logs = append(w.logs, fmt.Sprintf("%s "+format, append([]any{time.Now().Format("15:04:05.000")}, args...)...))
@@ -966,6 +970,47 @@ func TestE2ERegressions(t *testing.T) {
 		w.setMarker("ledger", "gitignored-1")
 		if !ev.waitFor(t, 2*time.Minute, `"build.done"`, `"trigger":"watch"`, `"result":"ok"`, crateFiles["ledger"]) {
 			w.failDaemon(ev, "no automatic build of the edit to a git-ignored source")
+		}
+		w.buildWait("after the automatic build")
+	})
+
+	t.Run("OutsidePathCrate", func(t *testing.T) {
+		// A path crate outside the workspace root is shipped, so it is
+		// watched: its edit starts an automatic build, with the edit.
+		w := newMarkedWS(t, "e2e-outside")
+		outside := filepath.Join(filepath.Dir(w.dir), "ledger")
+		if err := os.Rename(filepath.Join(w.dir, "crates", "ledger"), outside); err != nil {
+			t.Fatal(err)
+		}
+		w.files["ledger"] = "../ledger/src/lib.rs"
+		edit(t, filepath.Join(w.dir, "Cargo.toml"), `members = ["crates/ledger", "crates/app", "crates/report"]`, `members = ["crates/app", "crates/report"]`)
+		edit(t, filepath.Join(w.dir, "Cargo.toml"), `ledger = { path = "crates/ledger" }`, `ledger = { path = "../ledger" }`)
+		manifest := `[package]
+name = "ledger"
+description = "Parse, validate and summarise a small JSON ledger"
+version = "0.1.0"
+edition = "2021"
+license = "MIT OR Apache-2.0"
+publish = false
+
+[dependencies]
+serde = { version = "1", features = ["derive"] }
+serde_json = "1"
+thiserror = "1"
+`
+		if err := os.WriteFile(filepath.Join(outside, "Cargo.toml"), []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		w.startDaemon()
+		w.buildWait("first, the ledger outside the workspace")
+		ev := w.follow()
+		defer ev.stop()
+		if !ev.waitFor(t, 30*time.Second, `"subscribed"`) {
+			w.failDaemon(ev, "chefd events did not subscribe")
+		}
+		w.setMarker("ledger", "outside-1")
+		if !ev.waitFor(t, 2*time.Minute, `"build.done"`, `"trigger":"watch"`, `"result":"ok"`, "../ledger/src/lib.rs") {
+			w.failDaemon(ev, "no automatic build of the edit to the path crate outside the workspace")
 		}
 		w.buildWait("after the automatic build")
 	})
