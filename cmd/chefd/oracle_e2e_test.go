@@ -287,6 +287,25 @@ type eventStream struct {
 	seen  chan struct{} // a line arrived
 }
 
+// autoBuilds starts the daemon, builds once, then edits crate's marker to
+// m and checks that the daemon builds the edit unasked (what: the kind of
+// file, for the failure), and that the image then holds it.
+func (w *markedWS) autoBuilds(crate, m, what string) {
+	w.t.Helper()
+	w.startDaemon()
+	w.buildWait("first")
+	ev := w.follow()
+	defer ev.stop()
+	if !ev.waitFor(w.t, 30*time.Second, `"subscribed"`) {
+		w.failDaemon(ev, "chefd events did not subscribe")
+	}
+	w.setMarker(crate, m)
+	if !ev.waitFor(w.t, 2*time.Minute, `"build.done"`, `"trigger":"watch"`, `"result":"ok"`, w.files[crate]) {
+		w.failDaemon(ev, "no automatic build of the edit to %s", what)
+	}
+	w.buildWait("after the automatic build")
+}
+
 // requestCompiling asks the daemon for a build (automatic builds may be
 // held by a merge in progress, or miss a save right after start) and
 // waits until it compiles, or, false, until a build ends ok first: a build
@@ -960,18 +979,7 @@ func TestE2ERegressions(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(w.dir, ".gitignore"), []byte("target/\n/"+crateFiles["ledger"]+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		w.startDaemon()
-		w.buildWait("first")
-		ev := w.follow()
-		defer ev.stop()
-		if !ev.waitFor(t, 30*time.Second, `"subscribed"`) {
-			w.failDaemon(ev, "chefd events did not subscribe")
-		}
-		w.setMarker("ledger", "gitignored-1")
-		if !ev.waitFor(t, 2*time.Minute, `"build.done"`, `"trigger":"watch"`, `"result":"ok"`, crateFiles["ledger"]) {
-			w.failDaemon(ev, "no automatic build of the edit to a git-ignored source")
-		}
-		w.buildWait("after the automatic build")
+		w.autoBuilds("ledger", "gitignored-1", "a git-ignored source")
 	})
 
 	t.Run("OutsidePathCrate", func(t *testing.T) {
@@ -1001,18 +1009,7 @@ thiserror = "1"
 		if err := os.WriteFile(filepath.Join(outside, "Cargo.toml"), []byte(manifest), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		w.startDaemon()
-		w.buildWait("first, the ledger outside the workspace")
-		ev := w.follow()
-		defer ev.stop()
-		if !ev.waitFor(t, 30*time.Second, `"subscribed"`) {
-			w.failDaemon(ev, "chefd events did not subscribe")
-		}
-		w.setMarker("ledger", "outside-1")
-		if !ev.waitFor(t, 2*time.Minute, `"build.done"`, `"trigger":"watch"`, `"result":"ok"`, "../ledger/src/lib.rs") {
-			w.failDaemon(ev, "no automatic build of the edit to the path crate outside the workspace")
-		}
-		w.buildWait("after the automatic build")
+		w.autoBuilds("ledger", "outside-1", "the path crate outside the workspace")
 	})
 
 	t.Run("PolledSubtree", func(t *testing.T) {
