@@ -52,9 +52,6 @@ func (l *Lock) Release() error {
 	return l.l.Unlock()
 }
 
-// LockHeld reports whether a daemon holds the lock at path, and its pid.
-func LockHeld(path string) (bool, int) { return flock.Held(path) }
-
 // listenSocket listens on the unix socket at path (mode 0600). The caller
 // holds the lock, so a file already there is a stale socket of a crashed
 // daemon and is removed; anything that is not a socket is left alone.

@@ -74,7 +74,7 @@ func TestDaemonStaleLockAndSocket(t *testing.T) {
 
 	// a live holder: start fails, naming its pid
 	holder := holdLock(t, paths.Lock)
-	held, pid := LockHeld(paths.Lock)
+	held, pid := flock.Held(paths.Lock)
 	must(t, held && pid == holder.Process.Pid, "LockHeld = %v, %d; want true, %d", held, pid, holder.Process.Pid)
 	_, _, err = AcquireLock(paths.Lock)
 	var busy *BusyError

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/chefd/chefd/daemon/api"
+	"github.com/chefd/chefd/internal/flock"
 	"github.com/chefd/chefd/recipe"
 )
 
@@ -233,7 +234,7 @@ func TestDaemonAPI(t *testing.T) {
 	}
 	_, err = os.Stat(d.paths.Socket)
 	must(t, errors.Is(err, os.ErrNotExist), "socket left behind: %v", err)
-	held, _ := LockHeld(d.paths.Lock)
+	held, _ := flock.Held(d.paths.Lock)
 	must(t, !held, "lock still held")
 	_, err = d.c.Ping(d.ctx())
 	must(t, errors.Is(err, api.ErrNotRunning), "ping after stop: %v", err)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chefd/chefd/daemon"
 	"github.com/chefd/chefd/daemon/api"
+	"github.com/chefd/chefd/internal/flock"
 )
 
 // daemonEnv gives the test its own $XDG_RUNTIME_DIR, and stops the daemon
@@ -25,7 +25,7 @@ func daemonEnv(t *testing.T, ws string, extra ...string) []string {
 		if err != nil {
 			return
 		}
-		if held, pid := daemon.LockHeld(p.Lock); held && pid > 0 {
+		if held, pid := flock.Held(p.Lock); held && pid > 0 {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	})
@@ -93,7 +93,7 @@ func TestDaemonCLILifecycle(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if held, _ := daemon.LockHeld(st.Daemon.Paths.Lock); !held {
+		if held, _ := flock.Held(st.Daemon.Paths.Lock); !held {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -21,6 +21,7 @@ import (
 	"github.com/chefd/chefd/daemon"
 	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
+	"github.com/chefd/chefd/internal/flock"
 	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"
 )
@@ -85,7 +86,7 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 		fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
 		return nil
 	}
-	if held, pid := daemon.LockHeld(paths.Lock); held {
+	if held, pid := flock.Held(paths.Lock); held {
 		// starting right now, or hung: give it the same time as a new one
 		if info, err := daemon.WaitReady(ctx, c, nil); err == nil {
 			fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
