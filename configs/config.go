@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/chefd/chefd/internal/safefile"
 )
 
 // FileName is the configuration file chefd looks for at the workspace root.
@@ -63,6 +64,8 @@ type Config struct {
 
 	// Path is the file the configuration was read from ("" for defaults).
 	Path string `toml:"-"`
+	// raw is the file's text (for Line).
+	raw []byte
 }
 
 // Duration is a time.Duration written as a Go duration string ("150ms").
@@ -146,17 +149,35 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s", pos, e.Msg)
 }
 
-// Load reads dir/chefd.toml. A missing file gives Default(dir).
+// Load reads dir/chefd.toml. A missing file gives Default(dir); anything
+// else that cannot be read is an error naming the file: a symbolic link
+// to a missing file, a FIFO or a device (only regular files are read), a
+// file over safefile.TextLimit.
 func Load(dir string) (Config, error) {
 	path := filepath.Join(dir, FileName)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := safefile.ReadRegular(path, safefile.TextLimit)
+	if errors.Is(err, fs.ErrNotExist) && safefile.Dangling(err) == nil {
 		return Default(dir), nil
 	}
 	if err != nil {
+		if reason, ok := safefile.Reason(err); ok {
+			return Config{}, &Error{File: path, Msg: reason + "; " + fixOf(err)}
+		}
 		return Config{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	return Parse(dir, path, data)
+}
+
+// fixOf says what to do about a chefd.toml that cannot be read.
+func fixOf(err error) string {
+	var tooLarge *safefile.TooLargeError
+	switch {
+	case safefile.Dangling(err) != nil:
+		return "point the link at a file, or remove it to use the defaults"
+	case errors.As(err, &tooLarge):
+		return "a chefd.toml holds a few lines; restore it, or remove it to use the defaults"
+	}
+	return "make it a regular file, or remove it to use the defaults"
 }
 
 // Parse decodes data (the content of path) over Default(dir) and validates it.
@@ -171,7 +192,7 @@ func Parse(dir, path string, data []byte) (Config, error) {
 		return Config{}, &Error{File: path, Line: lineOfKey(data, und[0]), Key: key,
 			Msg: fmt.Sprintf("unknown key; known keys are %s", strings.Join(KnownKeys(), ", "))}
 	}
-	cfg.Path = path
+	cfg.Path, cfg.raw = path, data
 	if err := cfg.validate(data); err != nil {
 		return Config{}, err
 	}
@@ -336,6 +357,25 @@ func (c *Config) validate(data []byte) error {
 		return bad("keep-cooked", "must be at least 1")
 	}
 	return nil
+}
+
+// Line is the line of chefd.toml where key is written (0 when it is not,
+// or for the defaults).
+func (c Config) Line(key string) int { return lineOfKey(c.raw, toml.Key{key}) }
+
+// CheckEntrypoint checks `entrypoint` against the binaries the image
+// ships when `bins` is not set (every binary of the workspace, bins): an
+// entrypoint that is not one of them is an error at its line.
+func (c Config) CheckEntrypoint(bins []string) error {
+	if c.Entrypoint == "" || len(c.Bins) > 0 || slices.Contains(bins, c.Entrypoint) {
+		return nil
+	}
+	list := strings.Join(bins, ", ")
+	if list == "" {
+		list = "(none)"
+	}
+	return &Error{File: c.Path, Line: c.Line("entrypoint"), Key: "entrypoint",
+		Msg: fmt.Sprintf("%q is not a binary of the workspace (its binaries: %s); name one of them", c.Entrypoint, list)}
 }
 
 // EntrypointBin returns the binary the image runs: Entrypoint, else the first

@@ -194,7 +194,7 @@ func (s *Scheduler) maybeStart() {
 	p := s.pending
 	if s.recipeErr != nil {
 		if len(p.waiters) > 0 || s.cur == nil {
-			s.failPending(p, (&RecipeError{s.recipeErr}).Error())
+			s.failPending(p, &RecipeError{s.recipeErr})
 			return
 		}
 		s.setWaiting(p, "a valid recipe ("+s.recipeErr.Error()+")")
@@ -205,7 +205,7 @@ func (s *Scheduler) maybeStart() {
 		c := s.activeCook(r.Hash)
 		if c == nil {
 			if err := s.cookFailed[r.Hash]; err != nil {
-				s.failPending(p, fmt.Sprintf("the cook of recipe %s failed: %v", r.ShortHash(), err))
+				s.failPending(p, fmt.Errorf("the cook of recipe %s failed: %w", r.ShortHash(), err))
 				return
 			}
 			s.ensureCook(r, nil, p.rec.Trigger)
@@ -230,12 +230,13 @@ func (s *Scheduler) maybeStart() {
 	s.startBuild(p, r)
 }
 
-func (s *Scheduler) failPending(p *buildJob, msg string) {
+func (s *Scheduler) failPending(p *buildJob, err error) {
 	if s.pending == p {
 		s.pending = nil
 	}
 	rec := p.rec
-	rec.Result, rec.Error, rec.Waiting = api.ResultFailed, msg, ""
+	msg := err.Error()
+	rec.Result, rec.Error, rec.ErrorCode, rec.Waiting = api.ResultFailed, msg, errorCode(err), ""
 	rec.Finished = time.Now()
 	if s.cur != nil {
 		rec.Recipe = s.cur.Hash
@@ -268,7 +269,9 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 		}
 		publish(ev)
 	}
+	written := s.saveState() // the running record: a crash leaves it on disk
 	go func() {
+		waitWritten(ctx, written)
 		res, err := s.opts.Builder.Build(ctx, r, progress)
 		s.post(func() { s.buildDone(p, res, err) })
 	}()
@@ -350,7 +353,7 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 		s.log.Info("build stopped", zap.Int64("id", rec.ID), zap.String("result", string(rec.Result)))
 	default:
 		rec.Result = api.ResultFailed
-		rec.Error = err.Error()
+		rec.Error, rec.ErrorCode = err.Error(), errorCode(err)
 		rec.Output = b.tail.tail()
 		s.log.Warn("build failed", zap.Int64("id", rec.ID), zap.Error(err), zap.Strings("output", rec.Output))
 	}
@@ -397,4 +400,12 @@ func (s *Scheduler) progress(typ api.EventType, id int64, hash string, tail *out
 		e := ev
 		s.bus.publish(api.Event{Type: typ, ID: id, Recipe: hash, Progress: &e})
 	}
+}
+
+// errorCode classifies a failure for the client (api.Record.ErrorCode).
+func errorCode(err error) string {
+	if dockerctl.IsUnreachable(err) {
+		return api.CodeEngineUnreachable
+	}
+	return ""
 }

@@ -66,6 +66,12 @@ func (s *Scheduler) runCook(ctx context.Context, c *cookJob) {
 		s.post(func() { s.cookDone(c, dockerctl.CookResult{Skipped: true}, nil) })
 		return
 	}
+	if err != nil && dockerctl.IsUnreachable(err) {
+		// No engine: a cook cannot start. No record (a build waiting for
+		// it fails as an engine failure); retried with backoff (retry.go).
+		s.post(func() { s.cookDone(c, dockerctl.CookResult{}, err) })
+		return
+	}
 	if err != nil && ctx.Err() == nil {
 		s.log.Debug("cannot tell whether the cooked image exists; cooking", zap.Error(err))
 	}
@@ -73,14 +79,18 @@ func (s *Scheduler) runCook(ctx context.Context, c *cookJob) {
 		s.post(func() { s.cookDone(c, dockerctl.CookResult{}, ctx.Err()) })
 		return
 	}
-	if s.do(func() { s.cookStarted(c) }) != nil {
+	var written <-chan struct{}
+	if s.do(func() { written = s.cookStarted(c) }) != nil {
 		return
 	}
+	waitWritten(ctx, written)
 	res, err := s.opts.Builder.Cook(ctx, c.r, s.progress(api.EventCookProgress, c.rec.ID, c.r.Hash, c.tail))
 	s.post(func() { s.cookDone(c, res, err) })
 }
 
-func (s *Scheduler) cookStarted(c *cookJob) {
+// cookStarted records the cook as running; the channel is closed once the
+// record is on disk (saveState).
+func (s *Scheduler) cookStarted(c *cookJob) <-chan struct{} {
 	now := time.Now()
 	s.move(&c.state, stateRunning, c.label())
 	c.rec = &api.Record{ID: s.newID(), Kind: api.KindCook, Recipe: c.r.Hash, Trigger: c.trigger,
@@ -90,6 +100,7 @@ func (s *Scheduler) cookStarted(c *cookJob) {
 	if s.pending != nil {
 		s.maybeStart() // refresh what the queued build waits for
 	}
+	return s.saveState()
 }
 
 // stopCook cancels a cook; the watchdog gives up on it after CancelGrace.
@@ -164,6 +175,9 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		}
 		s.cooked[hash] = &api.CookedImage{Recipe: hash, Tag: tag, ImageID: res.ImageID, Since: time.Now()}
 		delete(s.cookFailed, hash)
+		if s.retry.hash == hash {
+			s.stopRetry()
+		}
 		if c.rec != nil && c.state != stateDropped {
 			rec := c.rec
 			rec.Phases, rec.Compiled = res.Phases, res.Compiled
@@ -192,10 +206,12 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 			}
 		default:
 			s.cookFailed[hash] = err
+			s.retryCook(c.r, err)
 			s.log.Warn("cook failed", zap.String("recipe", c.r.ShortHash()), zap.Error(err),
 				zap.Strings("output", c.tail.tail()))
 			if c.rec != nil {
 				c.rec.Output = c.tail.tail()
+				c.rec.ErrorCode = errorCode(err)
 				s.finishCookRecord(c, api.ResultFailed, err.Error())
 			}
 		}

@@ -70,6 +70,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	lock, stalePID, err := AcquireLock(p.Lock)
 	if err != nil {
+		var busy *BusyError
+		if errors.As(err, &busy) {
+			if running, ok := api.ReadRunning(p); ok {
+				busy.Socket = running.Paths.Socket
+			}
+		}
 		return err
 	}
 	defer lock.Release()
@@ -154,6 +160,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 	info := api.Info{PID: os.Getpid(), Version: cfg.Version, Started: time.Now(), Paths: p,
 		Watching: notify != nil, Manual: cfg.Manual}
+	// where clients of other environments find the socket (api.Locate)
+	if err := api.WriteRunning(p, info); err != nil {
+		return err
+	}
+	defer os.Remove(p.RunningFile())
 	stopReq := make(chan struct{})
 	var stopOnce sync.Once
 	requestStop := func() { stopOnce.Do(func() { close(stopReq) }) }
@@ -163,6 +174,8 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := &http.Server{
 		Handler:           api.handler(),
 		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          zap.NewStdLog(log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))),
 	}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/chefd/chefd/internal/flock"
 )
@@ -18,15 +19,22 @@ type Lock struct{ l *flock.Lock }
 
 // BusyError says another daemon holds the lock.
 type BusyError struct {
-	PID  int
-	Lock string
+	PID    int
+	Lock   string
+	Socket string // where it listens, when it has said so (api.ReadRunning)
 }
 
 func (e *BusyError) Error() string {
+	var where []string
 	if e.PID > 0 {
-		return fmt.Sprintf("a chefd daemon already runs for this workspace (pid %d, lock %s)", e.PID, e.Lock)
+		where = append(where, fmt.Sprintf("pid %d", e.PID))
 	}
-	return fmt.Sprintf("a chefd daemon already runs for this workspace (lock %s)", e.Lock)
+	if e.Socket != "" {
+		where = append(where, "socket "+e.Socket)
+	}
+	where = append(where, "lock "+e.Lock)
+	return fmt.Sprintf("a chefd daemon already runs for this workspace (%s); one daemon runs per workspace, "+
+		"whatever XDG_RUNTIME_DIR: stop it with chefd stop", strings.Join(where, ", "))
 }
 
 // AcquireLock takes the lock without waiting. stalePID is the pid a

@@ -99,6 +99,10 @@ type Options struct {
 	// recipe (it must not block): Run points the watcher at the path crates
 	// outside the workspace with it.
 	OnRecipe func(*recipe.Recipe)
+	// EngineRetry is the first wait before a cook that failed because the
+	// engine was unreachable is tried again; it doubles up to
+	// EngineRetryMax. Defaults 1s and 1 minute.
+	EngineRetry, EngineRetryMax time.Duration
 	// Hold reports a hold on automatic builds (git in the middle of an
 	// operation): the file that holds them and since when; "" when none.
 	Hold func() (reason string, since time.Time)
@@ -172,6 +176,7 @@ type Scheduler struct {
 	cooked       map[string]*api.CookedImage
 	cooks        []*cookJob
 	cookFailed   map[string]error
+	retry        engineRetry
 	lastCook     time.Duration
 	build        *buildJob
 	pending      *buildJob
@@ -182,7 +187,8 @@ type Scheduler struct {
 	hist         history
 	illegalMoves int          // job state moves jobMoves does not allow (a bug)
 	saver        *stateWriter // while Run runs, with Options.StateFile
-	nextID       int64
+	nextID       int64        // the last ID handed out
+	reserved     int64        // the IDs up to it are reserved on disk (persisted.LastID)
 	gcRunning    int
 	closing      bool
 }
@@ -203,6 +209,12 @@ func New(opts Options) (*Scheduler, error) {
 	}
 	if opts.CancelGrace <= 0 {
 		opts.CancelGrace = 30 * time.Second
+	}
+	if opts.EngineRetry <= 0 {
+		opts.EngineRetry = defaultEngineRetry
+	}
+	if opts.EngineRetryMax < opts.EngineRetry {
+		opts.EngineRetryMax = max(defaultEngineRetryMax, opts.EngineRetry)
 	}
 	jobCtx, jobStop := context.WithCancel(context.Background())
 	s := &Scheduler{
@@ -284,7 +296,14 @@ func (s *Scheduler) post(f func()) {
 	}
 }
 
+// newID hands out the next ID. IDs are reserved on disk idBlock at a
+// time before they are handed out, so that a daemon killed with IDs in
+// use never lets the next one use them again.
 func (s *Scheduler) newID() int64 {
 	s.nextID++
+	if s.nextID > s.reserved {
+		s.reserved = s.nextID + idBlock - 1
+		<-s.saveState() // rare: once per idBlock IDs
+	}
 	return s.nextID
 }

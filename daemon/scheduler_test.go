@@ -278,16 +278,18 @@ func TestSchedCookFailure(t *testing.T) {
 	must(t, h.wait(tk).Result == api.ResultOK, "retried build")
 }
 
-// TestSchedRecipeError: while the recipe cannot be computed, automatic
-// builds wait and requests fail with the reason; a fixed recipe builds.
+// TestSchedRecipeError: while the recipe cannot be computed, the state is
+// recipe-error with the reason (not queued, though a build waits),
+// automatic builds wait and requests fail with the reason; a fixed recipe
+// builds.
 func TestSchedRecipeError(t *testing.T) {
 	a := fakeRecipe("a")
 	h := newHarness(t, newFakeBuilder(a), a, nil)
 	h.plan.set(nil, errors.New("Cargo.toml:3: expected `=`"))
 	h.send(watcherRecipeBatch("Cargo.toml"))
 	st := h.status()
-	must(t, st.State == "queued" && st.RecipeError != "" && st.Pending != nil &&
-		strings.Contains(st.Pending.Waiting, "valid recipe"), "status %+v", st)
+	must(t, st.State == api.StateRecipeError && strings.Contains(st.RecipeError, "Cargo.toml:3: expected `=`") && st.Pending != nil &&
+		strings.Contains(st.Pending.Waiting, "valid recipe"), "status: state %q, recipe error %q, pending %+v", st.State, st.RecipeError, st.Pending)
 	_, err := h.s.Submit(context.Background(), api.BuildRequest{Wait: true})
 	var re *RecipeError
 	must(t, errors.As(err, &re), "err %v", err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -89,6 +90,33 @@ func newServer(s *Scheduler, info api.Info, stop func(), log *zap.Logger, w *war
 	return &server{s: s, info: info, log: log, stop: stop, warns: w, quit: make(chan struct{})}
 }
 
+// Request limits: the API's requests are small JSON bodies; anything
+// bigger is refused before it is read (413, code "too_large"), so a client
+// cannot make the daemon hold it in memory. Headers: MaxHeaderBytes.
+const (
+	MaxRequestBody = 1 << 20
+	MaxHeaderBytes = 64 << 10
+)
+
+func tooLarge() *api.APIError {
+	return &api.APIError{Code: "too_large", Status: http.StatusRequestEntityTooLarge,
+		Message: fmt.Sprintf("request body larger than %d bytes (the daemon's requests are small JSON objects)", MaxRequestBody)}
+}
+
+// limitBody refuses a body declared larger than MaxRequestBody and caps
+// the rest (a chunked body of unknown length): reading past the cap fails
+// with *http.MaxBytesError.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxRequestBody {
+			writeError(w, tooLarge())
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBody)
+		next.ServeHTTP(w, r)
+	})
+}
+
 func (sv *server) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/ping", sv.ping)
@@ -99,7 +127,7 @@ func (sv *server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/logs", sv.logs)
 	mux.HandleFunc("POST /v1/gc", sv.gc)
 	mux.HandleFunc("POST /v1/stop", sv.stopHandler)
-	return mux
+	return limitBody(mux)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -125,7 +153,7 @@ func apiError(err error) *api.APIError {
 	case errors.Is(err, ErrClosed):
 		return &api.APIError{Code: "stopping", Message: err.Error(), Status: http.StatusServiceUnavailable}
 	case dockerctl.IsUnreachable(err):
-		return &api.APIError{Code: "engine_unreachable", Message: err.Error(), Status: http.StatusServiceUnavailable}
+		return &api.APIError{Code: api.CodeEngineUnreachable, Message: err.Error(), Status: http.StatusServiceUnavailable}
 	}
 	return &api.APIError{Code: "internal", Message: err.Error(), Status: http.StatusInternalServerError}
 }
@@ -177,7 +205,12 @@ func (sv *server) history(w http.ResponseWriter, r *http.Request) {
 func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 	var body api.BuildBody
 	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, tooLarge())
+				return
+			}
 			writeJSON(w, http.StatusBadRequest, &api.APIError{Code: "bad_request", Message: "build request: " + err.Error()})
 			return
 		}

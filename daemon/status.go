@@ -14,10 +14,10 @@ func (s *Scheduler) state() api.State {
 		return api.StateBuilding
 	case s.cooking():
 		return api.StateCooking
+	case s.recipeErr != nil: // a queued build waits for the recipe: say why
+		return api.StateRecipeError
 	case s.pending != nil:
 		return api.StateQueued
-	case s.recipeErr != nil:
-		return api.StateRecipeError
 	}
 	return api.StateIdle
 }

@@ -178,16 +178,3 @@ func TestWatchedIsShipped(t *testing.T) {
 		t.Logf("shipped: %s", strings.Join(shipped, " "))
 	}
 }
-
-func TestStepTitle(t *testing.T) {
-	for _, tt := range []struct{ in, want string }{
-		{"[build 3/3] RUN --mount=type=cache " + codeMarker + " " + cacheMarker + "x sh /run/chefd/code.sh", "[build 3/3] RUN cargo build (workspace code)"},
-		{"[cook 2/2] RUN " + cookMarker + " sh -ec 'cargo build --release'", "[cook 2/2] RUN cargo build (dependencies)"},
-		{"[build 2/3] COPY src/ /src/", "[build 2/3] COPY src/ /src/"},
-		{strings.Repeat("x", 120), strings.Repeat("x", 97) + "..."},
-	} {
-		if got := StepTitle(tt.in); got != tt.want {
-			t.Errorf("StepTitle(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

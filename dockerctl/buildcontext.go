@@ -43,8 +43,30 @@ type ctxFile struct {
 // counts as build inputs, with paths relative to ctxRoot. The same rules
 // decide what the watcher watches (package inputs).
 func collect(dir, ctxRoot string, m *inputs.Matcher) ([]ctxFile, error) {
+	crel, err := filepath.Rel(ctxRoot, dir)
+	if err != nil {
+		return nil, err
+	}
+	return collectAs(dir, "", filepath.ToSlash(crel), m)
+}
+
+// collectAs walks dir (absolute; a symlink to a directory is followed) as
+// if it were the directory mrel below m's root ("": the root) and crel
+// below the context root: m decides on mrel/..., the files get
+// crel/... (a symlinked member crate is shipped at the member's path).
+func collectAs(dir, mrel, crel string, m *inputs.Matcher) ([]ctxFile, error) {
 	var out []ctxFile
 	parents := map[string]inputs.Parent{}
+	if mrel != "" {
+		skip, ctx := m.Dir(mrel)
+		if skip {
+			return nil, nil
+		}
+		parents[mrel] = ctx
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walk %s: %w", p, err)
@@ -52,11 +74,11 @@ func collect(dir, ctxRoot string, m *inputs.Matcher) ([]ctxFile, error) {
 		if p == dir {
 			return nil
 		}
-		rel, err := filepath.Rel(dir, p)
+		sub, err := filepath.Rel(dir, p)
 		if err != nil {
 			return err
 		}
-		rel = filepath.ToSlash(rel)
+		rel := path.Join(mrel, filepath.ToSlash(sub))
 		parent := parents[path.Dir(rel)]
 		if d.IsDir() {
 			skip, ctx := m.SkipDir(rel, parent, nil)
@@ -76,11 +98,7 @@ func collect(dir, ctxRoot string, m *inputs.Matcher) ([]ctxFile, error) {
 		if err != nil {
 			return fmt.Errorf("stat %s: %w", p, err)
 		}
-		crel, err := filepath.Rel(ctxRoot, p)
-		if err != nil {
-			return err
-		}
-		f := ctxFile{rel: filepath.ToSlash(crel), abs: p, mode: info.Mode(), size: info.Size(), mod: info.ModTime()}
+		f := ctxFile{rel: path.Join(crel, filepath.ToSlash(sub)), abs: p, mode: info.Mode(), size: info.Size(), mod: info.ModTime()}
 		f.ctime, f.ino = statIdentity(info)
 		switch {
 		case info.Mode()&fs.ModeSymlink != 0:

@@ -37,6 +37,8 @@ type WorkspaceBuilder struct {
 
 	mu      sync.Mutex
 	current string // cooked tag of the recipe last cooked or built: GC keeps it
+
+	cleanups sync.WaitGroup // background removals of builds' leftovers (buildcache.go)
 }
 
 func (b *WorkspaceBuilder) use(r *recipe.Recipe) {
@@ -136,13 +138,21 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		res.Duration = time.Since(start)
 		return res, nil
 	}
+	if err := checkSrcRoot(r); err != nil {
+		return res, err
+	}
 	if err := b.e.requireImage(ctx, b.cfg.BuilderImage, "builder"); err != nil {
 		return res, err
 	}
-	df := cookDockerfile(r)
+	df, script := cookDockerfile(r), cookScript(r)
 	write := func(cw *contextWriter) error {
-		if err := cw.add("", ctxFile{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644}); err != nil {
-			return err
+		for _, f := range []ctxFile{
+			{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644},
+			{rel: "chefd/cook.sh", data: []byte(script), mode: 0o644},
+		} {
+			if err := cw.add("", f); err != nil {
+				return err
+			}
 		}
 		for _, f := range r.SkeletonFiles() {
 			if err := cw.add("skeleton", ctxFile{rel: f.Path, data: []byte(f.Contents), mode: 0o644}); err != nil {
@@ -171,6 +181,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		Labels:     b.labels("cooked", r),
 		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
 	}, p)
+	b.cleanup(ctx, s, false, time.Since(start), 0)
 	res.Duration = time.Since(start)
 	if s != nil {
 		res.Compiled = s.crates
@@ -205,6 +216,9 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	start := time.Now()
 	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r)}
 	b.use(r)
+	if err := checkSrcRoot(r); err != nil {
+		return res, err
+	}
 	have, err := b.HasCooked(ctx, r)
 	if err != nil {
 		return res, err
@@ -240,6 +254,15 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + r.ShortHash()
 	res.Phases = append(res.Phases, Phase{Name: "context", Duration: time.Since(t0)})
 	b.log.Debug("code build context", zap.Int("files", len(files)))
+	if w := contextWarning(files, b.cfg, r.ContextRoot, b.root); w != nil {
+		res.Warnings = w
+		b.log.Warn("large build context", zap.Strings("warning", w))
+		for _, l := range w {
+			if p != nil {
+				p(Event{Time: time.Now(), Kind: EventLog, Step: "context", Text: l})
+			}
+		}
+	}
 
 	df := codeDockerfile(r, cacheID, b.cfg.RuntimeImage, entry)
 	script := codeScript(r, bins, b.noCache)
@@ -286,11 +309,18 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 		Labels:     b.labels("image", r),
 		BuildArgs:  map[string]*string{"COOKED": &cooked},
 	}, p)
+	res.Phases = append(res.Phases, Phase{Name: "build", Duration: time.Since(t1)})
+	if sent := contextSize(files); sent >= syncCleanupFrom {
+		t2 := time.Now()
+		b.cleanup(ctx, s, true, time.Since(t1), sent)
+		res.Phases = append(res.Phases, Phase{Name: "cleanup", Duration: time.Since(t2)})
+	} else {
+		b.cleanup(ctx, s, true, time.Since(t1), sent)
+	}
 	if s != nil {
 		res.Compiled = s.crates
 		res.ImageID = s.imageID
 	}
-	res.Phases = append(res.Phases, Phase{Name: "build", Duration: time.Since(t1)})
 	res.Duration = time.Since(start)
 	if err != nil {
 		return res, err
@@ -311,7 +341,8 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 // contextFiles lists the code build's sources: the workspace's build inputs
 // (package inputs: minus .dockerignore, chefd.toml ignores and the built-in
 // rules) and every local crate outside it (built-in rules only), at their
-// place relative to the context root.
+// place relative to the context root; a crate whose directory is a
+// symlink is shipped as the directory cargo reads (followMemberLinks).
 func (b *WorkspaceBuilder) contextFiles(r *recipe.Recipe) ([]ctxFile, error) {
 	m, err := inputs.New(b.root, b.cfg.Ignore)
 	if err != nil {
@@ -328,6 +359,9 @@ func (b *WorkspaceBuilder) contextFiles(r *recipe.Recipe) ([]ctxFile, error) {
 			return nil, err
 		}
 		files = append(files, more...)
+	}
+	if files, err = followMemberLinks(r, files, b.root, m); err != nil {
+		return nil, err
 	}
 	sortFiles(files)
 	return files, nil
@@ -354,6 +388,9 @@ func (e *Engine) build(ctx context.Context, write func(*contextWriter) error, op
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		if err := e.transportError(err); IsUnreachable(err) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("start build: %w", err)
 	}
 	defer resp.Body.Close()
@@ -362,7 +399,7 @@ func (e *Engine) build(ctx context.Context, write func(*contextWriter) error, op
 		if ctx.Err() != nil {
 			return s, ctx.Err()
 		}
-		return s, err
+		return s, e.transportError(err)
 	}
 	return s, nil
 }
@@ -434,7 +471,7 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 	prefix := cacheMarker + "chefd-target-" + WorkspaceID(b.root) + "-"
 	var removed []Removed
 	for _, rec := range du.BuildCache {
-		if rec == nil || rec.Type != "exec.cachemount" || rec.InUse || !strings.Contains(rec.Description, codeMarker) {
+		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, codeMarker) {
 			continue
 		}
 		i := strings.Index(rec.Description, prefix)

@@ -141,7 +141,7 @@ func TestStreamDecoding(t *testing.T) {
 	}
 	var done *Event
 	for i := range events {
-		if events[i].Kind == EventStep && events[i].Done && events[i].Step == step {
+		if events[i].Kind == EventStep && events[i].Done && events[i].Step == StepTitle(step) {
 			done = &events[i]
 		}
 	}

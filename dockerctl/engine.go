@@ -42,9 +42,16 @@ type engineAPI interface {
 type UnreachableError struct {
 	Host string
 	Err  error
+	// Lost: the engine answered, then the connection broke mid-build (the
+	// engine stopped, crashed or restarted).
+	Lost bool
 }
 
 func (e *UnreachableError) Error() string {
+	if e.Lost {
+		return fmt.Sprintf("lost the connection to the Docker engine at %s mid-build (%v): it stopped or restarted; "+
+			"the build did not finish, run it again once the engine is back (`docker info` answers)", e.Host, shortErr(e.Err))
+	}
 	return fmt.Sprintf("no Docker engine answers at %s (%v): start one (as root on Debian: scripts/ensure-engine.sh, "+
 		"or `systemctl start docker`), or point DOCKER_HOST at a running engine", e.Host, shortErr(e.Err))
 }

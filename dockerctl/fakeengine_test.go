@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -86,14 +87,19 @@ func (f *fakeEngine) BuildCachePrune(_ context.Context, opts build.CachePruneOpt
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("chefd must never prune the whole build cache")
 	}
+	// dockerd hands BuildKit the filter "id~=VALUE": a regular expression
+	var deleted []string
 	f.caches = slices.DeleteFunc(f.caches, func(c *build.CacheRecord) bool {
-		if slices.Contains(ids, c.ID) {
-			f.removed = append(f.removed, c.ID)
-			return true
+		for _, id := range ids {
+			if ok, _ := regexp.MatchString(id, c.ID); ok && !c.InUse {
+				f.removed = append(f.removed, c.ID)
+				deleted = append(deleted, c.ID)
+				return true
+			}
 		}
 		return false
 	})
-	return &build.CachePruneReport{CachesDeleted: ids}, nil
+	return &build.CachePruneReport{CachesDeleted: deleted}, nil
 }
 
 func (f *fakeEngine) Close() error { return nil }

@@ -14,26 +14,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// BuildError is a failed build: the engine's message and the output of the
-// step that failed (compiler errors verbatim).
-type BuildError struct {
-	Message string
-	Step    string
-	Output  string
-}
-
-func (e *BuildError) Error() string {
-	var b strings.Builder
-	b.WriteString("build failed")
-	if e.Step != "" {
-		b.WriteString(" in ")
-		b.WriteString(e.Step)
-	}
-	b.WriteString(": ")
-	b.WriteString(e.Message)
-	return b.String()
-}
-
 // vertex is a BuildKit step as traced.
 type vertex struct {
 	digest    string
@@ -46,6 +26,18 @@ type vertex struct {
 	startSent bool
 	log       bytes.Buffer
 	partial   []byte // incomplete last line
+	// title is the short name of the step, or of the part of it now
+	// running; marked steps (chefd's) announce their start with their
+	// first line of output, which names their first part.
+	title  string
+	marked bool
+	parts  []part
+}
+
+// part is a part of a step, named by a line of its output.
+type part struct {
+	title string
+	start time.Time
 }
 
 // stream decodes an ImageBuild response body.
@@ -114,18 +106,20 @@ func (s *stream) read(body io.Reader) error {
 	return nil
 }
 
-// fail builds the BuildError, attaching the output of the failed step.
+// fail builds the BuildError, attaching the output of the failed step
+// and the cause found in it.
 func (s *stream) fail(msg string) error {
-	e := &BuildError{Message: msg}
+	e := &BuildError{Message: dropCommand(msg)}
 	for _, d := range s.order {
 		v := s.vertices[d]
 		if v.err != "" {
-			e.Step = v.name
-			e.Output = v.log.String() + string(v.partial)
+			e.Step = v.title
+			e.Output = withoutSubSteps(v.log.String() + string(v.partial))
+			e.Cause = causeOf(e.Output)
 			break
 		}
 	}
-	s.progress(Event{Time: time.Now(), Kind: EventError, Step: e.Step, Text: msg})
+	s.progress(Event{Time: time.Now(), Kind: EventError, Step: e.Step, Text: e.Error()})
 	return e
 }
 
@@ -192,8 +186,12 @@ func (s *stream) vertex(b []byte) error {
 		return err
 	}
 	vx := s.get(digest)
-	if name != "" {
+	if name != "" && name != vx.name {
 		vx.name = name
+		vx.marked = markedTitle(name) != ""
+		if len(vx.parts) == 0 {
+			vx.title = StepTitle(name)
+		}
 	}
 	vx.cached = vx.cached || cached
 	if !started.IsZero() {
@@ -205,25 +203,80 @@ func (s *stream) vertex(b []byte) error {
 	if errMsg != "" {
 		vx.err = errMsg
 	}
-	if !vx.started.IsZero() && !vx.startSent && !vx.cached && !internalStep(vx.name) {
-		vx.startSent = true
-		s.progress(Event{Time: time.Now(), Kind: EventStep, Step: vx.name})
+	// A marked step announces itself with its first line (its first part).
+	if !vx.started.IsZero() && !vx.cached && !vx.marked {
+		s.start(vx)
 	}
 	if !vx.completed.IsZero() && !vx.reported {
-		vx.reported = true
 		if len(vx.partial) > 0 {
-			s.logLine(vx.name, string(vx.partial))
+			s.stepLine(vx, string(vx.partial), time.Time{})
 			vx.partial = nil
 		}
+		vx.reported = true
+		if !vx.cached {
+			s.start(vx)
+		}
+		from := vx.started
+		if n := len(vx.parts); n > 0 {
+			from = vx.parts[n-1].start
+		}
 		d := time.Duration(0)
-		if !vx.started.IsZero() {
-			d = vx.completed.Sub(vx.started)
+		if !from.IsZero() {
+			d = vx.completed.Sub(from)
 		}
 		if !internalStep(vx.name) {
-			s.progress(Event{Time: time.Now(), Kind: EventStep, Step: vx.name, Done: true, Cached: vx.cached, Duration: d, Text: vx.err})
+			s.progress(Event{Time: time.Now(), Kind: EventStep, Step: vx.title, Done: true, Cached: vx.cached, Duration: d, Text: dropCommand(vx.err)})
 		}
 	}
 	return nil
+}
+
+// start sends a step's start event, once.
+func (s *stream) start(vx *vertex) {
+	if vx.startSent || vx.started.IsZero() || internalStep(vx.name) {
+		return
+	}
+	vx.startSent = true
+	s.progress(Event{Time: time.Now(), Kind: EventStep, Step: vx.title})
+}
+
+// stepLine handles one line of a step's output: a line naming a part of
+// the step ends the part before it and starts that one; any other line is
+// output. at is the engine's time of the line (zero: unknown).
+func (s *stream) stepLine(vx *vertex, line string, at time.Time) {
+	t, ok := subStep(line)
+	if !ok || vx.reported {
+		if strings.TrimSpace(line) == "" || ok {
+			return
+		}
+		s.start(vx)
+		s.logLine(vx.title, line)
+		return
+	}
+	if at.IsZero() {
+		at = vx.started
+	}
+	switch n := len(vx.parts); {
+	case n == 0 && !vx.startSent:
+		vx.title = t
+		vx.parts = []part{{title: t, start: at}}
+		s.start(vx)
+	case n > 0 && vx.parts[n-1].title == t:
+	default:
+		prev := vx.parts
+		if n == 0 {
+			prev = []part{{title: vx.title, start: vx.started}}
+		}
+		last := prev[len(prev)-1]
+		d := time.Duration(0)
+		if !last.start.IsZero() && at.After(last.start) {
+			d = at.Sub(last.start)
+		}
+		s.progress(Event{Time: time.Now(), Kind: EventStep, Step: last.title, Done: true, Duration: d})
+		vx.parts = append(prev, part{title: t, start: at})
+		vx.title = t
+		s.progress(Event{Time: time.Now(), Kind: EventStep, Step: t})
+	}
 }
 
 func internalStep(name string) bool {
@@ -234,10 +287,13 @@ func internalStep(name string) bool {
 func (s *stream) vertexLog(b []byte) error {
 	var digest string
 	var msg []byte
+	var at time.Time
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte) error {
 		switch num {
 		case 1:
 			digest = string(v)
+		case 2:
+			at = timestamp(v)
 		case 4:
 			msg = append([]byte(nil), v...)
 		}
@@ -256,15 +312,15 @@ func (s *stream) vertexLog(b []byte) error {
 		}
 		line := strings.TrimRight(string(data[:i]), "\r")
 		data = data[i+1:]
-		if strings.TrimSpace(line) != "" {
-			s.logLine(vx.name, line)
-		}
+		s.stepLine(vx, line, at)
 	}
 	vx.partial = append([]byte(nil), data...)
 	return nil
 }
 
-// steps returns the completed, non-internal steps as phases, in order.
+// steps returns the completed, non-internal steps as phases, in order,
+// by their short titles: a step whose output named its parts gives one
+// phase a part.
 func (s *stream) steps() []Phase {
 	var out []Phase
 	for _, d := range s.order {
@@ -272,7 +328,21 @@ func (s *stream) steps() []Phase {
 		if internalStep(v.name) || v.name == "" || v.started.IsZero() || v.completed.IsZero() {
 			continue
 		}
-		out = append(out, Phase{Name: v.name, Duration: v.completed.Sub(v.started)})
+		if len(v.parts) == 0 {
+			out = append(out, Phase{Name: v.title, Duration: v.completed.Sub(v.started)})
+			continue
+		}
+		for i, p := range v.parts {
+			end := v.completed
+			if i+1 < len(v.parts) {
+				end = v.parts[i+1].start
+			}
+			d := time.Duration(0)
+			if !p.start.IsZero() && end.After(p.start) {
+				d = end.Sub(p.start)
+			}
+			out = append(out, Phase{Name: p.title, Duration: d})
+		}
 	}
 	return out
 }
@@ -342,23 +412,4 @@ func timestamp(b []byte) time.Time {
 		}
 	}
 	return time.Unix(int64(sec), int64(nsec))
-}
-
-// StepTitle is a BuildKit step's name for people: chefd's own cargo steps
-// are named for what they build, other long names are cut.
-func StepTitle(s string) string {
-	if i := strings.Index(s, " sh -ec "); i > 0 {
-		s = s[:i]
-	}
-	for m, kind := range map[string]string{cookMarker: "cargo build (dependencies)", codeMarker: "cargo build (workspace code)"} {
-		if strings.Contains(s, m) {
-			if i := strings.Index(s, "RUN"); i >= 0 {
-				return s[:i] + "RUN " + kind
-			}
-		}
-	}
-	if len(s) > 100 {
-		s = s[:97] + "..."
-	}
-	return s
 }

@@ -17,7 +17,20 @@ type Settings struct {
 	Entrypoint string
 	// Ignore adds .dockerignore patterns (package inputs).
 	Ignore []string
+	// LargeContext and LargeFile are the sizes in bytes from which a code
+	// build warns that its context is large (in total, or for one file),
+	// naming the largest files and the .dockerignore lines that would leave
+	// them out: the whole context is sent on every build. 0 means the
+	// default (DefaultLargeContext, DefaultLargeFile), a negative size never
+	// warns.
+	LargeContext, LargeFile int64
 }
+
+// The defaults of Settings.LargeContext and Settings.LargeFile.
+const (
+	DefaultLargeContext = 100 << 20
+	DefaultLargeFile    = 50 << 20
+)
 
 // SettingsOf takes the settings dockerctl needs out of cfg.
 func SettingsOf(cfg configs.Config) Settings {

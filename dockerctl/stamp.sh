@@ -111,14 +111,29 @@ END {
 	}
 }' "$old" phase=2 "$list"
 
+# stamp EPOCH FILE: give the NUL-separated paths of FILE the mtime EPOCH.
+# A symbolic link gets it itself (-h: never what it points to, which may
+# loop or be elsewhere). A path that cannot be reached at all (a symbolic
+# link looping on its way) is left as it is: cargo cannot read it either.
+# Any other failure is an error.
+stamp() {
+	xargs -0 -r touch -c -h -d "@$1" -- <"$2" 2>/dev/null && return 0
+	xargs -0 -r sh -c 'e=$1; shift
+		for p do
+			touch -c -h -d "@$e" -- "$p" 2>/dev/null && continue
+			if [ -e "$p" ] || [ -L "$p" ]; then touch -c -h -d "@$e" -- "$p"; exit 1; fi
+			echo "chefd: $p cannot be reached (a symbolic link loops on its way): not stamped" >&2
+		done' sh "$1" <"$2"
+}
 cd "$src"
 for f in "$work"/t.*; do
 	[ -f "$f" ] || continue
 	e=$(head -n 1 "$f")
-	tail -n +2 "$f" | tr '\n' '\0' | xargs -0 -r touch -c -h -d "@$e" --
+	tail -n +2 "$f" | tr '\n' '\0' >"$work/paths"
+	stamp "$e" "$work/paths"
 done
 if [ -s "${CHEFD_ALWAYS:-/dev/null}" ]; then
-	xargs -0 -r touch -c -h -d "@$now" -- <"$CHEFD_ALWAYS"
+	stamp "$now" "$CHEFD_ALWAYS"
 fi
 rm -rf "$work"
 # The record must be on disk before cargo writes any artifact.

@@ -39,6 +39,10 @@ type BuildResult struct {
 	Duration  time.Duration `json:"duration_ns"`
 	Compiled  Crates        `json:"compiled"`
 	Phases    []Phase       `json:"phases"`
+	// Warnings are the lines of a warning about the build (a large
+	// context: its largest files and the .dockerignore lines that would
+	// leave them out), also sent as progress output.
+	Warnings []string `json:"warnings,omitempty"`
 	// Inputs is what the build shipped from the workspace (see
 	// WorkspaceBuilder.Unchanged).
 	Inputs *Inputs `json:"-"`

@@ -19,6 +19,7 @@
 package inputs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,6 +28,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/chefd/chefd/internal/safefile"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 )
@@ -55,11 +57,10 @@ type Parent struct {
 func New(root string, extra []string) (*Matcher, error) {
 	m := &Matcher{root: root}
 	name := filepath.Join(root, ".dockerignore")
-	f, err := os.Open(name)
+	data, err := safefile.ReadRegular(name, safefile.TextLimit) // a FIFO never blocks
 	switch {
 	case err == nil:
-		pats, rerr := ignorefile.ReadAll(f)
-		f.Close()
+		pats, rerr := ignorefile.ReadAll(bytes.NewReader(data))
 		if rerr == nil {
 			m.docker, rerr = compile(pats)
 		}

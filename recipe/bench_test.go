@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/chefd/chefd/internal/safefile"
 	"github.com/chefd/chefd/internal/testws"
 )
 
@@ -71,7 +72,7 @@ func BenchmarkPrepare500SyscallFloor(b *testing.B) {
 			b.Fatal(err)
 		}
 		_, err := parallel(members, func(m string) (int, error) {
-			if _, _, err := readFileKey(m + "/Cargo.toml"); err != nil {
+			if _, _, err := readFileKey(m+"/Cargo.toml", safefile.TextLimit); err != nil {
 				return 0, err
 			}
 			for _, f := range []string{"/src/lib.rs", "/src/main.rs", "/src/bin/b/main.rs", "/build.rs"} {

@@ -2,6 +2,7 @@ package recipe
 
 import (
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 )
@@ -9,7 +10,8 @@ import (
 // closure returns the local crates needed to build the named binaries (all
 // crates when names is empty) and the binary names resolved: a name is a
 // binary target of a member, or a member package whose binaries are meant.
-func (w *workspace) closure(names []string) (map[string]bool, []string, error) {
+// from is where the names were written (zero: --bin), for errors.
+func (w *workspace) closure(names []string, from Source) (map[string]bool, []string, error) {
 	keep := map[string]bool{}
 	if len(names) == 0 {
 		for _, d := range w.order {
@@ -60,15 +62,17 @@ func (w *workspace) closure(names []string) (map[string]bool, []string, error) {
 					}
 				}
 				if !found {
-					return nil, nil, &Error{File: c.m.rel, Msg: fmt.Sprintf("package %q has no binary target", name),
-						Fix: "select a binary with --bin (or `bins` in chefd.toml); binaries here: " + listOrNone(all)}
+					main := path.Join(path.Dir(c.m.rel), "src/main.rs")
+					e := binsError(from, "", all, "package %q has no binary target: cargo finds none in %s "+
+						"(no src/main.rs, no src/bin/*.rs, no [[bin]])", name, c.m.rel)
+					e.Fix = "create " + main + " (or add a [[bin]] with its path to " + c.m.rel + "), or " + e.Fix
+					return nil, nil, e
 				}
 				starts = append(starts, d)
 			}
 		}
 		if !found {
-			return nil, nil, &Error{File: "Cargo.toml", Msg: fmt.Sprintf("no workspace binary or package named %q", name),
-				Fix: "choose one of the workspace's binaries: " + listOrNone(all)}
+			return nil, nil, binsError(from, "", all, "no workspace binary or package named %q", name)
 		}
 	}
 	queue := append([]string(nil), starts...)
@@ -102,11 +106,26 @@ func (w *workspace) closure(names []string) (map[string]bool, []string, error) {
 	return keep, bins, nil
 }
 
-func listOrNone(l []string) string {
-	if len(l) == 0 {
-		return "(none)"
+// binsError is an error about a selected binary: at the `bins` line of
+// chefd.toml when it was selected there, else (--bin) in manifest (the
+// root's when "").
+func binsError(from Source, manifest string, all []string, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	if from.File != "" {
+		fix := "list binaries of the workspace in `bins` (" + strings.Join(all, ", ") + "), or remove `bins` to ship them all"
+		if len(all) == 0 {
+			fix = "remove `bins` (the workspace has no binary)"
+		}
+		return &Error{File: from.File, Line: from.Line, Msg: "bins: " + msg, Fix: fix}
 	}
-	return strings.Join(l, ", ")
+	if manifest == "" {
+		manifest = "Cargo.toml"
+	}
+	fix := "choose one of the workspace's binaries: " + strings.Join(all, ", ")
+	if len(all) == 0 {
+		fix = "drop --bin (the workspace has no binary)"
+	}
+	return &Error{File: manifest, Msg: "--bin: " + msg, Fix: fix}
 }
 
 // rootRewrite returns the edit applied to the root manifest when the

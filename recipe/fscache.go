@@ -143,9 +143,10 @@ func (t *tracker) noteErr(p string, err error) {
 // symbolic link).
 func (k statKey) coverable() bool { return (k.TypeOnly || k == statKey{}) && !k.Linked }
 
-func (t *tracker) readFile(p string) ([]byte, error) {
+// readFile reads the regular file p, at most limit bytes.
+func (t *tracker) readFile(p string, limit int64) ([]byte, error) {
 	t.cover(p)
-	data, k, err := readFileKey(p)
+	data, k, err := readFileKey(p, limit)
 	if err != nil {
 		if k.Exists {
 			t.note(p, k)
@@ -293,7 +294,7 @@ func writeCacheFile(path string, e *cacheEntry, r *Recipe) error {
 }
 
 // cacheVersion changes whenever what Compute reads or produces changes.
-const cacheVersion = "6"
+const cacheVersion = "7"
 
 func cachePath(dir, root, opts string) string {
 	sum := sha256.Sum256([]byte(root + "\x00" + opts))

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/chefd/chefd/internal/safefile"
 )
 
 // table is a decoded TOML table.
@@ -42,7 +45,7 @@ func ParseManifest(name string, data []byte) (map[string]any, error) {
 // named in errors.
 func readManifest(t *tracker, dir, shown string) (*manifest, error) {
 	abs := filepath.Join(dir, "Cargo.toml")
-	data, err := t.readFile(abs)
+	data, err := t.readFile(abs, safefile.TextLimit)
 	if err != nil {
 		return nil, fileError(shown, err)
 	}
@@ -82,7 +85,20 @@ func readManifest(t *tracker, dir, shown string) (*manifest, error) {
 
 // fileError explains a failure to read a file.
 func fileError(shown string, err error) *Error {
+	var (
+		notRegular *safefile.NotRegularError
+		tooLarge   *safefile.TooLargeError
+	)
 	switch {
+	case safefile.Dangling(err) != nil:
+		return &Error{File: shown, Msg: safefile.Dangling(err).Reason(), Err: err,
+			Fix: "point the link at the real file, or remove the link"}
+	case errors.As(err, &notRegular):
+		return &Error{File: shown, Msg: notRegular.Reason(), Err: err,
+			Fix: "replace it with a regular file (cargo reads it too)"}
+	case errors.As(err, &tooLarge):
+		return &Error{File: shown, Msg: tooLarge.Reason(), Err: err,
+			Fix: "no real " + path.Base(shown) + " is this large; restore the file (from git, or let cargo regenerate a Cargo.lock)"}
 	case errors.Is(err, fs.ErrNotExist):
 		return &Error{File: shown, Msg: "file not found", Err: err,
 			Fix: "create it, or remove the reference to its directory"}

@@ -7,50 +7,21 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/chefd/chefd/internal/safefile"
 )
 
-// readFileKey reads a whole file with plain system calls (no poller
-// registration, no extra fcntl, and no final zero-length read when the
-// file holds exactly the size fstat gave) and returns the file's identity
-// as of before the read: a change during the read makes the key stale,
-// never the reverse.
-func readFileKey(path string) ([]byte, statKey, error) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, statKey{}, &os.PathError{Op: "open", Path: path, Err: err}
+// readFileKey reads a regular file of at most limit bytes (see
+// safefile.ReadStat: a FIFO or a device is refused, never opened for a
+// blocking read) and returns the file's identity as of before the read: a
+// change during the read makes the key stale, never the reverse.
+func readFileKey(path string, limit int64) ([]byte, statKey, error) {
+	data, st, err := safefile.ReadStat(path, limit)
+	var key statKey
+	if st != nil {
+		key = keyOf(st)
 	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return nil, statKey{}, &os.PathError{Op: "stat", Path: path, Err: err}
-	}
-	key := keyOf(&st)
-	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
-		return nil, key, &os.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
-	}
-	regular := st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Size > 0
-	buf := make([]byte, 0, st.Size+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, key, &os.PathError{Op: "read", Path: path, Err: err}
-		}
-		if n == 0 {
-			return buf, key, nil
-		}
-		buf = buf[:len(buf)+n]
-		if regular && int64(len(buf)) == st.Size {
-			// All of it. Should the file have grown since fstat, its
-			// key (taken before the read) is already stale.
-			return buf, key, nil
-		}
-	}
+	return data, key, err
 }
 
 // dirEntry is a name and its type bits from the directory listing.

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/chefd/chefd/internal/safefile"
 )
 
 // modeTypeMask keeps the file-type bits of statKey.Mode.
@@ -16,8 +18,10 @@ func (k statKey) isRegular() bool { return fs.FileMode(k.Mode).IsRegular() }
 
 const cacheSupported = false
 
-func readFileKey(path string) ([]byte, statKey, error) {
-	data, err := os.ReadFile(path)
+// readFileKey reads a regular file of at most limit bytes (see
+// safefile.ReadRegular).
+func readFileKey(path string, limit int64) ([]byte, statKey, error) {
+	data, err := safefile.ReadRegular(path, limit)
 	return data, statKey{Exists: err == nil}, err
 }
 

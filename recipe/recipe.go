@@ -11,16 +11,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -182,6 +179,14 @@ type Recipe struct {
 	// again, never a stale cooked image.
 	VendorSums []File `json:"vendor_sums,omitempty"`
 
+	// HostRoot is ContextRoot, set only when a manifest names a local crate
+	// by an absolute path (cargo takes it as it is, and so does the
+	// skeleton): cook and code build must then find the context at this
+	// path too, not only at its place in the container (a symbolic link
+	// from HostRoot to it does). It is part of the hash, as the absolute
+	// paths in the manifests are.
+	HostRoot string `json:"host_root,omitempty"`
+
 	// Root is the absolute workspace directory on this host.
 	Root string `json:"-"`
 	// ContextRoot is the absolute directory the build context is made from.
@@ -198,9 +203,20 @@ type Options struct {
 	// directory read) returns the stored recipe. See DefaultCacheDir.
 	CacheDir string
 
+	// BinsFrom is where Intent.Bins were written (chefd.toml and the line
+	// of `bins`): errors about them name it. The zero value means the
+	// command line (--bin).
+	BinsFrom Source
+
 	// racyWindow: observations younger than this are not cached (tests set
 	// it negative to cache files they have just written).
 	racyWindow time.Duration
+}
+
+// Source is a place in a file the user wrote.
+type Source struct {
+	File string
+	Line int
 }
 
 // Compute reads the workspace at dir (its root is found as cargo would) and
@@ -230,7 +246,7 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		return nil, err
 	}
 	intent := opts.Intent.normalize()
-	keep, bins, err := w.closure(intent.Bins)
+	keep, bins, err := w.closure(intent.Bins, opts.BinsFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +264,9 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	}
 	r := &Recipe{Format: Format, Intent: intent, Root: rootDir, ContextRoot: ctxRoot,
 		WorkspaceDir: relSlash(ctxRoot, rootDir), VendorDirs: []string{}}
+	if w.absolute {
+		r.HostRoot = ctxRoot
+	}
 
 	masked := map[string]bool{}
 	for d := range keep {
@@ -461,112 +480,6 @@ func (r *Recipe) Bins() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// readCargoConfig reads the root's .cargo/config (legacy name wins, as in
-// cargo) or .cargo/config.toml.
-func readCargoConfig(t *tracker, rootDir string) (table, string, error) {
-	for _, name := range []string{".cargo/config", ".cargo/config.toml"} {
-		p := filepath.Join(rootDir, filepath.FromSlash(name))
-		data, err := t.readFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			if st, serr := t.stat(p); serr == nil && st.isDir() {
-				continue
-			}
-			return nil, "", fileError(name, err)
-		}
-		doc, err := ParseManifest(name, data)
-		if err != nil {
-			return nil, "", err
-		}
-		return doc, name, nil
-	}
-	return nil, "", nil
-}
-
-// lockResult is the parsed lockfile (nil when there is none) or the error
-// reading or validating it.
-type lockResult struct {
-	lf  *lockfile
-	err error
-}
-
-// readLock reads, validates and parses Cargo.lock.
-func readLock(t *tracker, p string) lockResult {
-	data, err := t.readFile(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return lockResult{}
-	}
-	if err != nil {
-		return lockResult{err: fileError("Cargo.lock", err)}
-	}
-	text := string(data)
-	if !lockCanonical(text) {
-		if _, err := ParseManifest("Cargo.lock", data); err != nil {
-			return lockResult{err: err}
-		}
-	}
-	return lockResult{lf: parseLock(text)}
-}
-
-// readVendorSums returns, for every crate of the vendor directories
-// (context-relative), the digest of its .cargo-checksum.json.
-func readVendorSums(t *tracker, ctxRoot string, dirs []string) ([]File, error) {
-	var out []File
-	for _, v := range dirs {
-		ents, err := t.readDir(filepath.Join(ctxRoot, filepath.FromSlash(v)))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // cargo says so when it builds
-		}
-		if err != nil {
-			return nil, fileError(v, err)
-		}
-		names := make([]string, 0, len(ents))
-		for _, e := range ents {
-			if e.isDir || e.isLnk {
-				names = append(names, e.name)
-			}
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			rel := path.Join(v, n, ".cargo-checksum.json")
-			data, err := t.readFile(filepath.Join(ctxRoot, filepath.FromSlash(rel)))
-			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-				continue
-			}
-			if err != nil {
-				return nil, fileError(rel, err)
-			}
-			sum := sha256.Sum256(data)
-			out = append(out, File{Path: rel, Contents: hex.EncodeToString(sum[:])})
-		}
-	}
-	return out, nil
-}
-
-// readToolchain reads rust-toolchain (wins, as in rustup) or
-// rust-toolchain.toml. Path is relative to the root.
-func readToolchain(t *tracker, rootDir string) (*File, error) {
-	for _, name := range []string{"rust-toolchain", "rust-toolchain.toml"} {
-		data, err := t.readFile(filepath.Join(rootDir, name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, fileError(name, err)
-		}
-		text := strings.TrimSpace(string(data)) + "\n"
-		if doc, err := ParseManifest(name, data); err == nil && len(doc) > 0 {
-			text = canonicalTOML(doc)
-		} else if name == "rust-toolchain.toml" {
-			return nil, err
-		}
-		return &File{Path: name, Contents: text}, nil
-	}
-	return nil, nil
 }
 
 // parallel maps fn over items on a few goroutines, keeping order; the first

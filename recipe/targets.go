@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Target kinds, as cargo metadata names the broad kind.
@@ -85,7 +86,8 @@ func (c *targetCtx) isFile(rel string) bool {
 type inferred struct{ name, path string }
 
 // inferDir lists cargo's auto-discovered targets in a directory: `x.rs`
-// files and `x/main.rs` subdirectories, dot entries skipped.
+// files and `x/main.rs` subdirectories, dot entries and names that are
+// not UTF-8 skipped.
 //
 // The directory is opened straight away (a missing one costs one failed
 // open, as cheap as a stat) and, as in cargo, one that cannot be read
@@ -99,7 +101,9 @@ func (c *targetCtx) inferDir(rel string) []inferred {
 	var out []inferred
 	for _, e := range ents {
 		n := e.name
-		if strings.HasPrefix(n, ".") {
+		// cargo skips names that are not UTF-8 (and so cannot be target
+		// names): they are no targets
+		if strings.HasPrefix(n, ".") || !utf8.ValidString(n) {
 			continue
 		}
 		// cargo uses the entry's own type: a symlink is never a directory here
@@ -265,6 +269,14 @@ func discoverTargets(t *tracker, m *manifest, edition string) (*explicitTargets,
 	default:
 		return nil, errorf(m.rel, lineOf(m.raw, "build"), `write build = "build.rs", build = false, or remove the key`,
 			"`package.build` must be a string or a boolean")
+	}
+	if len(out.list) == 0 {
+		// cargo's own check, when it parses the manifest
+		dir := path.Dir(m.rel)
+		return nil, errorf(m.rel, lineOf(m.raw, "package"),
+			"create "+path.Join(dir, "src/main.rs")+" (a binary) or "+path.Join(dir, "src/lib.rs")+
+				" (a library), or add a [[bin]] or [lib] section with the `path` of the crate's source",
+			"no targets specified in the manifest: cargo needs src/lib.rs, src/main.rs, a [lib] section or a [[bin]] section")
 	}
 	for _, b := range out.builds {
 		stem := strings.TrimSuffix(path.Base(b), path.Ext(b))

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/chefd/chefd/internal/safefile"
 )
 
 // crate is one local package: a workspace member, a path dependency or a
@@ -36,6 +38,8 @@ type workspace struct {
 	wsDeps    table             // [workspace.dependencies]
 	fs        *tracker          // records what is read, for the cache
 	wsPackage table             // [workspace.package]
+	// absolute: some manifest names a local crate by an absolute path
+	absolute bool
 }
 
 // shown names a path for error messages: relative to the root when inside it.
@@ -61,7 +65,7 @@ func FindRoot(dir string) (string, error) {
 	m, err := readManifest(nil, abs, "Cargo.toml")
 	if err != nil {
 		var re *Error
-		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
+		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) && safefile.Dangling(err) == nil {
 			re.File = filepath.Join(dir, "Cargo.toml")
 			re.Fix = "run chefd in a cargo workspace or pass -C <dir with Cargo.toml>"
 		}
@@ -71,10 +75,11 @@ func FindRoot(dir string) (string, error) {
 		return abs, nil
 	}
 	if w, ok := str(m.pkg, "workspace"); ok {
-		return filepath.Clean(filepath.Join(abs, w)), nil
+		return joinPath(abs, w), nil
 	}
 	for p := filepath.Dir(abs); ; p = filepath.Dir(p) {
-		data, err := os.ReadFile(filepath.Join(p, "Cargo.toml"))
+		// a parent that cannot be read (missing, a FIFO, too large) claims nothing
+		data, err := safefile.ReadRegular(filepath.Join(p, "Cargo.toml"), safefile.TextLimit)
 		if err == nil {
 			if doc, err := ParseManifest("Cargo.toml", data); err == nil {
 				if ws, ok := doc["workspace"].(table); ok {
@@ -96,12 +101,12 @@ func claims(root string, ws table, dir string) bool {
 	members, _ := strList(ws, "members")
 	excl, _ := strList(ws, "exclude")
 	for _, e := range excl {
-		if within(dir, filepath.Join(root, e)) {
+		if within(dir, joinPath(root, e)) {
 			return false
 		}
 	}
 	for _, pat := range members {
-		matches, _ := filepath.Glob(filepath.Join(root, pat))
+		matches, _ := filepath.Glob(joinPath(root, pat))
 		for _, mm := range matches {
 			if filepath.Clean(mm) == dir {
 				return true
@@ -145,11 +150,12 @@ func loadWorkspace(ctx context.Context, t *tracker, rootDir string) (*workspace,
 				"`workspace.exclude` must be a list of strings")
 		}
 		for _, e := range excl {
-			w.exclude = append(w.exclude, filepath.Join(rootDir, filepath.FromSlash(e)))
+			w.exclude = append(w.exclude, joinPath(rootDir, e))
 		}
 		for _, pat := range members {
+			w.absolute = w.absolute || path.IsAbs(pat)
 			if !hasMeta(pat) {
-				w.explicit = append(w.explicit, filepath.Join(rootDir, filepath.FromSlash(pat)))
+				w.explicit = append(w.explicit, joinPath(rootDir, pat))
 			}
 		}
 		for _, pat := range members {
@@ -235,7 +241,7 @@ func (w *workspace) readMember(d string) (*manifest, error) {
 	m, err := readManifest(w.fs, d, w.shown(filepath.Join(d, "Cargo.toml")))
 	if err != nil {
 		var re *Error
-		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) {
+		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) && safefile.Dangling(err) == nil {
 			re.Msg = fmt.Sprintf("workspace member %s has no Cargo.toml", w.shown(d))
 			re.Fix = fmt.Sprintf("add %s/Cargo.toml, or remove %s from `members` (or add it to `exclude`) in Cargo.toml",
 				w.shown(d), w.shown(d))
@@ -297,7 +303,7 @@ func (w *workspace) inVendor(dir string) bool {
 // expandMember expands one `members` entry to member directories.
 func (w *workspace) expandMember(pat string) ([]string, error) {
 	line := func() int { return lineOf(w.root.raw, pat) } // only errors need it
-	full := filepath.Join(w.rootDir, filepath.FromSlash(pat))
+	full := joinPath(w.rootDir, pat)
 	if !hasMeta(pat) {
 		st, err := w.fs.stat(full)
 		if err != nil {
@@ -359,7 +365,10 @@ func (w *workspace) expandMember(pat string) ([]string, error) {
 func (w *workspace) globPath(pat string) ([]globMatch, error) {
 	root := w.rootDir
 	if !strings.Contains(pat, "**") {
-		return w.fs.glob(filepath.Join(root, filepath.FromSlash(pat)))
+		return w.fs.glob(joinPath(root, pat))
+	}
+	if path.IsAbs(pat) { // as cargo: an absolute pattern is not below the root
+		root, pat = "/", strings.TrimLeft(pat, "/")
 	}
 	parts := strings.Split(pat, "/")
 	cur := []string{root}
@@ -422,111 +431,6 @@ func dedupe(s []string) []string {
 		}
 	}
 	return out
-}
-
-// followDeps records c's path dependencies and loads the crates they name.
-func (w *workspace) followDeps(c *crate) error {
-	var firstErr error
-	eachDep(c.m.doc, func(d dep) {
-		if firstErr != nil || d.t == nil {
-			return
-		}
-		base := c.m.dir
-		t := d.t
-		if inh, _ := boolean(t, "workspace"); inh {
-			wt, ok := w.wsDeps[d.key].(table)
-			if !ok {
-				return // not a path dependency (or an error cargo reports)
-			}
-			t = wt
-			base = w.rootDir
-		}
-		p, ok := str(t, "path")
-		if !ok {
-			return
-		}
-		dir, err := w.loadPathCrate(c.m, d.key, base, p, c.member)
-		if err != nil {
-			firstErr = err
-			return
-		}
-		c.deps = append(c.deps, dir)
-		c.depNames = append(c.depNames, d.key)
-	})
-	return firstErr
-}
-
-// loadPathCrate loads the crate at base/p, referenced from m under key.
-func (w *workspace) loadPathCrate(from *manifest, key, base, p string, fromMember bool) (string, error) {
-	dir := filepath.Clean(filepath.Join(base, filepath.FromSlash(p)))
-	if _, ok := w.crates[dir]; ok {
-		return dir, nil
-	}
-	line := func() int { return lineOf(from.raw, key) } // only errors need it
-	if sharedParent(dir, w.rootDir) == string(filepath.Separator) {
-		return "", errorf(from.rel, line(),
-			"point `path` at a crate directory that shares a parent directory (other than /) with the workspace",
-			"path dependency %q = %q escapes to %s: chefd cannot place it in the build context", key, p, dir)
-	}
-	m, err := readManifest(w.fs, dir, w.shown(filepath.Join(dir, "Cargo.toml")))
-	if err != nil {
-		var re *Error
-		if errors.As(err, &re) {
-			if errors.Is(err, fs.ErrNotExist) {
-				re.File, re.Line = from.rel, line()
-				re.Msg = fmt.Sprintf("path dependency %q = { path = %q }: %s/Cargo.toml not found", key, p, w.shown(dir))
-				re.Fix = "fix the `path`, or restore the crate at that location"
-			} else if errors.Is(err, syscall.ELOOP) {
-				re.File, re.Line = from.rel, line()
-				re.Msg = fmt.Sprintf("path dependency %q = { path = %q }: symbolic link loop", key, p)
-			}
-		}
-		return "", err
-	}
-	if m.pkg == nil {
-		return "", errorf(from.rel, line(), "point `path` at a crate (a Cargo.toml with [package])",
-			"path dependency %q: %s has no [package] section", key, m.rel)
-	}
-	member := fromMember && within(dir, w.rootDir) && !w.excluded(dir) && w.root.ws != nil
-	w.add(m, member)
-	return dir, nil
-}
-
-// addPatches loads [patch.*] and [replace] path crates of the root.
-func (w *workspace) addPatches() error {
-	mark := func(key, p string) error {
-		dir, err := w.loadPathCrate(w.root, key, w.rootDir, p, false)
-		if err != nil {
-			return err
-		}
-		w.crates[dir].patch = true
-		return nil
-	}
-	patch := sub(w.root.doc, "patch")
-	regs := sortedKeys(patch)
-	for _, r := range regs {
-		pt, _ := patch[r].(table)
-		for _, k := range sortedKeys(pt) {
-			if e, ok := pt[k].(table); ok {
-				if p, ok := str(e, "path"); ok {
-					if err := mark(k, p); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	repl := sub(w.root.doc, "replace")
-	for _, k := range sortedKeys(repl) {
-		if e, ok := repl[k].(table); ok {
-			if p, ok := str(e, "path"); ok {
-				if err := mark(k, p); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // editionOf resolves a package's edition, following workspace inheritance.

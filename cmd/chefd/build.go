@@ -48,6 +48,16 @@ type session struct {
 	prepare time.Duration
 }
 
+// close waits (a little) for the engine-side cleanup of the session's
+// builds (dockerctl removes a build's leftover cache records in the
+// background), then releases the engine.
+func (s *session) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.builder.WaitCleanup(ctx)
+	s.engine.Close()
+}
+
 func (a *app) openSession(ctx context.Context, tag string, noCache bool) (*session, error) {
 	root, cfg, err := a.workspace()
 	if err != nil {
@@ -121,7 +131,7 @@ func (a *app) cookCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer s.engine.Close()
+			defer s.close()
 			var p dockerctl.Progress
 			if !asJSON {
 				p = progressPrinter(a.stderr)
@@ -177,7 +187,7 @@ workspace, the build is asked of the daemon.`,
 			if err != nil {
 				return err
 			}
-			defer s.engine.Close()
+			defer s.close()
 			if f.WarmOnly {
 				ok, err := s.builder.HasCooked(ctx, s.recipe)
 				if err != nil {

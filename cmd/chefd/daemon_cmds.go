@@ -30,10 +30,22 @@ func (a *app) daemonCmds() []*cobra.Command {
 	return []*cobra.Command{a.startCmd(), a.statusCmd(), a.logsCmd(), a.eventsCmd(), a.stopCmd(), a.gcCmd()}
 }
 
+// daemonOnlyPaths resolves the workspace root and its daemon's paths
+// without reading chefd.toml or parsing a manifest it can do without
+// (daemonRoot): status, logs, events and stop work while they are broken.
+func (a *app) daemonOnlyPaths() (string, api.Paths, error) {
+	root, err := daemonRoot(a.dir)
+	if err != nil {
+		return "", api.Paths{}, err
+	}
+	p, err := daemonPathsOf(root)
+	return root, p, err
+}
+
 // runningDaemon returns a client of the workspace's daemon, or an exit
 // error (code 3) when none answers.
 func (a *app) runningDaemon(ctx context.Context) (*api.Client, api.Paths, error) {
-	root, _, paths, err := a.daemonPaths()
+	root, paths, err := a.daemonOnlyPaths()
 	if err != nil {
 		return nil, paths, err
 	}
@@ -102,7 +114,7 @@ daemon is gone too (it reads the log file then), e.g. after a crash.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			_, _, paths, err := a.daemonPaths()
+			_, paths, err := a.daemonOnlyPaths()
 			if err != nil {
 				return err
 			}
@@ -160,7 +172,7 @@ func (a *app) stopCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			root, _, paths, err := a.daemonPaths()
+			root, paths, err := a.daemonOnlyPaths()
 			if err != nil {
 				return err
 			}
@@ -266,13 +278,17 @@ func (a *app) gcCmd() *cobra.Command {
 // build, that build answers at once.
 func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (handled bool, err error) {
 	ctx := cmd.Context()
-	paths, err := api.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
+	paths, err := daemonPathsOf(root)
 	if err != nil {
 		return false, nil
 	}
 	c := api.NewClient(paths.Socket)
 	defer c.Close()
 	if _, err := pingDaemon(ctx, c); err != nil {
+		var ue *api.UntrustedError
+		if errors.As(err, &ue) { // a planted socket: the user must hear of it, not get an in-process build instead
+			return true, &exitError{code: 1, msg: ue.Error()}
+		}
 		if !errors.Is(err, api.ErrNotRunning) && a.log != nil {
 			a.log.Warn("the daemon does not answer; building in-process", zap.Error(err))
 		}
@@ -301,7 +317,7 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 		switch {
 		case errors.As(err, &ae) && ae.Code == "not_warm":
 			return true, &exitError{code: exitNotRunning, msg: ae.Message}
-		case errors.As(err, &ae) && ae.Code == "engine_unreachable":
+		case errors.As(err, &ae) && ae.Code == api.CodeEngineUnreachable:
 			return true, &exitError{code: 2, msg: ae.Message}
 		case errors.As(err, &ae):
 			return true, &exitError{code: 1, msg: ae.Message}
@@ -349,7 +365,11 @@ func (a *app) reportDaemonBuild(rec api.Record, quiet bool) error {
 		for _, l := range rec.Output {
 			say("   %s\n", l)
 		}
-		return &exitError{code: 1, msg: fmt.Sprintf("build #%d %s: %s", rec.ID, rec.Result, rec.Error)}
+		code := 1
+		if rec.ErrorCode == api.CodeEngineUnreachable {
+			code = 2 // as an in-process build: the engine, not the code
+		}
+		return &exitError{code: code, msg: fmt.Sprintf("build #%d %s: %s", rec.ID, rec.Result, rec.Error)}
 	}
 	if !quiet {
 		if rec.Image != "" {
@@ -520,7 +540,7 @@ func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 		fmt.Fprintln(w, "recent:")
 		for _, r := range st.Recent {
 			fmt.Fprintf(w, "  %s\n", recordLine(r, now))
-			if r.Result == api.ResultFailed && r.Error != "" {
+			if (r.Result == api.ResultFailed || r.Result == api.ResultInterrupted) && r.Error != "" {
 				fmt.Fprintf(w, "        %s\n", firstLine(r.Error))
 			}
 		}

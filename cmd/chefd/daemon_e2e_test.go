@@ -76,9 +76,9 @@ func TestDaemonCLILifecycle(t *testing.T) {
 		t.Fatalf("socket: %v %v", fi, err)
 	}
 
-	// no engine: the build fails (exit 1) and says why
+	// no engine: the build fails with exit 2 (as in-process) and says why
 	r = chefd(t, ws, env, "build", "--wait")
-	if r.code != 1 || !strings.Contains(r.stderr, "cook of recipe") {
+	if r.code != 2 || !strings.Contains(r.stderr, "cook of recipe") || !strings.Contains(r.stderr, "no Docker engine answers") {
 		t.Fatalf("build without an engine: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r = chefd(t, ws, env, "build", "--warm-only", "--wait")

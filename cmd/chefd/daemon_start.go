@@ -55,8 +55,9 @@ follow-up build). 'chefd build' then asks the daemon.
 
 The command detaches and returns once the daemon answers; --foreground runs
 it in the terminal (for systemd, or to watch its log). One daemon runs per
-workspace; its socket, lock, log and state live in
-$XDG_RUNTIME_DIR/chefd/<workspace-id>/ (else .chefd/ in the workspace).
+workspace, whatever the environment: its lock and state live in .chefd/ in
+the workspace, its socket and log in $XDG_RUNTIME_DIR/chefd/<workspace-id>/
+(else .chefd/ too); the other commands find it from any environment.
 SIGTERM or SIGINT stop it gracefully, as does 'chefd stop'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,7 +66,13 @@ SIGTERM or SIGINT stop it gracefully, as does 'chefd stop'.`,
 				return err
 			}
 			if f.foreground || f.detached {
-				return a.runDaemon(cmd.Context(), root, cfg, paths, f)
+				// this daemon's own paths (paths are those of a daemon that
+				// may run in another environment)
+				own, err := api.ResolvePaths(root, os.Getenv("XDG_RUNTIME_DIR"))
+				if err != nil {
+					return err
+				}
+				return a.runDaemon(cmd.Context(), root, cfg, own, f)
 			}
 			return a.startDetached(cmd.Context(), root, paths, f)
 		},
@@ -83,13 +90,13 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 	c := api.NewClient(paths.Socket)
 	defer c.Close()
 	if info, err := pingDaemon(ctx, c); err == nil {
-		fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
+		fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d, socket %s)\n", root, info.PID, info.Paths.Socket)
 		return nil
 	}
 	if held, pid := flock.Held(paths.Lock); held {
 		// starting right now, or hung: give it the same time as a new one
 		if info, err := daemon.WaitReady(ctx, c, nil); err == nil {
-			fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d)\n", root, info.PID)
+			fmt.Fprintf(a.stdout, "chefd daemon already runs for %s (pid %d, socket %s)\n", root, info.PID, info.Paths.Socket)
 			return nil
 		}
 		return &exitError{code: 1, msg: fmt.Sprintf("a chefd daemon (pid %d) holds %s but does not answer on %s; see %s",

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"syscall"
 	"time"
@@ -21,24 +22,32 @@ import (
 // ErrNotRunning means no daemon answers on the socket.
 var ErrNotRunning = errors.New("no chefd daemon runs for this workspace")
 
-// Client talks to a daemon over its unix socket.
+// Client talks to a daemon over its unix socket. It trusts only a
+// daemon of its own user: before every connection it checks that the
+// socket and its directory are the user's (and the directory writable by
+// no one else), and after connecting that the process listening runs as
+// the user (SO_PEERCRED); else requests fail with *UntrustedError.
 type Client struct {
 	Socket string
 	hc     *http.Client
+	// uid must own the socket and its directory; peerUID must run the
+	// daemon. Both are os.Getuid(); tests change them.
+	uid, peerUID int
 }
 
 // NewClient returns a client of the daemon listening on socket.
 func NewClient(socket string) *Client {
+	c := &Client{Socket: socket, uid: os.Getuid(), peerUID: os.Getuid()}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
+			return dialTrusted(ctx, socket, c.uid, c.peerUID)
 		},
 		DisableCompression: true,
 		MaxIdleConns:       2,
 		IdleConnTimeout:    30 * time.Second,
 	}
-	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
+	c.hc = &http.Client{Transport: tr}
+	return c
 }
 
 // Close releases idle connections.
@@ -62,6 +71,10 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var ue *UntrustedError
+		if errors.As(err, &ue) {
+			return nil, ue
+		}
 		if notRunning(err) {
 			return nil, fmt.Errorf("%w (socket %s)", ErrNotRunning, c.Socket)
 		}

@@ -18,6 +18,9 @@ const (
 	ResultFailed     Result = "failed"     // finished with an error
 	ResultSuperseded Result = "superseded" // cancelled because newer changes arrived; a follow-up build takes over
 	ResultCancelled  Result = "cancelled"  // cancelled: the daemon stopped, or a cook's recipe became obsolete
+	// ResultInterrupted: the daemon died while it ran (kill -9, a crash);
+	// the next daemon records it so.
+	ResultInterrupted Result = "interrupted"
 )
 
 // Done reports whether the result is final.
@@ -40,6 +43,7 @@ const (
 	TriggerWatch   Trigger = "watch"   // the watcher saw changes
 	TriggerRequest Trigger = "request" // chefd build (or the API)
 	TriggerStartup Trigger = "startup" // the daemon started
+	TriggerRetry   Trigger = "retry"   // a cook retried after the engine came back
 )
 
 // Record describes one build or cook: why it ran, its phases, what it
@@ -71,6 +75,9 @@ type Record struct {
 	Compiled dockerctl.Crates  `json:"compiled"`
 	Result   Result            `json:"result"`
 	Error    string            `json:"error,omitempty"`
+	// ErrorCode classifies a failure the client acts on:
+	// CodeEngineUnreachable (the engine was down or went away).
+	ErrorCode string `json:"error_code,omitempty"`
 	// SupersededBy is the ID of the build that took over.
 	SupersededBy int64  `json:"superseded_by,omitempty"`
 	Image        string `json:"image,omitempty"`

@@ -42,9 +42,9 @@ type State string
 // States.
 const (
 	StateIdle        State = "idle"
-	StateQueued      State = "queued"       // a build waits (for a cook, or a recipe that computes)
+	StateQueued      State = "queued"       // a build waits (for a cook, or a cancelled build to stop)
 	StateCooking     State = "cooking"      // a cook runs, no build
 	StateBuilding    State = "building"     // a build runs
-	StateRecipeError State = "recipe-error" // the recipe cannot be computed
+	StateRecipeError State = "recipe-error" // the recipe cannot be computed (RecipeError says why); builds wait for it
 	StateStopping    State = "stopping"
 )

@@ -31,7 +31,7 @@ type FullStatus struct {
 // build stream).
 type APIError struct {
 	// Code: "not_warm", "recipe", "engine_unreachable", "stopping",
-	// "bad_request", "internal".
+	// "bad_request", "too_large", "internal".
 	Code    string        `json:"code"`
 	Message string        `json:"error"`
 	NotWarm *NotWarmError `json:"not_warm,omitempty"`

@@ -1,0 +1,221 @@
+package dockerctl
+
+// What a build leaves in the engine's build cache, and what chefd removes.
+//
+// A build's context goes to the engine as a tar body. BuildKit (in dockerd)
+// keeps it as a record of its own ("http url http://build-context-<id>",
+// the tar) and unpacks it into a second one (step "copy /context /"). The
+// URL is made for one build, so neither record can ever serve again; the
+// engine keeps both until its own GC, which dockerd leaves off by default.
+// A code build also leaves its stage's snapshots: the COPY of the sources
+// on the cooked image and the code step's root (a changed file is copied
+// up there when stamp.sh sets its time). With a large file in the
+// workspace every build left four copies of it behind.
+//
+// So after each build chefd removes, by ID (at once after a large
+// context, else in the background), the context records the build
+// made (found from the build's own trace: created while its steps
+// "[internal] load remote build context" and "copy /context /" ran) and
+// the code-stage snapshots of this workspace's earlier builds (their
+// commands name the workspace's target cache), keeping the newest, which
+// lets an identical rebuild hit the cache. Nothing else is touched: never
+// the engine's whole build cache, which other projects share.
+
+import (
+	"context"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/filters"
+	"go.uber.org/zap"
+)
+
+const (
+	remoteContextStep = "[internal] load remote build context"
+	contextCopyStep   = "copy /context /"
+	httpContextPrefix = "http url http://build-context-"
+	fileOpRecord      = "fileop target"
+	execRecordPrefix  = "mount / from exec "
+	cacheMountType    = "exec.cachemount" // a target cache: never a leftover
+	// recordSlack widens a step's time window when matching the creation
+	// time of its records (both are the engine's clock).
+	recordSlack = time.Second
+	// pruneTimeout bounds the cleanup after a build.
+	pruneTimeout = 30 * time.Second
+)
+
+// window is the time a step ran, on the engine's clock.
+type window struct{ from, to time.Time }
+
+// windows are the times the steps of one name ran (the context is loaded
+// twice: for the Dockerfile, then for the build).
+type windows []window
+
+func (ws windows) hold(t time.Time) bool {
+	for _, w := range ws {
+		if !t.Before(w.from.Add(-recordSlack)) && !t.After(w.to.Add(recordSlack)) {
+			return true
+		}
+	}
+	return false
+}
+
+// stepWindows are when the steps named name ran in this build (not when
+// they were cached).
+func (s *stream) stepWindows(name string) windows {
+	var out windows
+	for _, d := range s.order {
+		v := s.vertices[d]
+		if v.name == name && !v.cached && !v.started.IsZero() && !v.completed.IsZero() {
+			out = append(out, window{v.started, v.completed})
+		}
+	}
+	return out
+}
+
+// leftovers picks, from the engine's build-cache records, those a build
+// (traced by s, elapsed long) left that no build can use: its context
+// records, and, for a code build, the code-stage snapshots of this
+// workspace but the newest.
+// Records in use are never picked. The order is removable (children
+// first).
+func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bool, elapsed time.Duration) []*build.CacheRecord {
+	var out []*build.CacheRecord
+	byID := map[string]*build.CacheRecord{}
+	for _, r := range recs {
+		if r != nil {
+			byID[r.ID] = r
+		}
+	}
+	// The tar's record is made while it is received, which a large context
+	// makes long, before the step that loads it reports: from the start of
+	// the build (elapsed before the unpacking) to the end of the unpacking.
+	unpack := s.stepWindows(contextCopyStep)
+	load := s.stepWindows(remoteContextStep)
+	if len(unpack) > 0 {
+		load = append(load, window{unpack[0].from.Add(-elapsed), unpack[len(unpack)-1].to})
+	}
+	for _, r := range recs {
+		if r == nil || r.InUse {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(r.Description, httpContextPrefix) && load.hold(r.CreatedAt):
+			out = append(out, r)
+		case r.Description == fileOpRecord && parentOf(r) == "" && unpack.hold(r.CreatedAt):
+			out = append(out, r)
+		}
+	}
+	if !code {
+		return out
+	}
+	var stages []*build.CacheRecord
+	mark := cacheMarker + "chefd-target-" + workspaceID + "-"
+	for _, r := range recs {
+		if r != nil && r.Type != cacheMountType && strings.HasPrefix(r.Description, execRecordPrefix) && strings.Contains(r.Description, codeMarker) &&
+			strings.Contains(r.Description, mark) {
+			stages = append(stages, r)
+		}
+	}
+	if len(stages) < 2 {
+		return out
+	}
+	sort.Slice(stages, func(i, j int) bool { return stages[i].CreatedAt.After(stages[j].CreatedAt) })
+	keepParent := parentOf(stages[0])
+	for _, r := range stages[1:] {
+		if r.InUse {
+			continue
+		}
+		out = append(out, r)
+		// its parent: the COPY of that build's sources on the cooked image
+		if p := byID[parentOf(r)]; p != nil && p.ID != keepParent && !p.InUse && p.Description == fileOpRecord {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parentOf(r *build.CacheRecord) string {
+	if len(r.Parents) > 0 {
+		return r.Parents[0]
+	}
+	//lint:ignore SA1019 engines before API 1.42 (dockerd 20.10) fill only Parent
+	return r.Parent
+}
+
+// syncCleanupFrom: after a build whose context was at least this large,
+// its leftovers are removed before the build returns (they are large, and
+// so was the upload); after a smaller one, in the background.
+const syncCleanupFrom = 16 << 20
+
+// cleanup removes the leftovers of a build (traced by s, elapsed long,
+// whose context was sent bytes large): at once after a large context,
+// else in the background (WaitCleanup waits for it).
+func (b *WorkspaceBuilder) cleanup(ctx context.Context, s *stream, code bool, elapsed time.Duration, sent int64) {
+	if s == nil || b.e == nil {
+		return
+	}
+	if sent >= syncCleanupFrom {
+		b.pruneLeftovers(ctx, s, code, elapsed)
+		return
+	}
+	b.cleanups.Add(1)
+	go func() {
+		defer b.cleanups.Done()
+		b.pruneLeftovers(ctx, s, code, elapsed)
+	}()
+}
+
+// WaitCleanup waits until the leftovers of the builds made so far are
+// removed from the engine's build cache (after a build with a small
+// context that runs in the background), or ctx is done.
+func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		b.cleanups.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// pruneLeftovers removes what leftovers picks, in one call (by IDs: the
+// engine reads the id filter as a regular expression; one ID a call when
+// it does not). It is best effort: a failure is logged, never the build's.
+// It runs even when the build was cancelled (bounded by pruneTimeout).
+func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
+	defer cancel()
+	du, err := b.e.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	if err != nil {
+		b.log.Warn("could not list the build cache to remove a build's leftovers", zap.Error(err))
+		return
+	}
+	recs := leftovers(du.BuildCache, s, WorkspaceID(b.root), code, elapsed)
+	if len(recs) == 0 {
+		return
+	}
+	ids := make([]string, len(recs))
+	for i, r := range recs {
+		ids[i] = regexp.QuoteMeta(r.ID)
+	}
+	rep, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", "^("+strings.Join(ids, "|")+")$"))})
+	if err == nil && rep != nil && len(rep.CachesDeleted) > 0 {
+		b.log.Debug("removed a build's leftovers from the build cache", zap.Int("records", len(rep.CachesDeleted)),
+			zap.Uint64("bytes", rep.SpaceReclaimed))
+		return
+	}
+	for _, r := range recs {
+		if _, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", r.ID))}); err != nil {
+			b.log.Warn("could not remove a build's leftover", zap.String("record", r.ID), zap.String("what", r.Description), zap.Error(err))
+		}
+	}
+}

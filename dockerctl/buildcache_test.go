@@ -1,0 +1,78 @@
+package dockerctl
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+)
+
+// TestLeftoversPicked: after a build, chefd removes the context records
+// the build made (the tar and its unpacked copy, found by the times of the
+// build's own steps) and the code-stage snapshots of the workspace's
+// earlier builds (with the COPY below each), keeping the newest; nothing
+// in use, nothing of another workspace, no cooked layer, no target cache,
+// no other build's reusable record.
+func TestLeftoversPicked(t *testing.T) {
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	ws, other := WorkspaceID(b.root), WorkspaceID(t.TempDir())
+	t0 := time.Unix(1700000000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	code := func(wsID string) string {
+		return execRecordPrefix + "/bin/sh -c " + codeMarker + " " + cacheMarker + "chefd-target-" + wsID + "-0123456789abcdef sh /run/chefd/code.sh"
+	}
+	rec := func(id, desc, parent string, created time.Time, inUse bool) *build.CacheRecord {
+		r := &build.CacheRecord{ID: id, Description: desc, CreatedAt: created, InUse: inUse, Type: "regular"}
+		if parent != "" {
+			r.Parents = []string{parent}
+		}
+		return r
+	}
+	f.caches = []*build.CacheRecord{
+		rec("http-ours", httpContextPrefix+"aaa", "", at(3), false),   // received during the upload
+		rec("http-old", httpContextPrefix+"bbb", "", at(-600), false), // another build's, long ago
+		rec("http-busy", httpContextPrefix+"ccc", "", at(4), true),    // a build running now
+		rec("unpack-ours", fileOpRecord, "", at(10.2), false),         // copy /context /
+		rec("scratch-later", fileOpRecord, "", at(30), false),         // a COPY into scratch, later
+		rec("copy-1", fileOpRecord, "cooked-layer", at(-100), false),  // build 1's sources
+		rec("code-1", code(ws), "copy-1", at(-99), false),             // build 1's code step
+		rec("copy-2", fileOpRecord, "cooked-layer", at(-50), false),   // build 2's
+		rec("code-2", code(ws), "copy-2", at(-49), false),             //
+		rec("copy-3", fileOpRecord, "cooked-layer", at(11), false),    // this build's: kept
+		rec("code-3", code(ws), "copy-3", at(12), false),              //
+		rec("code-other", code(other), "copy-other", at(-20), false),  // another workspace's
+		rec("cooked-layer", execRecordPrefix+"/bin/sh -c "+cookMarker+" sh /run/chefd/cook.sh", "", at(-200), false),
+		{ID: "target-cache", Type: "exec.cachemount", Description: "cached mount /src/target from exec " + code(ws)[len(execRecordPrefix):], CreatedAt: at(12)},
+	}
+	var body bytes.Buffer
+	body.Write(traceMsg([][]byte{
+		pbVertex("v1", remoteContextStep, at(8), at(8), false, ""),
+		pbVertex("v2", contextCopyStep, at(10), at(10.5), false, ""),
+		pbVertex("v3", "[build 2/3] COPY src/ /src/", at(11), at(11.5), false, ""),
+	}, nil))
+	body.WriteString(`{"id":"moby.image.id","aux":{"ID":"sha256:abc"}}` + "\n")
+	s := newStream(nil)
+	if err := s.read(&body); err != nil {
+		t.Fatal(err)
+	}
+	b.pruneLeftovers(context.Background(), s, true, 10*time.Second)
+	got := slices.Clone(f.removed)
+	slices.Sort(got)
+	want := []string{"code-1", "code-2", "copy-1", "copy-2", "http-ours", "unpack-ours"}
+	if !slices.Equal(got, want) {
+		t.Errorf("removed %q, want %q", got, want)
+	}
+
+	// a cook: its context records only
+	f.removed = nil
+	f.caches = append(f.caches, rec("code-4", code(ws), "copy-3", at(13), false))
+	f.caches = append(f.caches, rec("unpack-2", fileOpRecord, "", at(10.3), false))
+	b.pruneLeftovers(context.Background(), s, false, 10*time.Second)
+	if !slices.Equal(f.removed, []string{"unpack-2"}) {
+		t.Errorf("a cook removed %q, want only its context record", f.removed)
+	}
+}
