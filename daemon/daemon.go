@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -116,25 +115,21 @@ func Run(ctx context.Context, cfg Config) error {
 	if o, ok := notify.(outsider); ok {
 		// The newest recipe's outside directories, handed to one goroutine
 		// so that the loop never waits for a walk and sets apply in order.
-		want := make(chan []string, 1)
+		want := make(chan *recipe.Recipe, 1)
 		opts.OnRecipe = func(r *recipe.Recipe) {
-			var dirs []string
-			for _, d := range r.OutsideDirs() {
-				dirs = append(dirs, filepath.Join(r.ContextRoot, filepath.FromSlash(d)))
-			}
 			select {
-			case <-want: // replaced by the newer set
+			case <-want: // replaced by the newer recipe
 			default:
 			}
-			want <- dirs
+			want <- r
 		}
 		outsideDone := make(chan struct{})
 		defer close(outsideDone)
 		go func() {
 			for {
 				select {
-				case dirs := <-want:
-					o.SetOutside(dirs)
+				case r := <-want:
+					o.SetOutside(watchedOutside(r))
 				case <-outsideDone:
 					return
 				}

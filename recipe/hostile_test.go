@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chefd/chefd/internal/testws"
 )
 
 // computeGuarded runs Compute and fails the test when it has not returned
@@ -35,28 +37,11 @@ func computeGuarded(t *testing.T, dir string, opts Options) (*Recipe, error) {
 }
 
 // hostileWorkspace writes a two-member workspace (crates/app with a
-// binary, crates/lib) into dir/ws and returns ws.
+// binary, crates/lib with a library and a src/bin tool) into dir/ws and
+// returns ws.
 func hostileWorkspace(t *testing.T, dir string) string {
 	t.Helper()
-	ws := filepath.Join(dir, "ws")
-	for name, body := range map[string]string{
-		"Cargo.toml":                 "[workspace]\nmembers = [\"crates/*\"]\nresolver = \"2\"\n",
-		"Cargo.lock":                 "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"lib\"\nversion = \"0.1.0\"\n",
-		"crates/app/Cargo.toml":      "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-		"crates/app/src/main.rs":     "fn main() {}\n",
-		"crates/lib/Cargo.toml":      "[package]\nname = \"lib\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-		"crates/lib/src/lib.rs":      "",
-		"crates/lib/src/bin/tool.rs": "fn main() {}\n",
-	} {
-		p := filepath.Join(ws, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ws
+	return testws.Small(t, dir, map[string]string{"crates/lib/src/bin/tool.rs": "fn main() {}\n"})
 }
 
 func mkfifo(t *testing.T, p string) {

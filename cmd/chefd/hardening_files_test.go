@@ -16,31 +16,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chefd/chefd/internal/testws"
 )
 
 // hardeningWorkspace writes a small workspace (a virtual root, crates/app
-// with a binary, crates/lib) and returns its directory.
+// with a binary, crates/lib) with a chefd.toml and returns its directory.
 func hardeningWorkspace(t *testing.T) string {
 	t.Helper()
-	ws := filepath.Join(t.TempDir(), "ws")
-	for name, body := range map[string]string{
-		"Cargo.toml":             "[workspace]\nmembers = [\"crates/*\"]\nresolver = \"2\"\n",
-		"Cargo.lock":             "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"lib\"\nversion = \"0.1.0\"\n",
-		"chefd.toml":             "image = \"hardening\"\n",
-		"crates/app/Cargo.toml":  "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-		"crates/app/src/main.rs": "fn main() {}\n",
-		"crates/lib/Cargo.toml":  "[package]\nname = \"lib\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-		"crates/lib/src/lib.rs":  "",
-	} {
-		p := filepath.Join(ws, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return ws
+	return testws.Small(t, t.TempDir(), map[string]string{"chefd.toml": "image = \"hardening\"\n"})
 }
 
 // chefdProc is a running chefd.

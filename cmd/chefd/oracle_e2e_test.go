@@ -1012,6 +1012,22 @@ thiserror = "1"
 		w.autoBuilds("ledger", "outside-1", "the path crate outside the workspace")
 	})
 
+	t.Run("SymlinkedMemberOutside", func(t *testing.T) {
+		// A member whose directory is a link to a directory outside the
+		// workspace (cargo follows it) is shipped as that directory and
+		// watched there: its edit starts an automatic build, with the edit.
+		w := newMarkedWS(t, "e2e-linked")
+		outside := filepath.Join(filepath.Dir(w.dir), "ledger")
+		if err := os.Rename(filepath.Join(w.dir, "crates", "ledger"), outside); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink("../../ledger", filepath.Join(w.dir, "crates", "ledger")); err != nil {
+			t.Fatal(err)
+		}
+		w.files["ledger"] = "../ledger/src/lib.rs" // the watcher names the real file
+		w.autoBuilds("ledger", "linked-1", "the symlinked member")
+	})
+
 	t.Run("PolledSubtree", func(t *testing.T) {
 		w := newMarkedWS(t, "e2e-polled")
 		if !w.startDaemonPolled() {
