@@ -20,7 +20,7 @@ func TestSchedCrashKeepsHistoryAndIDs(t *testing.T) {
 	file := t.TempDir() + "/state.json"
 	f := newFakeBuilder(a)
 	f.setStubborn(true) // cancelled jobs keep running: the daemon dies before they end
-	h := newHarness(t, f, a, func(o *Options) { o.StateFile = file })
+	h := newHarness(t, f, a, func(o *options) { o.StateFile = file })
 
 	h.recipeBatch(b, "Cargo.toml") // the cook of b runs
 	cook := h.next("cook", b)
@@ -50,7 +50,7 @@ func TestSchedCrashKeepsHistoryAndIDs(t *testing.T) {
 
 	// the next daemon
 	g := newFakeBuilder(a)
-	h2 := newHarness(t, g, a, func(o *Options) { o.StateFile = after })
+	h2 := newHarness(t, g, a, func(o *options) { o.StateFile = after })
 	hist, err := h2.s.History(0)
 	must(t, err == nil, "history: %v", err)
 	found := map[int64]api.Record{}

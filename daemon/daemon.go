@@ -19,12 +19,14 @@ import (
 	"github.com/chefd/chefd/watcher"
 )
 
-// Config configures Run: the scheduler's Options (Run sets their
-// Batches, Settle, Hold and StateFile itself, from the watcher and Paths)
-// and what only the daemon needs.
+// Config configures Run: the scheduler's Builder, Plan and Options (Run
+// adds WithBatches, WithSettle, WithHold, WithStateFile and WithOnRecipe
+// itself, from the watcher and Paths) and what only the daemon needs.
 type Config struct {
-	Options
-	Paths api.Paths
+	Builder Builder
+	Plan    PlanFunc
+	Options []Option
+	Paths   api.Paths
 	// Watch creates the watcher; nil runs without one (builds on request
 	// only; tests).
 	Watch   func() (watcher.Notify, error)
@@ -59,7 +61,11 @@ type holder interface {
 // SIGINT) or POST /v1/stop. Stopping cancels builds and cooks, closes the
 // watcher, removes the socket and releases the lock.
 func Run(ctx context.Context, cfg Config) error {
-	log := cfg.Log
+	var given options
+	for _, f := range cfg.Options {
+		f(&given)
+	}
+	log := given.Log
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -110,19 +116,19 @@ func Run(ctx context.Context, cfg Config) error {
 			hold = h.Hold
 		}
 	}
-	opts := cfg.Options
-	opts.Batches, opts.Log, opts.Settle, opts.StateFile, opts.Hold = batches, log, settle, p.State, hold
+	opts := append(cfg.Options[:len(cfg.Options):len(cfg.Options)],
+		WithBatches(batches), WithLog(log), WithSettle(settle), WithStateFile(p.State), WithHold(hold))
 	if o, ok := notify.(outsider); ok {
 		// The newest recipe's outside directories, handed to one goroutine
 		// so that the loop never waits for a walk and sets apply in order.
 		want := make(chan *recipe.Recipe, 1)
-		opts.OnRecipe = func(r *recipe.Recipe) {
+		opts = append(opts, WithOnRecipe(func(r *recipe.Recipe) {
 			select {
 			case <-want: // replaced by the newer recipe
 			default:
 			}
 			want <- r
-		}
+		}))
 		outsideDone := make(chan struct{})
 		defer close(outsideDone)
 		go func() {
@@ -136,7 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
-	sched, err := New(opts)
+	sched, err := New(cfg.Builder, cfg.Plan, opts...)
 	if err != nil {
 		return err
 	}
@@ -154,7 +160,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	info := api.Info{PID: os.Getpid(), Version: cfg.Version, Started: time.Now(), Paths: p,
-		Watching: notify != nil, Manual: cfg.Manual}
+		Watching: notify != nil, Manual: given.Manual}
 	// where clients of other environments find the socket (api.Locate)
 	if err := api.WriteRunning(p, info); err != nil {
 		return err
@@ -177,7 +183,7 @@ func Run(ctx context.Context, cfg Config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("daemon ready", zap.String("root", p.Root), zap.String("socket", p.Socket),
-		zap.Int("pid", info.PID), zap.Bool("watching", info.Watching), zap.Bool("manual", cfg.Manual))
+		zap.Int("pid", info.PID), zap.Bool("watching", info.Watching), zap.Bool("manual", given.Manual))
 	if cfg.Ready != nil {
 		cfg.Ready(info)
 	}

@@ -220,14 +220,16 @@ type harness struct {
 	cancel  context.CancelFunc
 }
 
-func newHarness(t *testing.T, f *fakeBuilder, start *recipe.Recipe, mod func(*Options)) *harness {
+func newHarness(t *testing.T, f *fakeBuilder, start *recipe.Recipe, mod func(*options)) *harness {
 	t.Helper()
 	h := &harness{t: t, f: f, plan: &fakePlan{r: start}, batches: make(chan watcher.Batch)}
-	opts := Options{Builder: f, Plan: h.plan.plan, Batches: h.batches, Log: zaptest.NewLogger(t), KeepCooked: 2}
+	// mod sees the options as the test set them (the harness's own first)
+	// and may replace any, the Builder included.
+	opts := []Option{WithBatches(h.batches), WithLog(zaptest.NewLogger(t)), WithKeepCooked(2)}
 	if mod != nil {
-		mod(&opts)
+		opts = append(opts, Option(mod))
 	}
-	s, err := New(opts)
+	s, err := New(f, h.plan.plan, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func TestDaemonStaleLockAndSocket(t *testing.T) {
 	must(t, errors.As(err, &busy) && busy.PID == holder.Process.Pid, "AcquireLock: %v", err)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- Run(t.Context(), Config{Paths: paths, Options: Options{Builder: newFakeBuilder(), Plan: (&fakePlan{r: fakeRecipe("a")}).plan}})
+		errc <- Run(t.Context(), Config{Paths: paths, Builder: newFakeBuilder(), Plan: (&fakePlan{r: fakeRecipe("a")}).plan})
 	}()
 	select {
 	case err := <-errc:
@@ -114,7 +114,7 @@ func TestDaemonStaleLockAndSocket(t *testing.T) {
 	other, _ := api.ResolvePaths(t.TempDir(), "")
 	must(t, other.Ensure() == nil, "ensure")
 	must(t, os.WriteFile(other.Socket, []byte("mine"), 0o600) == nil, "write")
-	err = Run(t.Context(), Config{Paths: other, Options: Options{Builder: newFakeBuilder(), Plan: (&fakePlan{r: a}).plan}})
+	err = Run(t.Context(), Config{Paths: other, Builder: newFakeBuilder(), Plan: (&fakePlan{r: a}).plan})
 	must(t, err != nil && strings.Contains(err.Error(), "not a socket"), "Run over a regular file: %v", err)
 }
 

@@ -31,7 +31,7 @@ func TestDaemonOnePerWorkspace(t *testing.T) {
 	ready := make(chan struct{})
 	go func() {
 		second <- Run(first.ctx(), Config{Paths: p2, Ready: func(api.Info) { close(ready) },
-			Options: Options{Builder: newFakeBuilder(a), Plan: (&fakePlan{r: a}).plan, Log: zaptest.NewLogger(t)}})
+			Builder: newFakeBuilder(a), Plan: (&fakePlan{r: a}).plan, Options: []Option{WithLog(zaptest.NewLogger(t))}})
 	}()
 	select {
 	case err := <-second:

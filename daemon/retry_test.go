@@ -49,7 +49,7 @@ var errEngineLost = &dockerctl.UnreachableError{Host: "unix:///fake.sock", Err: 
 func TestSchedCookRetriedWhenEngineBack(t *testing.T) {
 	a := fakeRecipe("a")
 	e := &engineDown{fakeBuilder: newFakeBuilder(), probes: make(chan struct{}, 1000)}
-	h := newHarness(t, e.fakeBuilder, a, func(o *Options) {
+	h := newHarness(t, e.fakeBuilder, a, func(o *options) {
 		o.Builder = e
 		o.EngineRetry, o.EngineRetryMax = 1, 4 // nanoseconds: the probes pace the test
 	})

@@ -69,45 +69,6 @@ type Tagger interface {
 	CookedTag(r *recipe.Recipe) string
 }
 
-// Options configure a Scheduler.
-type Options struct {
-	Builder Builder
-	Plan    PlanFunc
-	// Batches come from the watcher; nil runs without one (builds on
-	// request only).
-	Batches <-chan watcher.Batch
-	Log     *zap.Logger
-	// KeepCooked is how many cooked images GC keeps. Default 3.
-	KeepCooked int
-	// HistorySize bounds the build history. Default 50.
-	HistorySize int
-	// Manual disables automatic code builds on changes; cooks still start
-	// when the recipe changes.
-	Manual bool
-	// Settle is called before a build request is decided, so that changes
-	// saved just before the request have reached the scheduler (e.g. wait
-	// for the watcher's debounce). nil: no wait.
-	Settle func(ctx context.Context) error
-	// CancelGrace is how long a cancelled build or cook may take to stop
-	// before the scheduler stops waiting for it (BuildKit sometimes hangs on
-	// cancel). Default 30s.
-	CancelGrace time.Duration
-	// StateFile, when set, keeps the history and the last cook duration
-	// across restarts.
-	StateFile string
-	// OnRecipe, when set, is called on the scheduler's loop with each new
-	// recipe (it must not block): Run points the watcher at the path crates
-	// outside the workspace with it.
-	OnRecipe func(*recipe.Recipe)
-	// EngineRetry is the first wait before a cook that failed because the
-	// engine was unreachable is tried again; it doubles up to
-	// EngineRetryMax. Defaults 1s and 1 minute.
-	EngineRetry, EngineRetryMax time.Duration
-	// Hold reports a hold on automatic builds (git in the middle of an
-	// operation): the file that holds them and since when; "" when none.
-	Hold func() (reason string, since time.Time)
-}
-
 // ErrClosed is returned by requests to a stopped scheduler.
 var ErrClosed = errors.New("the daemon is stopping")
 
@@ -156,7 +117,7 @@ func (t *Ticket) Wait(ctx context.Context) (api.Record, error) {
 
 // Scheduler runs cooks and builds; see the package documentation.
 type Scheduler struct {
-	opts Options
+	opts options
 	log  *zap.Logger
 	bus  *bus
 
@@ -186,7 +147,7 @@ type Scheduler struct {
 	lastOKIn     *dockerctl.Inputs // what lastOK shipped
 	hist         history
 	illegalMoves int          // job state moves jobMoves does not allow (a bug)
-	saver        *stateWriter // while Run runs, with Options.StateFile
+	saver        *stateWriter // while Run runs, with WithStateFile
 	nextID       int64        // the last ID handed out
 	reserved     int64        // the IDs up to it are reserved on disk (persisted.LastID)
 	gcRunning    int
@@ -194,7 +155,11 @@ type Scheduler struct {
 }
 
 // New returns a scheduler; Run drives it.
-func New(opts Options) (*Scheduler, error) {
+func New(b Builder, plan PlanFunc, opt ...Option) (*Scheduler, error) {
+	opts := options{Builder: b, Plan: plan}
+	for _, f := range opt {
+		f(&opts)
+	}
 	if opts.Builder == nil || opts.Plan == nil {
 		return nil, errors.New("daemon: Builder and Plan are required")
 	}

@@ -19,7 +19,7 @@ import (
 // automatic builds at all).
 func TestSchedRecipeBatchStartsCook(t *testing.T) {
 	a, b := fakeRecipe("a"), fakeRecipe("b")
-	h := newHarness(t, newFakeBuilder(a), a, func(o *Options) { o.Manual = true })
+	h := newHarness(t, newFakeBuilder(a), a, func(o *options) { o.Manual = true })
 	h.recipeBatch(b, "crates/app/Cargo.toml")
 	select {
 	case c := <-h.f.calls:
@@ -45,7 +45,7 @@ func TestSchedGCAfterCook(t *testing.T) {
 	f := newFakeBuilder(a)
 	// the name says nothing of the recipe: the record does
 	f.removeGC = []dockerctl.Removed{{Name: "sha256:0123", Recipe: a.Hash}, {Name: "build cache x (1.0 MB)"}}
-	h := newHarness(t, f, a, func(o *Options) { o.Manual = true; o.KeepCooked = 4 })
+	h := newHarness(t, f, a, func(o *options) { o.Manual = true; o.KeepCooked = 4 })
 	h.recipeBatch(b, "Cargo.lock")
 	h.next("cook", b).finish(nil)
 	select {
@@ -154,7 +154,7 @@ func TestSchedCookNotCancelledWhenCurrent(t *testing.T) {
 // the previous one and cooks the newer.
 func TestSchedCookCancelledWhenObsolete(t *testing.T) {
 	a, b, c := fakeRecipe("a"), fakeRecipe("b"), fakeRecipe("c")
-	h := newHarness(t, newFakeBuilder(a), a, func(o *Options) { o.Manual = true })
+	h := newHarness(t, newFakeBuilder(a), a, func(o *options) { o.Manual = true })
 	h.recipeBatch(b, "Cargo.toml")
 	cookB := h.next("cook", b)
 	idB := h.event(api.EventCookStart, nil).ID
@@ -174,7 +174,7 @@ func TestSchedCookCancelledWhenObsolete(t *testing.T) {
 func TestSchedUrgentLane(t *testing.T) {
 	a, b := fakeRecipe("a"), fakeRecipe("b")
 	f := newFakeBuilder(a)
-	h := newHarness(t, f, a, func(o *Options) { o.Manual = true })
+	h := newHarness(t, f, a, func(o *options) { o.Manual = true })
 	f.setStubborn(true) // BuildKit hangs on cancel
 	h.recipeBatch(b, "Cargo.toml")
 	cookB := h.next("cook", b)
@@ -208,7 +208,7 @@ func TestSchedWarmOnly(t *testing.T) {
 	a, b := fakeRecipe("a"), fakeRecipe("b")
 	f := newFakeBuilder()
 	f.cookDur = 3*time.Minute + 12*time.Second
-	h := newHarness(t, f, a, func(o *Options) { o.Manual = true })
+	h := newHarness(t, f, a, func(o *options) { o.Manual = true })
 
 	// startup: a is not cooked: it cooks; warm-only fails while it runs
 	cookA := h.next("cook", a)
@@ -325,7 +325,7 @@ func TestSchedCancelWatchdog(t *testing.T) {
 	a := fakeRecipe("a")
 	f := newFakeBuilder(a)
 	f.setStubborn(true)
-	h := newHarness(t, f, a, func(o *Options) { o.CancelGrace = 20 * time.Millisecond })
+	h := newHarness(t, f, a, func(o *options) { o.CancelGrace = 20 * time.Millisecond })
 	h.code("a.rs")
 	first := h.next("build", a)
 	h.code("b.rs")
@@ -342,7 +342,7 @@ func TestSchedStateFile(t *testing.T) {
 	a := fakeRecipe("a")
 	file := t.TempDir() + "/state.json"
 	f := newFakeBuilder()
-	h := newHarness(t, f, a, func(o *Options) { o.StateFile = file })
+	h := newHarness(t, f, a, func(o *options) { o.StateFile = file })
 	h.next("cook", a).finish(nil)
 	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(nil)
@@ -350,7 +350,7 @@ func TestSchedStateFile(t *testing.T) {
 	h.cancel()
 	<-h.s.Done()
 
-	s2, err := New(Options{Builder: f, Plan: h.plan.plan, StateFile: file})
+	s2, err := New(f, h.plan.plan, WithStateFile(file))
 	if err != nil {
 		t.Fatal(err)
 	}

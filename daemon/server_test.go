@@ -47,7 +47,7 @@ func startDaemon(t *testing.T, f *fakeBuilder, r *recipe.Recipe, paths *api.Path
 	d.cancel = cancel
 	go func() {
 		d.errc <- Run(ctx, Config{Paths: d.paths, Version: "test", Ready: func(i api.Info) { ready <- i },
-			Options: Options{Builder: f, Plan: d.plan.plan, Log: zaptest.NewLogger(t), KeepCooked: 2}})
+			Builder: f, Plan: d.plan.plan, Options: []Option{WithLog(zaptest.NewLogger(t)), WithKeepCooked(2)}})
 	}()
 	select {
 	case d.info = <-ready:

@@ -40,7 +40,7 @@ func TestSchedUnheardChangeBuilds(t *testing.T) {
 func TestSchedRevertAfterFailureReuses(t *testing.T) {
 	a := fakeRecipe("a")
 	f := newFakeBuilder(a)
-	h := newHarness(t, f, a, func(o *Options) { o.Manual = true })
+	h := newHarness(t, f, a, func(o *options) { o.Manual = true })
 	tk := h.submit(api.BuildRequest{Wait: true})
 	h.next("build", a).finish(nil)
 	ok := h.wait(tk)
@@ -120,7 +120,7 @@ func TestSchedHeldStatus(t *testing.T) {
 	a := fakeRecipe("a")
 	since := time.Now()
 	reason := "MERGE_HEAD"
-	h := newHarness(t, newFakeBuilder(a), a, func(o *Options) {
+	h := newHarness(t, newFakeBuilder(a), a, func(o *options) {
 		o.Hold = func() (string, time.Time) { return reason, since }
 	})
 	st := h.status()
@@ -140,7 +140,7 @@ func TestSchedJoinWaitsForInputs(t *testing.T) {
 	gate := make(chan struct{})
 	f.inputsGate = gate
 	submitting := make(chan struct{}, 1)
-	h := newHarness(t, f, a, func(o *Options) {
+	h := newHarness(t, f, a, func(o *options) {
 		o.Settle = func(context.Context) error { submitting <- struct{}{}; return nil }
 	})
 	h.code("crates/app/src/main.rs")

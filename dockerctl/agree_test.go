@@ -81,7 +81,7 @@ func TestWatchedIsShipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	ignore := []string{"assets/big"}
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -288,7 +288,7 @@ func TestMissingBuilderImage(t *testing.T) {
 	write(t, root, map[string]string{"Cargo.toml": "[package]\nname = \"x\"\nversion = \"0.1.0\"\n", "src/main.rs": "fn main() {}\n"})
 	cfg := configs.Default(root)
 	cfg.BuilderImage = "chefd/does-not-exist:1"
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func testWorkspace(t testing.TB, files map[string]string) (*WorkspaceBuilder, *r
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func sparse(t *testing.T, p string, size int64) {
 // the context step.
 func buildWarnings(t *testing.T, root string, cfg Settings) []string {
 	t.Helper()
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 		"Cargo.toml":  "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
 		"src/main.rs": "fn main() { println!(\"hi\"); }\n",
 	})
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

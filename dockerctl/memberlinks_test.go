@@ -59,7 +59,7 @@ func symlinkWorkspace(t *testing.T) (root string) {
 // every other symlink, loops included, ships as a symlink.
 func TestSymlinkedMemberIsShipped(t *testing.T) {
 	root := symlinkWorkspace(t)
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestSymlinkedMemberBuilds(t *testing.T) {
 	e := engine(t)
 	needBuilder(t, e)
 	root := symlinkWorkspace(t)
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

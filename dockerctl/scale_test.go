@@ -79,7 +79,7 @@ func largeRecipe(t testing.TB) (string, *recipe.Recipe) {
 	if err := os.WriteFile(filepath.Join(root, "Cargo.lock"), []byte(largeLock(500, 2000)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestStandaloneBuilds(t *testing.T) {
 		"app-lib/build.rs":        "fn main() { println!(\"cargo:rerun-if-changed=build.rs\"); }\n",
 		"target/release/stale.rs": "never shipped",
 	})
-	r, err := recipe.Compute(context.Background(), root, recipe.Options{})
+	r, err := recipe.Compute(context.Background(), root)
 	if err != nil {
 		t.Fatal(err)
 	}

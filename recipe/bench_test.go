@@ -15,7 +15,7 @@ func largeWorkspace(b *testing.B) string { return testws.Tree(b, 500) }
 // cmd/chefd put `chefd prepare` and `cargo metadata` side by side.
 func BenchmarkPrepare500(b *testing.B) {
 	dir := largeWorkspace(b)
-	r, err := Compute(context.Background(), dir, Options{})
+	r, err := Compute(context.Background(), dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func BenchmarkPrepare500(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := Compute(context.Background(), dir, Options{}); err != nil {
+		if _, err := Compute(context.Background(), dir); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -35,13 +35,13 @@ func BenchmarkPrepare500(b *testing.B) {
 // returns the stored recipe.
 func BenchmarkPrepare500Cached(b *testing.B) {
 	dir := largeWorkspace(b)
-	o := Options{CacheDir: b.TempDir(), racyWindow: -1}
-	if _, err := Compute(context.Background(), dir, o); err != nil {
+	o := []Option{WithCacheDir(b.TempDir()), withRacyWindow(-1)}
+	if _, err := Compute(context.Background(), dir, o...); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r, err := Compute(context.Background(), dir, o)
+		r, err := Compute(context.Background(), dir, o...)
 		if err != nil || r.Hash == "" {
 			b.Fatal(err)
 		}

@@ -200,7 +200,7 @@ func TestDiffTable(t *testing.T) {
 			for p, text := range diffBase {
 				writeFile(p, text)(t, dir)
 			}
-			old := computeWith(t, dir, Options{Intent: tc.before})
+			old := computeWith(t, dir, WithIntent(tc.before))
 			if tc.edit != nil {
 				tc.edit(t, dir)
 			}
@@ -208,7 +208,7 @@ func TestDiffTable(t *testing.T) {
 			if tc.after != nil {
 				afterIntent = *tc.after
 			}
-			cur := computeWith(t, dir, Options{Intent: afterIntent})
+			cur := computeWith(t, dir, WithIntent(afterIntent))
 			got := Diff(old, cur)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Diff:\n got  %q\n want %q", got, tc.want)

@@ -151,7 +151,7 @@ func TestBadInput(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, dir)
 			}
-			_, err := Compute(context.Background(), ws, Options{})
+			_, err := Compute(context.Background(), ws)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -212,7 +212,7 @@ func FuzzParseManifest(f *testing.F) {
 		if !reflect.DeepEqual(normalizeDoc(doc), normalizeDoc(back)) {
 			t.Fatalf("canonical round trip differs:\n%s", text)
 		}
-		r, err := Compute(context.Background(), dir, Options{})
+		r, err := Compute(context.Background(), dir)
 		if err == nil {
 			r.SkeletonFiles()
 		}

@@ -217,7 +217,7 @@ func TestFidelity(t *testing.T) {
 			root := fixtureRoot(src)
 			want := cargoMetadata(t, cargo, root)
 
-			r, err := Compute(context.Background(), root, Options{})
+			r, err := Compute(context.Background(), root)
 			if err != nil {
 				t.Fatalf("Compute: %v", err)
 			}
@@ -248,7 +248,7 @@ func TestGolden(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			src := t.TempDir()
 			copyTree(t, filepath.Join("testdata/fixtures", name), src)
-			r, err := Compute(context.Background(), fixtureRoot(src), Options{})
+			r, err := Compute(context.Background(), fixtureRoot(src))
 			if err != nil {
 				t.Fatalf("Compute: %v", err)
 			}
@@ -285,7 +285,7 @@ func TestFidelityBinFilter(t *testing.T) {
 		src := t.TempDir()
 		copyTree(t, filepath.Join("testdata/fixtures", name), src)
 		root := fixtureRoot(src)
-		full, err := Compute(context.Background(), root, Options{})
+		full, err := Compute(context.Background(), root)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +299,7 @@ func TestFidelityBinFilter(t *testing.T) {
 			for _, p := range want.Packages {
 				byName[p.Name] = p
 			}
-			r, err := Compute(context.Background(), root, Options{Intent: Intent{Bins: bins[:1]}})
+			r, err := Compute(context.Background(), root, WithIntent(Intent{Bins: bins[:1]}))
 			if err != nil {
 				t.Fatalf("Compute --bin %s: %v", bins[0], err)
 			}
@@ -372,7 +372,7 @@ func TestFidelityCorpus(t *testing.T) {
 						t.Skipf("cargo cannot load it: %v", err)
 					}
 					want := cargoMetadata(t, cargo, src)
-					r, err := Compute(context.Background(), src, Options{})
+					r, err := Compute(context.Background(), src)
 					var re *Error
 					if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) && strings.Contains(re.Msg, "path dependency") {
 						// cargo metadata --no-deps never opens path

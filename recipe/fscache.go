@@ -304,8 +304,8 @@ func cachePath(dir, root, opts string) string {
 // optionsKey names what a cached recipe depends on besides the files: the
 // options, the recipe format, and the program that computed it (a new
 // chefd binary never trusts an older one's cache).
-func optionsKey(o Options) string {
-	b, _ := json.Marshal(o.Intent.normalize())
+func optionsKey(o options) string {
+	b, _ := json.Marshal(o.intent.normalize())
 	return fmt.Sprintf("f%d:%s:%s", Format, programID(), b)
 }
 
@@ -443,7 +443,7 @@ func (t *tracker) entry(root string) cacheEntry {
 
 // storeCached writes the entry unless some observed path changed too
 // recently to trust its timestamps.
-func storeCached(dir, root, key string, o Options, t *tracker, r *Recipe) error {
+func storeCached(dir, root, key string, o options, t *tracker, r *Recipe) error {
 	window := o.racyWindow
 	if window == 0 {
 		window = 2 * time.Second

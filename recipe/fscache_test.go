@@ -11,9 +11,9 @@ import (
 	"github.com/chefd/chefd/internal/testws"
 )
 
-func computeWith(t *testing.T, dir string, o Options) *Recipe {
+func computeWith(t *testing.T, dir string, o ...Option) *Recipe {
 	t.Helper()
-	r, err := Compute(context.Background(), dir, o)
+	r, err := Compute(context.Background(), dir, o...)
 	if err != nil {
 		t.Fatalf("Compute: %v", err)
 	}
@@ -33,12 +33,12 @@ func TestCacheFollowsEveryHashCase(t *testing.T) {
 			if tc.intent.Bins != nil {
 				intent = tc.intent
 			}
-			cached := Options{Intent: intent, CacheDir: cache, racyWindow: -1}
-			fresh := computeWith(t, dir, Options{Intent: intent})
-			if got := computeWith(t, dir, cached); got.Hash != fresh.Hash {
+			cached := []Option{WithIntent(intent), WithCacheDir(cache), withRacyWindow(-1)}
+			fresh := computeWith(t, dir, WithIntent(intent))
+			if got := computeWith(t, dir, cached...); got.Hash != fresh.Hash {
 				t.Fatalf("first cached compute differs")
 			}
-			if got := computeWith(t, dir, cached); got.Hash != fresh.Hash {
+			if got := computeWith(t, dir, cached...); got.Hash != fresh.Hash {
 				t.Fatalf("cache hit differs")
 			}
 			if tc.edit != nil {
@@ -48,8 +48,8 @@ func TestCacheFollowsEveryHashCase(t *testing.T) {
 			if tc.after != nil {
 				afterIntent = *tc.after
 			}
-			want := computeWith(t, dir, Options{Intent: afterIntent})
-			got := computeWith(t, dir, Options{Intent: afterIntent, CacheDir: cache, racyWindow: -1})
+			want := computeWith(t, dir, WithIntent(afterIntent))
+			got := computeWith(t, dir, WithIntent(afterIntent), WithCacheDir(cache), withRacyWindow(-1))
 			if got.Hash != want.Hash {
 				t.Fatalf("after the edit the cache returned %s, a fresh compute %s", got.Hash[:12], want.Hash[:12])
 			}
@@ -63,11 +63,11 @@ func TestCacheHitAndInvalidation(t *testing.T) {
 	dir := t.TempDir()
 	copyTree(t, "testdata/hashbase", dir)
 	cache := t.TempDir()
-	o := Options{CacheDir: cache, racyWindow: -1}
-	first := computeWith(t, dir, o)
+	o := []Option{WithCacheDir(cache), withRacyWindow(-1)}
+	first := computeWith(t, dir, o...)
 	// doctor the stored hash: a hit returns it
 	doctorCache(t, cache)
-	hit := computeWith(t, dir, o)
+	hit := computeWith(t, dir, o...)
 	if hit.Hash != "doctored" {
 		t.Fatalf("no cache hit: %s", hit.Hash)
 	}
@@ -76,12 +76,12 @@ func TestCacheHitAndInvalidation(t *testing.T) {
 	}
 	// a new file where cargo looks for targets invalidates it
 	os.WriteFile(filepath.Join(dir, "tool", "src", "lib.rs"), nil, 0o644)
-	if got := computeWith(t, dir, o); got.Hash == "doctored" {
+	if got := computeWith(t, dir, o...); got.Hash == "doctored" {
 		t.Fatal("a new target file did not invalidate the cache")
 	}
 	// racy entries are not stored: files written just now
 	cache2 := t.TempDir()
-	computeWith(t, dir, Options{CacheDir: cache2})
+	computeWith(t, dir, WithCacheDir(cache2))
 	if files, _ := filepath.Glob(filepath.Join(cache2, "recipe-*.gob")); len(files) != 0 {
 		t.Errorf("an entry with inputs changed in the last 2 s was stored")
 	}
@@ -119,8 +119,8 @@ func TestCacheSurvivesSourceEdits(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := t.TempDir()
-	o := Options{CacheDir: cache, racyWindow: -1}
-	computeWith(t, dir, o)
+	o := []Option{WithCacheDir(cache), withRacyWindow(-1)}
+	computeWith(t, dir, o...)
 	doctorCache(t, cache)
 	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err != nil || filepath.Ext(p) != ".rs" {
@@ -131,14 +131,14 @@ func TestCacheSurvivesSourceEdits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := computeWith(t, dir, o); got.Hash != "doctored" {
+	if got := computeWith(t, dir, o...); got.Hash != "doctored" {
 		t.Fatal("editing .rs files invalidated the recipe cache")
 	}
 	if err := os.Remove(filepath.Join(dir, "crates", "member-001", "src", "bin", "b", "main.rs")); err != nil {
 		t.Fatal(err)
 	}
-	want := computeWith(t, dir, Options{})
-	if got := computeWith(t, dir, o); got.Hash != want.Hash {
+	want := computeWith(t, dir)
+	if got := computeWith(t, dir, o...); got.Hash != want.Hash {
 		t.Fatalf("after removing a target file the cache returned %s, a fresh compute %s", got.Hash, want.Hash)
 	}
 }
@@ -154,15 +154,15 @@ func TestCacheSurvivesEditorTemporaries(t *testing.T) {
 	}
 	pkg := filepath.Join(dir, "crates", "member-001")
 	cache := t.TempDir()
-	o := Options{CacheDir: cache, racyWindow: -1}
-	computeWith(t, dir, o)
+	o := []Option{WithCacheDir(cache), withRacyWindow(-1)}
+	computeWith(t, dir, o...)
 	doctorCache(t, cache)
 	for _, f := range []string{"src/.lib.rs.swp", ".Cargo.toml.swp", "src/bin/b/.main.rs.swp", "#README.md#", "src/main.rs~"} {
 		if err := os.WriteFile(filepath.Join(pkg, f), []byte("x"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := computeWith(t, dir, o); got.Hash != "doctored" {
+	if got := computeWith(t, dir, o...); got.Hash != "doctored" {
 		t.Fatal("editor temporaries invalidated the recipe cache")
 	}
 	for _, add := range []string{"benches/speed.rs", "build.rs", "src/bin/c/main.rs"} {
@@ -174,11 +174,11 @@ func TestCacheSurvivesEditorTemporaries(t *testing.T) {
 			if err := os.WriteFile(p, []byte("fn main() {}\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			want := computeWith(t, dir, Options{})
-			if got := computeWith(t, dir, o); got.Hash != want.Hash {
+			want := computeWith(t, dir)
+			if got := computeWith(t, dir, o...); got.Hash != want.Hash {
 				t.Fatalf("after adding %s the cache returned %s, a fresh compute %s", add, got.Hash, want.Hash)
 			}
-			computeWith(t, dir, o) // store the new state
+			computeWith(t, dir, o...) // store the new state
 			doctorCache(t, cache)
 		})
 	}
@@ -209,11 +209,11 @@ func TestCacheFollowsSymlinkTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	cache := t.TempDir()
-	o := Options{CacheDir: cache, racyWindow: -1}
+	o := []Option{WithCacheDir(cache), withRacyWindow(-1)}
 	same := func(step string) {
 		t.Helper()
-		want := computeWith(t, dir, Options{})
-		if got := computeWith(t, dir, o); got.Hash != want.Hash {
+		want := computeWith(t, dir)
+		if got := computeWith(t, dir, o...); got.Hash != want.Hash {
 			t.Fatalf("%s: the cache returned %s, a fresh compute %s", step, got.Hash[:12], want.Hash[:12])
 		}
 	}

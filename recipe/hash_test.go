@@ -79,7 +79,7 @@ func both(edits ...edit) edit {
 
 func hashOf(t *testing.T, dir string, intent Intent) string {
 	t.Helper()
-	r, err := Compute(context.Background(), dir, Options{Intent: intent})
+	r, err := Compute(context.Background(), dir, WithIntent(intent))
 	if err != nil {
 		t.Fatalf("Compute: %v", err)
 	}
@@ -219,7 +219,7 @@ func TestHashIsSHA256OfJSON(t *testing.T) {
 	for _, name := range fixtureNames(t) {
 		src := t.TempDir()
 		copyTree(t, filepath.Join("testdata/fixtures", name), src)
-		r, err := Compute(context.Background(), fixtureRoot(src), Options{})
+		r, err := Compute(context.Background(), fixtureRoot(src))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -16,7 +16,7 @@ import (
 
 // computeGuarded runs Compute and fails the test when it has not returned
 // within half a minute (a read that blocks on a FIFO would hang the suite).
-func computeGuarded(t *testing.T, dir string, opts Options) (*Recipe, error) {
+func computeGuarded(t *testing.T, dir string, opts ...Option) (*Recipe, error) {
 	t.Helper()
 	type result struct {
 		r   *Recipe
@@ -24,7 +24,7 @@ func computeGuarded(t *testing.T, dir string, opts Options) (*Recipe, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		r, err := Compute(context.Background(), dir, opts)
+		r, err := Compute(context.Background(), dir, opts...)
 		done <- result{r, err}
 	}()
 	select {
@@ -142,7 +142,7 @@ func TestHostileFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ws := hostileWorkspace(t, t.TempDir())
 			tc.setup(t, ws)
-			_, err := computeGuarded(t, ws, Options{})
+			_, err := computeGuarded(t, ws)
 			var re *Error
 			if !errors.As(err, &re) {
 				t.Fatalf("want a *recipe.Error, got %v", err)
@@ -166,7 +166,7 @@ func TestHostileParent(t *testing.T) {
 	os.WriteFile(filepath.Join(pkg, "Cargo.toml"), []byte("[package]\nname = \"pkg\"\nversion = \"0.1.0\"\n"), 0o644)
 	os.WriteFile(filepath.Join(pkg, "src/main.rs"), []byte("fn main() {}\n"), 0o644)
 	mkfifo(t, filepath.Join(dir, "Cargo.toml"))
-	r, err := computeGuarded(t, pkg, Options{})
+	r, err := computeGuarded(t, pkg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestMissingTargets(t *testing.T) {
 	cases := []struct {
 		name     string
 		setup    func(t *testing.T, ws string)
-		opts     Options
+		opts     []Option
 		file     string
 		line     int
 		msg, fix string
@@ -191,7 +191,7 @@ func TestMissingTargets(t *testing.T) {
 		{
 			name:  "no src/main.rs, nothing else",
 			setup: func(t *testing.T, ws string) { os.Remove(filepath.Join(ws, "crates/app/src/main.rs")) },
-			opts:  Options{Intent: Intent{Bins: []string{"app"}}, BinsFrom: Source{File: "/w/chefd.toml", Line: 3}},
+			opts:  []Option{WithIntent(Intent{Bins: []string{"app"}}), WithBinsFrom(Source{File: "/w/chefd.toml", Line: 3})},
 			file:  "crates/app/Cargo.toml", line: 1,
 			msg: "no targets specified in the manifest", fix: "create crates/app/src/main.rs",
 		},
@@ -200,19 +200,19 @@ func TestMissingTargets(t *testing.T) {
 			setup: func(t *testing.T, ws string) {
 				os.Rename(filepath.Join(ws, "crates/app/src/main.rs"), filepath.Join(ws, "crates/app/src/lib.rs"))
 			},
-			opts: Options{Intent: Intent{Bins: []string{"app"}}, BinsFrom: Source{File: "/w/chefd.toml", Line: 3}},
+			opts: []Option{WithIntent(Intent{Bins: []string{"app"}}), WithBinsFrom(Source{File: "/w/chefd.toml", Line: 3})},
 			file: "/w/chefd.toml", line: 3,
 			msg: `bins: package "app" has no binary target`, fix: "create crates/app/src/main.rs",
 		},
 		{
 			name: "an unknown binary in chefd.toml",
-			opts: Options{Intent: Intent{Bins: []string{"nope"}}, BinsFrom: Source{File: "/w/chefd.toml", Line: 2}},
+			opts: []Option{WithIntent(Intent{Bins: []string{"nope"}}), WithBinsFrom(Source{File: "/w/chefd.toml", Line: 2})},
 			file: "/w/chefd.toml", line: 2,
 			msg: `bins: no workspace binary or package named "nope"`, fix: "app, tool",
 		},
 		{
 			name: "an unknown binary on the command line",
-			opts: Options{Intent: Intent{Bins: []string{"nope"}}},
+			opts: []Option{WithIntent(Intent{Bins: []string{"nope"}})},
 			file: "Cargo.toml",
 			msg:  `--bin: no workspace binary or package named "nope"`, fix: "app, tool",
 		},
@@ -223,7 +223,7 @@ func TestMissingTargets(t *testing.T) {
 			if tc.setup != nil {
 				tc.setup(t, ws)
 			}
-			_, err := computeGuarded(t, ws, tc.opts)
+			_, err := computeGuarded(t, ws, tc.opts...)
 			var re *Error
 			if !errors.As(err, &re) {
 				t.Fatalf("want a *recipe.Error, got %v", err)
@@ -258,7 +258,7 @@ func TestNonUTF8TargetNames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r, err := computeGuarded(t, ws, Options{})
+	r, err := computeGuarded(t, ws)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func TestAbsolutePathDependency(t *testing.T) {
 					write(filepath.Join(dir, name), body)
 				}
 			}
-			r, err := Compute(context.Background(), filepath.Join(base, "ws"), Options{})
+			r, err := Compute(context.Background(), filepath.Join(base, "ws"))
 			if tc.errParts != nil {
 				var re *Error
 				if !errors.As(err, &re) {

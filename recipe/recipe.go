@@ -18,7 +18,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 )
 
 // Format is bumped whenever the recipe's meaning changes, so that images
@@ -195,24 +194,6 @@ type Recipe struct {
 	External int `json:"-"`
 }
 
-// Options control Compute.
-type Options struct {
-	Intent Intent
-	// CacheDir, when set, holds recipe caches: a Compute whose inputs did
-	// not change since the last one (same stat identity for every file and
-	// directory read) returns the stored recipe. See DefaultCacheDir.
-	CacheDir string
-
-	// BinsFrom is where Intent.Bins were written (chefd.toml and the line
-	// of `bins`): errors about them name it. The zero value means the
-	// command line (--bin).
-	BinsFrom Source
-
-	// racyWindow: observations younger than this are not cached (tests set
-	// it negative to cache files they have just written).
-	racyWindow time.Duration
-}
-
 // Source is a place in a file the user wrote.
 type Source struct {
 	File string
@@ -221,16 +202,20 @@ type Source struct {
 
 // Compute reads the workspace at dir (its root is found as cargo would) and
 // returns its recipe.
-func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
+func Compute(ctx context.Context, dir string, opt ...Option) (*Recipe, error) {
+	var opts options
+	for _, f := range opt {
+		f(&opts)
+	}
 	rootDir, err := FindRoot(dir)
 	if err != nil {
 		return nil, err
 	}
-	useCache := opts.CacheDir != "" && cacheSupported
+	useCache := opts.cacheDir != "" && cacheSupported
 	var cacheKey string
 	if useCache {
 		cacheKey = optionsKey(opts)
-		if r := loadCached(opts.CacheDir, rootDir, cacheKey); r != nil {
+		if r := loadCached(opts.cacheDir, rootDir, cacheKey); r != nil {
 			return r, nil
 		}
 	}
@@ -245,8 +230,8 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	intent := opts.Intent.normalize()
-	keep, bins, err := w.closure(intent.Bins, opts.BinsFrom)
+	intent := opts.intent.normalize()
+	keep, bins, err := w.closure(intent.Bins, opts.binsFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +366,7 @@ func Compute(ctx context.Context, dir string, opts Options) (*Recipe, error) {
 		return nil, err
 	}
 	if useCache {
-		_ = storeCached(opts.CacheDir, rootDir, cacheKey, opts, t, r) // a cache that cannot be written only costs time
+		_ = storeCached(opts.cacheDir, rootDir, cacheKey, opts, t, r) // a cache that cannot be written only costs time
 	}
 	return r, nil
 }

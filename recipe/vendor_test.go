@@ -21,7 +21,7 @@ func TestVendoredCrateIdentity(t *testing.T) {
 	cache := t.TempDir()
 	compute := func() *Recipe {
 		t.Helper()
-		r, err := Compute(context.Background(), dir, Options{CacheDir: cache, racyWindow: -1})
+		r, err := Compute(context.Background(), dir, WithCacheDir(cache), withRacyWindow(-1))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -177,7 +177,7 @@ func (a *app) initCmd() *cobra.Command {
 			if _, err := os.Stat(path); err == nil && !force {
 				return fmt.Errorf("%s already exists (use --force to overwrite)", path)
 			}
-			r, err := recipe.Compute(cmd.Context(), root, recipe.Options{})
+			r, err := recipe.Compute(cmd.Context(), root)
 			if err != nil {
 				return err
 			}

@@ -119,8 +119,8 @@ func TestDaemonCommandsWithBrokenConfig(t *testing.T) {
 			ready, done := make(chan struct{}), make(chan error, 1)
 			go func() {
 				done <- daemon.Run(context.Background(), daemon.Config{Paths: paths, Ready: func(api.Info) { close(ready) },
-					Options: daemon.Options{Builder: noEngine{}, Log: zaptest.NewLogger(t),
-						Plan: func(context.Context) (*recipe.Recipe, error) { return nil, errors.New(broken + ":1: broken") }}})
+					Builder: noEngine{}, Options: []daemon.Option{daemon.WithLog(zaptest.NewLogger(t))},
+					Plan: func(context.Context) (*recipe.Recipe, error) { return nil, errors.New(broken + ":1: broken") }})
 			}()
 			select {
 			case <-ready:

@@ -244,14 +244,10 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 		return err
 	}
 	err = daemon.Run(ctx, daemon.Config{
-		Options: daemon.Options{
-			Builder:    daemonBuilder(absRoot, cfg, log),
-			Plan:       daemonPlan(absRoot, cfg, log),
-			KeepCooked: cfg.KeepCooked,
-			Manual:     f.manual,
-			Log:        log,
-		},
-		Paths: paths,
+		Builder: daemonBuilder(absRoot, cfg, log),
+		Plan:    daemonPlan(absRoot, cfg, log),
+		Options: []daemon.Option{daemon.WithKeepCooked(cfg.KeepCooked), daemon.WithManual(f.manual), daemon.WithLog(log)},
+		Paths:   paths,
 		Watch: func() (watcher.Notify, error) {
 			return watcher.NewRoots(absRoot,
 				watcher.WithDebounce(cfg.Debounce.Duration),

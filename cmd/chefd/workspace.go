@@ -113,11 +113,11 @@ func daemonRuns(root string) bool {
 // when set, overrides its bins), through the recipe cache.
 // Errors about bins and entrypoint from chefd.toml name its lines.
 func (w workspace) recipe(ctx context.Context, bins []string) (*recipe.Recipe, error) {
-	opts := recipe.Options{Intent: intentOf(w.cfg, bins), CacheDir: recipe.DefaultCacheDir()}
+	opts := []recipe.Option{recipe.WithIntent(intentOf(w.cfg, bins)), recipe.WithCacheDir(recipe.DefaultCacheDir())}
 	if len(bins) == 0 && len(w.cfg.Bins) > 0 {
-		opts.BinsFrom = recipe.Source{File: w.cfg.Path, Line: w.cfg.Line("bins")}
+		opts = append(opts, recipe.WithBinsFrom(recipe.Source{File: w.cfg.Path, Line: w.cfg.Line("bins")}))
 	}
-	r, err := recipe.Compute(ctx, w.root, opts)
+	r, err := recipe.Compute(ctx, w.root, opts...)
 	if err != nil {
 		return nil, err
 	}
