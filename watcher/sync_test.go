@@ -56,7 +56,13 @@ func TestSyncDeliversPendingChanges(t *testing.T) {
 			t.Fatalf("a Sync cookie reached a batch: %v", b.Paths)
 		}
 	}
-	h.none(300 * time.Millisecond)
+	// nothing else is pending: a Sync now hands over only a sentinel
+	s := h.sentinel()
+	done = sync()
+	eq(t, "Paths (only the sentinel)", h.next().Paths, []string{s})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestSyncHonoursGitHold: changes held while git works are not forced out

@@ -165,6 +165,15 @@ func (h *harness) sentinel() string {
 	return rel
 }
 
+// nothingElse asserts that nothing before it makes a batch: the next
+// batch holds only a fresh sentinel (a batch pending, or changes still
+// unreported, would come first or with it). No time window decides.
+func (h *harness) nothingElse() {
+	h.t.Helper()
+	s := h.sentinel()
+	eq(h.t, "Paths (only the sentinel)", h.next().Paths, []string{s})
+}
+
 func short(s []string) []string {
 	if len(s) > 8 {
 		return append(append([]string(nil), s[:8]...), fmt.Sprintf("... (%d)", len(s)))
@@ -230,7 +239,7 @@ func TestVimSave(t *testing.T) {
 	if b.Kind != KindCode || len(b.Recipe) != 0 {
 		t.Fatalf("kind %v recipe %v, want code", b.Kind, b.Recipe)
 	}
-	h.none(300 * time.Millisecond)
+	h.nothingElse()
 }
 
 func TestVimSaveCargoTomlTwice(t *testing.T) {
@@ -296,7 +305,7 @@ func TestVSCodeTruncateThenWrite(t *testing.T) {
 	if err := os.Chtimes(h.path("src/x.rs"), now, now); err != nil {
 		t.Fatal(err)
 	}
-	h.none(time.Second)
+	h.nothingElse()
 
 	// Even when the empty intermediate state is seen on its own (the write
 	// comes after the quiet period), restoring the content ends up consistent.
@@ -350,7 +359,7 @@ func TestGitCheckoutHeldUntilLockGoes(t *testing.T) {
 	sort.Strings(want)
 	eq(t, "Paths", b.Paths, want)
 	eq(t, "Created", b.Created, want)
-	h.none(500 * time.Millisecond)
+	h.nothingElse()
 }
 
 func TestGitRebaseStateHolds(t *testing.T) {
@@ -746,7 +755,7 @@ func TestBatchesMergeWhileNotReceived(t *testing.T) {
 	// changed. Only f.rs changed from the consumer's point of view.
 	eq(t, "Paths", b.Paths, []string{"src/f.rs"})
 	eq(t, "Created", b.Created, nil)
-	h.none(300 * time.Millisecond)
+	h.nothingElse()
 }
 
 func TestSymlinkRoot(t *testing.T) {
