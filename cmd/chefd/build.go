@@ -48,15 +48,12 @@ type session struct {
 	prepare time.Duration
 }
 
-// close waits (a little) for the engine-side cleanup of the session's
-// builds (dockerctl removes a build's leftover cache records in the
-// background), then releases the engine.
-func (s *session) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = s.builder.WaitCleanup(ctx)
-	s.engine.Close()
-}
+// close releases the engine. It does not wait for the background cleanup
+// of a build with a small context (dockerctl: its leftover cache records;
+// a large context's are removed before Build returns): listing the
+// engine's build cache takes a second on a busy engine, and the caller
+// waits for chefd to exit.
+func (s *session) close() { s.engine.Close() }
 
 func (a *app) openSession(ctx context.Context, tag string, noCache bool) (*session, error) {
 	root, cfg, err := a.workspace()
