@@ -28,7 +28,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 	"go.uber.org/zap"
@@ -194,12 +193,12 @@ func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
 func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 	defer cancel()
-	du, err := b.e.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	cache, err := b.e.buildCache(ctx)
 	if err != nil {
 		b.log.Warn("could not list the build cache to remove a build's leftovers", zap.Error(err))
 		return
 	}
-	recs := leftovers(du.BuildCache, s, WorkspaceID(b.root), code, elapsed)
+	recs := leftovers(cache, s, WorkspaceID(b.root), code, elapsed)
 	if len(recs) == 0 {
 		return
 	}

@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -464,13 +463,13 @@ func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:]
 // hashes). Only those records are pruned, by ID: never the engine's whole
 // build cache, which other projects share.
 func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]Removed, error) {
-	du, err := b.e.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	cache, err := b.e.buildCache(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list build cache: %w", err)
 	}
 	prefix := cacheMarker + "chefd-target-" + WorkspaceID(b.root) + "-"
 	var removed []Removed
-	for _, rec := range du.BuildCache {
+	for _, rec := range cache {
 		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, codeMarker) {
 			continue
 		}

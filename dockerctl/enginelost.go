@@ -1,11 +1,16 @@
 package dockerctl
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
+	"time"
 
+	"github.com/docker/docker/api/types"
+	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/client"
 )
 
@@ -27,4 +32,27 @@ func (e *Engine) transportError(err error) error {
 		return &UnreachableError{Host: e.host, Err: err, Lost: true}
 	}
 	return err
+}
+
+// buildCache lists the engine's build-cache records. dockerd runs one
+// disk-usage listing at a time and refuses another meanwhile ("a disk
+// usage operation is already running": GC, another build's cleanup,
+// `docker system df`), so a refusal is retried, waiting a little longer
+// each time, until ctx ends.
+func (e *Engine) buildCache(ctx context.Context) ([]*build.CacheRecord, error) {
+	wait := 100 * time.Millisecond
+	for {
+		du, err := e.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+		if err == nil || !strings.Contains(err.Error(), "disk usage operation is already running") {
+			return du.BuildCache, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"go.uber.org/zap"
 )
@@ -67,3 +68,37 @@ type netErr struct{ errno syscall.Errno }
 
 func (n *netErr) Error() string { return "read unix @->/run/docker.sock: " + n.errno.Error() }
 func (n *netErr) Unwrap() error { return n.errno }
+
+// busyEngine refuses the first n build-cache listings as dockerd does
+// while another runs.
+type busyEngine struct {
+	fakeEngine
+	busy int
+}
+
+func (b *busyEngine) DiskUsage(ctx context.Context, opts types.DiskUsageOptions) (types.DiskUsage, error) {
+	if b.busy > 0 {
+		b.busy--
+		return types.DiskUsage{}, errors.New("Error response from daemon: a disk usage operation is already running")
+	}
+	return b.fakeEngine.DiskUsage(ctx, opts)
+}
+
+// TestBuildCacheListingRetried: a listing refused because another one
+// runs (GC, a cleanup, `docker system df`) is retried, so that a build's
+// cleanup or GC is not skipped.
+func TestBuildCacheListingRetried(t *testing.T) {
+	f := &busyEngine{busy: 2}
+	f.caches = append(f.caches, &build.CacheRecord{ID: "x"})
+	e := &Engine{api: f, host: "fake", log: zap.NewNop()}
+	recs, err := e.buildCache(context.Background())
+	if err != nil || len(recs) != 1 || f.busy != 0 {
+		t.Fatalf("buildCache: %v %v (refusals left %d)", recs, err, f.busy)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.busy = 1
+	if _, err := e.buildCache(ctx); err == nil {
+		t.Fatal("a refused listing with ctx done: no error")
+	}
+}
