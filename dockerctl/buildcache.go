@@ -193,7 +193,7 @@ func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
 func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 	defer cancel()
-	cache, err := b.e.buildCache(ctx)
+	cache, err := b.e.BuildCache(ctx)
 	if err != nil {
 		b.log.Warn("could not list the build cache to remove a build's leftovers", zap.Error(err))
 		return

@@ -463,7 +463,7 @@ func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:]
 // hashes). Only those records are pruned, by ID: never the engine's whole
 // build cache, which other projects share.
 func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]Removed, error) {
-	cache, err := b.e.buildCache(ctx)
+	cache, err := b.e.BuildCache(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list build cache: %w", err)
 	}

@@ -34,12 +34,12 @@ func (e *Engine) transportError(err error) error {
 	return err
 }
 
-// buildCache lists the engine's build-cache records. dockerd runs one
+// BuildCache lists the engine's build-cache records. dockerd runs one
 // disk-usage listing at a time and refuses another meanwhile ("a disk
 // usage operation is already running": GC, another build's cleanup,
 // `docker system df`), so a refusal is retried, waiting a little longer
 // each time, until ctx ends.
-func (e *Engine) buildCache(ctx context.Context) ([]*build.CacheRecord, error) {
+func (e *Engine) BuildCache(ctx context.Context) ([]*build.CacheRecord, error) {
 	wait := 100 * time.Millisecond
 	for {
 		du, err := e.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})

@@ -91,14 +91,14 @@ func TestBuildCacheListingRetried(t *testing.T) {
 	f := &busyEngine{busy: 2}
 	f.caches = append(f.caches, &build.CacheRecord{ID: "x"})
 	e := &Engine{api: f, host: "fake", log: zap.NewNop()}
-	recs, err := e.buildCache(context.Background())
+	recs, err := e.BuildCache(context.Background())
 	if err != nil || len(recs) != 1 || f.busy != 0 {
 		t.Fatalf("buildCache: %v %v (refusals left %d)", recs, err, f.busy)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	f.busy = 1
-	if _, err := e.buildCache(ctx); err == nil {
+	if _, err := e.BuildCache(ctx); err == nil {
 		t.Fatal("a refused listing with ctx done: no error")
 	}
 }

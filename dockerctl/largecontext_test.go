@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
@@ -140,11 +139,11 @@ func TestContextWarningThresholds(t *testing.T) {
 // workspace's records, and cooked layers, are left out).
 func ourRecords(t *testing.T, e *Engine, wsID string, since time.Time, big int64) (n int, size int64) {
 	t.Helper()
-	du, err := e.api.DiskUsage(context.Background(), types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	cache, err := e.BuildCache(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range du.BuildCache {
+	for _, r := range cache {
 		if r == nil || r.CreatedAt.Before(since) || r.Type == "exec.cachemount" {
 			continue
 		}
@@ -224,13 +223,13 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 // target cache).
 func removeWorkspaceRecords(t *testing.T, e *Engine, wsID string) {
 	ctx := context.Background()
-	du, err := e.api.DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	cache, err := e.BuildCache(ctx)
 	if err != nil {
 		t.Logf("cleanup: %v", err)
 		return
 	}
 	var ids []string
-	for _, r := range du.BuildCache {
+	for _, r := range cache {
 		if r != nil && !r.InUse && strings.Contains(r.Description, "chefd-target-"+wsID+"-") {
 			ids = append(ids, r.ID)
 			if p := parentOf(r); p != "" && r.Type != "exec.cachemount" {

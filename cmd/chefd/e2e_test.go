@@ -319,17 +319,19 @@ func TestE2ENewDependencyCooks(t *testing.T) {
 // build cache.
 func targetCaches(t *testing.T) map[string]bool {
 	t.Helper()
-	out, err := exec.Command("docker", "system", "df", "-v", "--format", "{{json .BuildCache}}").Output()
+	ctx := context.Background()
+	e, err := dockerctl.Connect(ctx)
 	if err != nil {
-		t.Fatalf("docker system df: %v", err)
+		t.Fatal(err)
 	}
-	var recs []struct{ CacheType, Description string }
-	if err := json.Unmarshal(out, &recs); err != nil {
-		t.Fatalf("decode build cache: %v\n%.300s", err, out)
+	defer e.Close()
+	recs, err := e.BuildCache(ctx) // retried while another listing runs
+	if err != nil {
+		t.Fatalf("list the build cache: %v", err)
 	}
 	ids := map[string]bool{}
 	for _, r := range recs {
-		if i := strings.Index(r.Description, "CHEFD_CACHE="); i >= 0 && r.CacheType == "exec.cachemount" {
+		if i := strings.Index(r.Description, "CHEFD_CACHE="); i >= 0 && r.Type == "exec.cachemount" {
 			ids[strings.Fields(r.Description[i+len("CHEFD_CACHE="):])[0]] = true
 		}
 	}

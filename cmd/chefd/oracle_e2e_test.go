@@ -23,7 +23,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 
@@ -443,12 +442,12 @@ func pruneTargetCache(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	du, err := e.Client().DiskUsage(ctx, types.DiskUsageOptions{Types: []types.DiskUsageObject{types.BuildCacheObject}})
+	cache, err := e.BuildCache(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, rec := range du.BuildCache {
+	for _, rec := range cache {
 		if rec != nil && rec.Type == "exec.cachemount" && strings.Contains(rec.Description, "chefd-target-"+dockerctl.WorkspaceID(dir)+"-") {
 			if _, err := e.Client().BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
 				t.Fatalf("prune %s: %v", rec.ID, err)
