@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -156,7 +155,7 @@ func (e *Error) Error() string {
 func Load(dir string) (Config, error) {
 	path := filepath.Join(dir, FileName)
 	data, err := safefile.ReadRegular(path, safefile.TextLimit)
-	if errors.Is(err, fs.ErrNotExist) && safefile.Dangling(err) == nil {
+	if safefile.Absent(err) {
 		return Default(dir), nil
 	}
 	if err != nil {

@@ -66,7 +66,7 @@ func (s *Scheduler) runCook(ctx context.Context, c *cookJob) {
 		s.post(func() { s.cookDone(c, dockerctl.CookResult{Skipped: true}, nil) })
 		return
 	}
-	if err != nil && dockerctl.IsUnreachable(err) {
+	if dockerctl.IsUnreachable(err) {
 		// No engine: a cook cannot start. No record (a build waiting for
 		// it fails as an engine failure); retried with backoff (retry.go).
 		s.post(func() { s.cookDone(c, dockerctl.CookResult{}, err) })

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/daemon/api"
-	"github.com/chefd/chefd/dockerctl"
 )
 
 // warnings keeps the last few warnings for the status.
@@ -152,7 +151,7 @@ func apiError(err error) *api.APIError {
 		return &api.APIError{Code: "recipe", Message: re.Error(), Status: http.StatusUnprocessableEntity}
 	case errors.Is(err, ErrClosed):
 		return &api.APIError{Code: "stopping", Message: err.Error(), Status: http.StatusServiceUnavailable}
-	case dockerctl.IsUnreachable(err):
+	case errorCode(err) == api.CodeEngineUnreachable:
 		return &api.APIError{Code: api.CodeEngineUnreachable, Message: err.Error(), Status: http.StatusServiceUnavailable}
 	}
 	return &api.APIError{Code: "internal", Message: err.Error(), Status: http.StatusInternalServerError}

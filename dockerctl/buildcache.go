@@ -113,7 +113,7 @@ func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bo
 		return out
 	}
 	var stages []*build.CacheRecord
-	mark := cacheMarker + "chefd-target-" + workspaceID + "-"
+	mark := cacheMarker + targetCachePrefix(workspaceID)
 	for _, r := range recs {
 		if r != nil && r.Type != cacheMountType && strings.HasPrefix(r.Description, execRecordPrefix) && strings.Contains(r.Description, codeMarker) &&
 			strings.Contains(r.Description, mark) {
@@ -154,19 +154,21 @@ const syncCleanupFrom = 16 << 20
 // cleanup removes the leftovers of a build (traced by s, elapsed long,
 // whose context was sent bytes large): at once after a large context,
 // else in the background (WaitCleanup waits for it).
-func (b *WorkspaceBuilder) cleanup(ctx context.Context, s *stream, code bool, elapsed time.Duration, sent int64) {
+// It reports whether the cleanup ran before it returned.
+func (b *WorkspaceBuilder) cleanup(ctx context.Context, s *stream, code bool, elapsed time.Duration, sent int64) (done bool) {
 	if s == nil || b.e == nil {
-		return
+		return false
 	}
 	if sent >= syncCleanupFrom {
 		b.pruneLeftovers(ctx, s, code, elapsed)
-		return
+		return true
 	}
 	b.cleanups.Add(1)
 	go func() {
 		defer b.cleanups.Done()
 		b.pruneLeftovers(ctx, s, code, elapsed)
 	}()
+	return false
 }
 
 // WaitCleanup waits until the leftovers of the builds made so far are

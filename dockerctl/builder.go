@@ -60,6 +60,15 @@ func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, opts ...BuilderOp
 	return &WorkspaceBuilder{e: e, root: root, cfg: cfg, builderOpts: o}
 }
 
+// targetCachePrefix starts the id of every target cache of the workspace
+// with this ID; targetCacheID is the one of a recipe (short hash). GC and
+// the leftover cleanup find the caches by it.
+func targetCachePrefix(workspaceID string) string { return "chefd-target-" + workspaceID + "-" }
+
+func targetCacheID(root, shortHash string) string {
+	return targetCachePrefix(WorkspaceID(root)) + shortHash
+}
+
 // WorkspaceID is a short stable identifier of a workspace root.
 func WorkspaceID(root string) string {
 	abs, err := filepath.Abs(root)
@@ -250,7 +259,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	if err != nil {
 		return res, err
 	}
-	cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + r.ShortHash()
+	cacheID := targetCacheID(b.root, r.ShortHash())
 	res.Phases = append(res.Phases, Phase{Name: "context", Duration: time.Since(t0)})
 	b.log.Debug("code build context", zap.Int("files", len(files)))
 	if w := contextWarning(files, b.cfg, r.ContextRoot, b.root); w != nil {
@@ -309,12 +318,9 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 		BuildArgs:  map[string]*string{"COOKED": &cooked},
 	}, p)
 	res.Phases = append(res.Phases, Phase{Name: "build", Duration: time.Since(t1)})
-	if sent := contextSize(files); sent >= syncCleanupFrom {
-		t2 := time.Now()
-		b.cleanup(ctx, s, true, time.Since(t1), sent)
+	t2 := time.Now()
+	if b.cleanup(ctx, s, true, t2.Sub(t1), contextSize(files)) {
 		res.Phases = append(res.Phases, Phase{Name: "cleanup", Duration: time.Since(t2)})
-	} else {
-		b.cleanup(ctx, s, true, time.Since(t1), sent)
 	}
 	if s != nil {
 		res.Compiled = s.crates
@@ -467,7 +473,7 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 	if err != nil {
 		return nil, fmt.Errorf("list build cache: %w", err)
 	}
-	prefix := cacheMarker + "chefd-target-" + WorkspaceID(b.root) + "-"
+	prefix := cacheMarker + targetCachePrefix(WorkspaceID(b.root))
 	var removed []Removed
 	for _, rec := range cache {
 		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, codeMarker) {
@@ -488,7 +494,7 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 			b.log.Warn("could not remove a target cache", zap.String("recipe", hash), zap.Error(err))
 			continue
 		}
-		cacheID := "chefd-target-" + WorkspaceID(b.root) + "-" + hash
+		cacheID := targetCacheID(b.root, hash)
 		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6)})
 	}
 	return removed, nil

@@ -32,24 +32,17 @@ func contextWarning(files []ctxFile, cfg Settings, ctxRoot, root string) []strin
 		files int
 		dir   bool
 	}
+	// The usual build warns of nothing: sum first, name paths only then.
 	var sum int64
 	var big []entry
-	dirs := map[string]*entry{}
 	for _, f := range files {
 		if f.link != "" {
 			continue
 		}
 		sum += f.size
-		rel := workspaceRel(f.rel, ctxRoot, root)
 		if file > 0 && f.size >= file {
-			big = append(big, entry{rel: rel, size: f.size, files: 1})
+			big = append(big, entry{rel: workspaceRel(f.rel, ctxRoot, root), size: f.size, files: 1})
 		}
-		d := path.Dir(rel)
-		if dirs[d] == nil {
-			dirs[d] = &entry{rel: d, dir: true}
-		}
-		dirs[d].size += f.size
-		dirs[d].files++
 	}
 	if len(big) == 0 && (total < 0 || sum < total) {
 		return nil
@@ -58,6 +51,18 @@ func contextWarning(files []ctxFile, cfg Settings, ctxRoot, root string) []strin
 	what := "files"
 	if len(listed) == 0 {
 		what = "directories (by the size of the files directly in them)"
+		dirs := map[string]*entry{}
+		for _, f := range files {
+			if f.link != "" {
+				continue
+			}
+			d := path.Dir(workspaceRel(f.rel, ctxRoot, root))
+			if dirs[d] == nil {
+				dirs[d] = &entry{rel: d, dir: true}
+			}
+			dirs[d].size += f.size
+			dirs[d].files++
+		}
 		for _, d := range dirs {
 			listed = append(listed, *d)
 		}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 
 	"github.com/chefd/chefd/inputs"
@@ -78,9 +77,8 @@ func followMemberLinks(r *recipe.Recipe, files []ctxFile, root string, m *inputs
 // collectLinked lists the files of the directory the symlink f points to,
 // at f's path, with the workspace's rules when f is in the workspace.
 func collectLinked(f ctxFile, ctxRoot, root string, m *inputs.Matcher) ([]ctxFile, error) {
-	wrel, err := filepath.Rel(root, filepath.Join(ctxRoot, filepath.FromSlash(f.rel)))
-	if err == nil && wrel != ".." && !strings.HasPrefix(wrel, ".."+string(filepath.Separator)) {
-		return collectAs(f.abs, path.Clean(filepath.ToSlash(wrel)), f.rel, m)
+	if wrel := workspaceRel(f.rel, ctxRoot, root); wrel != ".." && !strings.HasPrefix(wrel, "../") {
+		return collectAs(f.abs, path.Clean(wrel), f.rel, m)
 	}
 	return collectAs(f.abs, "", f.rel, inputs.Builtin(f.abs))
 }

@@ -63,7 +63,7 @@ func (w *workspace) closure(names []string, from Source) (map[string]bool, []str
 				}
 				if !found {
 					main := path.Join(path.Dir(c.m.rel), "src/main.rs")
-					e := binsError(from, "", all, "package %q has no binary target: cargo finds none in %s "+
+					e := binsError(from, all, "package %q has no binary target: cargo finds none in %s "+
 						"(no src/main.rs, no src/bin/*.rs, no [[bin]])", name, c.m.rel)
 					e.Fix = "create " + main + " (or add a [[bin]] with its path to " + c.m.rel + "), or " + e.Fix
 					return nil, nil, e
@@ -72,7 +72,7 @@ func (w *workspace) closure(names []string, from Source) (map[string]bool, []str
 			}
 		}
 		if !found {
-			return nil, nil, binsError(from, "", all, "no workspace binary or package named %q", name)
+			return nil, nil, binsError(from, all, "no workspace binary or package named %q", name)
 		}
 	}
 	queue := append([]string(nil), starts...)
@@ -107,9 +107,9 @@ func (w *workspace) closure(names []string, from Source) (map[string]bool, []str
 }
 
 // binsError is an error about a selected binary: at the `bins` line of
-// chefd.toml when it was selected there, else (--bin) in manifest (the
-// root's when "").
-func binsError(from Source, manifest string, all []string, format string, args ...any) *Error {
+// chefd.toml when it was selected there, else (--bin) in the root's
+// Cargo.toml.
+func binsError(from Source, all []string, format string, args ...any) *Error {
 	msg := fmt.Sprintf(format, args...)
 	if from.File != "" {
 		fix := "list binaries of the workspace in `bins` (" + strings.Join(all, ", ") + "), or remove `bins` to ship them all"
@@ -118,9 +118,7 @@ func binsError(from Source, manifest string, all []string, format string, args .
 		}
 		return &Error{File: from.File, Line: from.Line, Msg: "bins: " + msg, Fix: fix}
 	}
-	if manifest == "" {
-		manifest = "Cargo.toml"
-	}
+	manifest := "Cargo.toml"
 	fix := "choose one of the workspace's binaries: " + strings.Join(all, ", ")
 	if len(all) == 0 {
 		fix = "drop --bin (the workspace has no binary)"

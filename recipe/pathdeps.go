@@ -100,8 +100,10 @@ func (w *workspace) loadPathCrate(from *manifest, key, base, p string, fromMembe
 		}
 		return "", err
 	}
-	if err := escapes(); err != nil {
-		return "", err
+	if absolute { // a relative one was checked above
+		if err := escapes(); err != nil {
+			return "", err
+		}
 	}
 	if m.pkg == nil {
 		return "", errorf(from.rel, line(), "point `path` at a crate (a Cargo.toml with [package])",

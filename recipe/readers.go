@@ -53,7 +53,7 @@ type lockResult struct {
 // no lockfile; a symbolic link to a missing one is an error.
 func readLock(t *tracker, p string) lockResult {
 	data, err := t.readFile(p, safefile.LockLimit)
-	if errors.Is(err, fs.ErrNotExist) && safefile.Dangling(err) == nil {
+	if safefile.Absent(err) {
 		return lockResult{}
 	}
 	if err != nil {

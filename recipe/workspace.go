@@ -65,7 +65,7 @@ func FindRoot(dir string) (string, error) {
 	m, err := readManifest(nil, abs, "Cargo.toml")
 	if err != nil {
 		var re *Error
-		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) && safefile.Dangling(err) == nil {
+		if errors.As(err, &re) && safefile.Absent(err) {
 			re.File = filepath.Join(dir, "Cargo.toml")
 			re.Fix = "run chefd in a cargo workspace or pass -C <dir with Cargo.toml>"
 		}
@@ -241,7 +241,7 @@ func (w *workspace) readMember(d string) (*manifest, error) {
 	m, err := readManifest(w.fs, d, w.shown(filepath.Join(d, "Cargo.toml")))
 	if err != nil {
 		var re *Error
-		if errors.As(err, &re) && errors.Is(err, fs.ErrNotExist) && safefile.Dangling(err) == nil {
+		if errors.As(err, &re) && safefile.Absent(err) {
 			re.Msg = fmt.Sprintf("workspace member %s has no Cargo.toml", w.shown(d))
 			re.Fix = fmt.Sprintf("add %s/Cargo.toml, or remove %s from `members` (or add it to `exclude`) in Cargo.toml",
 				w.shown(d), w.shown(d))

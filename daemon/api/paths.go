@@ -82,7 +82,12 @@ func canAnchor(root, anchor string) bool {
 // directory and the fix). Inside the workspace it also writes
 // .chefd/.gitignore.
 func (p Paths) Ensure() error {
+	seen := map[string]bool{}
 	for _, d := range []string{p.Dir, filepath.Dir(p.Socket), filepath.Dir(p.Lock), filepath.Dir(p.State)} {
+		if seen[d] {
+			continue // the lock and the state share a directory, often with the rest
+		}
+		seen[d] = true
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("state directory: %w", err)
 		}

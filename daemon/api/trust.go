@@ -53,9 +53,11 @@ func checkDir(dir string, uid int) error {
 	if o := fileOwner(li); o >= 0 && o != uid {
 		return &UntrustedError{Path: dir, Reason: fmt.Sprintf("belongs to uid %d, not to you (uid %d)", o, uid), Fix: dirFix(dir)}
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return err
+	fi := li
+	if li.Mode()&fs.ModeSymlink != 0 {
+		if fi, err = os.Stat(dir); err != nil {
+			return err
+		}
 	}
 	if !fi.IsDir() {
 		return &UntrustedError{Path: dir, Reason: "is not a directory", Fix: dirFix(dir)}

@@ -65,6 +65,11 @@ func (e *DanglingError) Error() string { return e.Path + ": " + e.Reason() }
 // Unwrap makes errors.Is(err, fs.ErrNotExist) hold.
 func (e *DanglingError) Unwrap() error { return fs.ErrNotExist }
 
+// Absent reports whether err means the file is not there at all: not
+// found, and not a symbolic link to nowhere (a dangling link is an error
+// to report, never "no such file").
+func Absent(err error) bool { return errors.Is(err, fs.ErrNotExist) && Dangling(err) == nil }
+
 // Dangling returns the DanglingError in err's chain, or nil.
 func Dangling(err error) *DanglingError {
 	var d *DanglingError
