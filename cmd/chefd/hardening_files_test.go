@@ -9,9 +9,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,27 +34,96 @@ type chefdProc struct {
 	cmd    *exec.Cmd
 	stderr bytes.Buffer
 	done   chan error // Wait's result
+	rusage string     // where rusageHelper writes chefd's peak memory, or ""
 }
 
-// startChefd starts the binary (through a shell that caps its address
-// space at 4 GiB, so that a regression reading /dev/zero fails the test
-// instead of the machine) with its own recipe cache.
+// capScript runs chefd with its address space capped at 4 GiB, so that a
+// regression reading /dev/zero fails the test instead of the machine. It
+// execs chefd, so signals sent to the process reach chefd itself.
+const capScript = `ulimit -v 4194304; exec "$0" "$@"`
+
+// startChefd starts the binary under capScript with its own recipe cache.
 func startChefd(t *testing.T, ws string, args ...string) *chefdProc {
 	t.Helper()
-	bin := chefdBinary(t)
-	cmd := exec.Command("/bin/sh", append([]string{"-c", `ulimit -v 4194304; exec "$0" "$@"`, bin, "-C", ws}, args...)...)
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
-	p := &chefdProc{cmd: cmd, done: make(chan error, 1)}
+	return startChefdAs(t, "", ws, args...)
+}
+
+// startChefdMeasured starts chefd as startChefd does, under a fresh copy
+// of the test binary (rusageHelper) that records chefd's peak resident
+// memory for maxRSS. Go starts a child with vfork, and Linux keeps in the
+// child the peak resident memory of the process image its exec replaces:
+// measured directly, chefd would report this test binary's own peak (256
+// MiB or more after the package's other tests).
+func startChefdMeasured(t *testing.T, ws string, args ...string) *chefdProc {
+	t.Helper()
+	return startChefdAs(t, filepath.Join(t.TempDir(), "maxrss"), ws, args...)
+}
+
+// startChefdAs starts /bin/sh -c capScript chefd -C ws args..., under the
+// rusage helper when rusage names a file for it.
+func startChefdAs(t *testing.T, rusage, ws string, args ...string) *chefdProc {
+	t.Helper()
+	argv := append([]string{"/bin/sh", "-c", capScript, chefdBinary(t), "-C", ws}, args...)
+	env := append(os.Environ(), "XDG_CACHE_HOME="+t.TempDir())
+	if rusage != "" {
+		argv = append([]string{os.Args[0]}, argv...)
+		env = append(env, rusageHelperEnv+"="+rusage)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // killed as a group
+	p := &chefdProc{cmd: cmd, done: make(chan error, 1), rusage: rusage}
 	cmd.Stderr = &p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		p.kill()
 		<-p.done
 	})
 	return p
+}
+
+// kill kills chefd and whatever started it.
+func (p *chefdProc) kill() {
+	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// rusageHelperEnv names, in the environment of a copy of the test binary,
+// the file where it writes the peak resident memory of the command it runs
+// (TestMain).
+const rusageHelperEnv = "CHEFD_TEST_MAXRSS_FILE"
+
+// rusageHelper runs argv with the helper's stdio, writes the child's peak
+// resident memory in bytes to file and returns the child's exit code.
+func rusageHelper(file string, argv []string) int {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		fmt.Fprintln(os.Stderr, "rusage helper:", err)
+		return 125
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		fmt.Fprintln(os.Stderr, "rusage helper:", err)
+		return 125
+	}
+	if err := os.WriteFile(file, []byte(strconv.FormatInt(ru.Maxrss*1024, 10)), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "rusage helper:", err)
+		return 125
+	}
+	return cmd.ProcessState.ExitCode()
+}
+
+// TestMain runs the rusage helper when asked to, else the tests.
+func TestMain(m *testing.M) {
+	if file := os.Getenv(rusageHelperEnv); file != "" {
+		os.Exit(rusageHelper(file, os.Args[1:]))
+	}
+	os.Exit(m.Run())
 }
 
 // wait returns the exit code, failing the test if chefd has not exited
@@ -71,18 +142,25 @@ func (p *chefdProc) wait(t *testing.T, d time.Duration) int {
 		}
 		return 0
 	case <-time.After(d):
-		p.cmd.Process.Kill()
-		t.Fatalf("chefd %s did not exit within %v\nstderr: %s", strings.Join(p.cmd.Args[4:], " "), d, p.stderr.String())
+		p.kill()
+		t.Fatalf("%s did not exit within %v\nstderr: %s", strings.Join(p.cmd.Args, " "), d, p.stderr.String())
 		return -1
 	}
 }
 
-// maxRSS is the child's peak resident memory in bytes.
-func (p *chefdProc) maxRSS() int64 {
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024
+// maxRSS is chefd's peak resident memory in bytes, as the rusage helper
+// recorded it (startChefdMeasured).
+func (p *chefdProc) maxRSS(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(p.rusage)
+	if err != nil {
+		t.Fatalf("reading the rusage helper's figure: %v", err)
 	}
-	return 0
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		t.Fatalf("the rusage helper's figure: %v", err)
+	}
+	return n
 }
 
 // TestHardeningOddFiles: `chefd prepare` on a workspace where one file is
@@ -128,13 +206,13 @@ func TestHardeningOddFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ws := hardeningWorkspace(t)
 			tc.make(t, filepath.Join(ws, filepath.FromSlash(tc.file)))
-			p := startChefd(t, ws, "prepare")
+			p := startChefdMeasured(t, ws, "prepare")
 			code := p.wait(t, 30*time.Second)
 			stderr := p.stderr.String()
 			if code != 1 || !strings.Contains(stderr, tc.file) || !strings.Contains(stderr, tc.want) {
 				t.Fatalf("chefd prepare: exit %d, stderr:\n%s\nwant exit 1 and an error naming %s: %q", code, stderr, tc.file, tc.want)
 			}
-			if rss := p.maxRSS(); rss > 256<<20 {
+			if rss := p.maxRSS(t); rss > 256<<20 {
 				t.Errorf("chefd prepare peaked at %d MiB resident", rss>>20)
 			}
 		})
