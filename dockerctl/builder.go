@@ -149,14 +149,20 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	if err := checkSrcRoot(r); err != nil {
 		return res, err
 	}
-	if err := b.e.requireImage(ctx, b.cfg.BuilderImage, "builder"); err != nil {
+	builderID, err := b.e.imageID(ctx, b.cfg.BuilderImage)
+	if err != nil {
 		return res, err
 	}
-	df, script := cookDockerfile(r), cookScript(r)
+	if builderID == "" {
+		return res, &MissingImageError{Image: b.cfg.BuilderImage, Role: "builder"}
+	}
+	key := cookKey(r, builderID)
+	df, script := cookDockerfile(r, cookCacheID(b.root, key)), cookScript(r, r.ShortHash(), b.noCache)
 	write := func(cw *contextWriter) error {
 		for _, f := range []ctxFile{
 			{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644},
 			{rel: "chefd/cook.sh", data: []byte(script), mode: 0o644},
+			{rel: "chefd/vendor.sums", data: []byte(vendorSums(r)), mode: 0o644},
 		} {
 			if err := cw.add("", f); err != nil {
 				return err
@@ -186,7 +192,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
-		Labels:     b.labels("cooked", r),
+		Labels:     withLabel(b.labels("cooked", r), labelCookKey, key),
 		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
 	}, p)
 	b.cleanup(ctx, s, false, time.Since(start), 0)
@@ -195,11 +201,12 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		res.Compiled = s.crates
 		res.Phases = s.steps()
 		res.ImageID = s.imageID
+		res.Seed = seedOf(s.lines)
 	}
 	if err != nil {
 		return res, fmt.Errorf("cook %s: %w", tag, err)
 	}
-	b.log.Info("cooked", zap.String("tag", tag), zap.Duration("took", res.Duration),
+	b.log.Info("cooked", zap.String("tag", tag), zap.Duration("took", res.Duration), zap.String("seed", res.Seed),
 		zap.Int("third_party", res.Compiled.ThirdParty))
 	return res, nil
 }
@@ -507,4 +514,10 @@ func commitOf(root string) string {
 		return ""
 	}
 	return r.Head()
+}
+
+// withLabel is l with one more label.
+func withLabel(l map[string]string, k, v string) map[string]string {
+	l[k] = v
+	return l
 }

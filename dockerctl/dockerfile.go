@@ -97,29 +97,27 @@ func lockedCook(r *recipe.Recipe) bool { return r.LockFile != nil && len(r.Inten
 
 // cookDockerfile builds the cooked image from the skeleton (context:
 // skeleton/ holds the skeleton tree rooted at the context root, chefd/ the
-// step's script, cookScript). The script comes in on a bind mount: however
-// many crates the cleanup names, the Dockerfile stays a few short lines.
-func cookDockerfile(r *recipe.Recipe) string {
+// step's files, cookScript and vendor.sums). The script comes in on a bind
+// mount: however many crates the cleanup names, the Dockerfile stays a few
+// short lines. The cook runs in the build stage with its target directory
+// on the cook cache (deltacook.go); the cooked image is the builder, the
+// skeleton and the copy of this cook's third-party artifacts, one layer
+// each.
+func cookDockerfile(r *recipe.Recipe, cookCache string) string {
+	wd := workdir(r)
 	var b strings.Builder
-	fmt.Fprintf(&b, "ARG BUILDER\nFROM ${BUILDER}\n")
+	fmt.Fprintf(&b, "ARG BUILDER\nFROM ${BUILDER} AS cook\n")
 	b.WriteString(envLines(r))
-	fmt.Fprintf(&b, "WORKDIR %s\n", workdir(r))
+	fmt.Fprintf(&b, "WORKDIR %s\n", wd)
 	fmt.Fprintf(&b, "COPY skeleton/ %s/\n", srcRootOf(r))
-	fmt.Fprintf(&b, "RUN %s \\\n    --mount=type=bind,source=chefd,target=%s \\\n    %s sh %s/cook.sh\n",
-		cacheMounts(), stepDir, cookMarker, stepDir)
-	return b.String()
-}
-
-// cookScript is the cook step: build the dependencies on the skeleton,
-// then remove every artifact of the local crates' dummy sources.
-func cookScript(r *recipe.Recipe) string {
-	var b strings.Builder
-	b.WriteString("# chefd cook step (generated)\nset -e\n")
-	fmt.Fprintf(&b, "cd %s\n", shQuote(workdir(r)))
-	b.WriteString(echoSubStep(titleCookBuild) + "\n")
-	b.WriteString(cargoBuild(r, lockedCook(r)) + "\n")
-	b.WriteString(echoSubStep(titleCookClean) + "\n")
-	b.WriteString(cleanLocal(r, "target") + "\n")
+	fmt.Fprintf(&b, "RUN %s \\\n    --mount=type=cache,id=%s,target=%s/target,sharing=locked \\\n"+
+		"    --mount=type=bind,source=chefd,target=%s \\\n    %s %s%s sh %s/cook.sh\n",
+		cacheMounts(), cookCache, wd, stepDir, cookMarker, cookCacheMarker, cookCache, stepDir)
+	fmt.Fprintf(&b, "FROM ${BUILDER}\n")
+	b.WriteString(envLines(r))
+	fmt.Fprintf(&b, "WORKDIR %s\n", wd)
+	fmt.Fprintf(&b, "COPY --from=cook %s/ %s/\n", srcRootOf(r), srcRootOf(r))
+	fmt.Fprintf(&b, "COPY --from=cook %s/ %s/target/\n", cookedOut, wd)
 	return b.String()
 }
 

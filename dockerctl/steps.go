@@ -25,8 +25,9 @@ const (
 // Short titles of chefd's steps and of their parts.
 const (
 	titleSkeleton  = "cook: write the skeleton"
+	titleCookSeed  = "cook: prepare the cook cache"
 	titleCookBuild = "cook: cargo build"
-	titleCookClean = "cook: remove local artifacts"
+	titleCookClean = "cook: keep third-party artifacts"
 	titleCodeStamp = "code: stamp sources"
 	titleCodeBuild = "code: cargo build"
 	titleCodeCopy  = "code: copy binaries"

@@ -28,6 +28,11 @@ type CookResult struct {
 	Duration time.Duration `json:"duration_ns"`
 	Compiled Crates        `json:"compiled"`
 	Phases   []Phase       `json:"phases"`
+	// Seed is what the cook started from: the short hash of the recipe
+	// whose third-party artifacts the cook cache held (a delta cook),
+	// "interrupted" (a cook of the same key that did not finish), or ""
+	// (a cook from nothing).
+	Seed string `json:"seed,omitempty"`
 }
 
 // BuildResult describes a finished code build.

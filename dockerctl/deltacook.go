@@ -1,0 +1,249 @@
+package dockerctl
+
+// Delta cooks. A cook runs cargo in a target directory that outlives it:
+// a BuildKit cache mount, one per workspace and *cook key* (builder image
+// ID, build intent, workspace path in the container, cargo config and
+// toolchain file). The cache holds the third-party artifacts of the last
+// cook of that key, so a new recipe's cook starts from them and cargo's own
+// fingerprints decide what to compile: a new, bumped or re-featured crate
+// and its dependents, nothing else. Third-party artifacts are named by a
+// hash of everything that makes them (package ID, version, source,
+// features, profile, rustc, dependencies), so an artifact of another
+// recipe is never taken for one of this recipe; it is only ever left
+// unused.
+//
+// The cooked image holds exactly this cook's third-party artifacts: cargo
+// lists every unit of the build, fresh or compiled (--message-format=json,
+// one compiler-artifact message a unit, one build-script-executed a build
+// script run), each unit's files carry its hash (deps/libfoo-<hash>.rlib,
+// build/foo-<hash>/, .fingerprint/foo-<hash>/), and the step copies the
+// entries whose hash is one of a third-party unit's into the image, then
+// removes every other entry from the cache (what earlier recipes left, the
+// local crates' dummies). The image's size is that of a from-scratch cook,
+// whatever came before, and it is built in one layer above the skeleton,
+// never on an earlier cooked image.
+//
+// What cargo does not see, the step handles:
+//   - a vendored crate changed in place (same name and version, new
+//     content; cargo does not look at a registry crate's files once built):
+//     the cache keeps the digest of every vendored crate's checksum file it
+//     built from, written before cargo runs, and a crate whose digest
+//     differs is removed (cargo clean -p) first; its dependents follow by
+//     cargo's rules. When that fails the cache is emptied;
+//   - an interrupted cook: its local dummies' artifacts are removed before
+//     the next one (a dummy is never shipped anyway);
+//   - --no-cache: the cache is emptied first.
+// Everything else that decides a third-party artifact (rustc, the builder
+// image's crate sources and libraries, RUSTFLAGS, profile, target, cargo
+// config) is in the key, so a cache never serves another of those.
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/chefd/chefd/recipe"
+)
+
+const (
+	// cookedOut is where the cook step copies the cooked target directory
+	// (the cook's target directory is the cache mount).
+	cookedOut = "/chefd-cooked/target"
+	// cookCacheMarker precedes the cook cache's id in the cook step's
+	// command, for GC (as cacheMarker does for code builds).
+	cookCacheMarker = "CHEFD_COOKCACHE="
+	// cookSeedLine starts the cook step's line naming its seed.
+	cookSeedLine = "chefd: cook seeded from "
+	// cookColdLine starts the cook step's line saying it has no seed.
+	cookColdLine = "chefd: cook from nothing"
+	// labelCookKey labels a cooked image with its cook key.
+	labelCookKey = "chefd.cook-key"
+)
+
+// cookKey identifies what third-party artifacts a cook can share with
+// another: the same builder image (by ID: compiler, crate sources,
+// libraries), intent, workspace path in the container, cargo config and
+// toolchain file. Recipes with one key differ only in their dependency
+// graph (and local crates), which cargo's unit hashes tell apart.
+func cookKey(r *recipe.Recipe, builderID string) string {
+	k := struct {
+		Format    int           `json:"format"`
+		Builder   string        `json:"builder"`
+		Intent    recipe.Intent `json:"intent"`
+		Workdir   string        `json:"workdir"`
+		Config    *recipe.File  `json:"config"`
+		Toolchain *recipe.File  `json:"toolchain"`
+	}{1, builderID, r.Intent, workdir(r), r.ConfigFile, r.ToolchainFile}
+	b, _ := json.Marshal(k)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// cookCachePrefix starts the id of every cook cache of a workspace;
+// cookCacheID is the one of a key.
+func cookCachePrefix(workspaceID string) string { return "chefd-cook-" + workspaceID + "-" }
+
+func cookCacheID(root, key string) string { return cookCachePrefix(WorkspaceID(root)) + key }
+
+// vendorSums is the cook step's list of vendored crates: "digest dir" a
+// line, dir the crate's directory in the container.
+func vendorSums(r *recipe.Recipe) string {
+	var b strings.Builder
+	for _, f := range r.VendorSums {
+		fmt.Fprintf(&b, "%s %s\n", f.Contents, path.Join(srcRootOf(r), path.Dir(f.Path)))
+	}
+	return b.String()
+}
+
+// hex16 is 16 lower-case hex digits in a POSIX awk regular expression
+// (mawk has no interval expressions).
+var hex16 = strings.Repeat("[0-9a-f]", 16)
+
+// cookScript is the cook step: prepare the cache (cookPrepare), build the
+// dependencies on the skeleton, keep this build's third-party artifacts
+// (cookKeep).
+func cookScript(r *recipe.Recipe, shortHash string, reset bool) string {
+	var b strings.Builder
+	b.WriteString("# chefd cook step (generated)\nset -e\n")
+	fmt.Fprintf(&b, "cd %s\n", shQuote(workdir(r)))
+	b.WriteString(echoSubStep(titleCookSeed) + "\n")
+	b.WriteString(cookPrepare(r, reset))
+	b.WriteString(echoSubStep(titleCookBuild) + "\n")
+	b.WriteString(cargoBuild(r, lockedCook(r)) + " \\\n" + contIndent + "--message-format=json-render-diagnostics >/tmp/chefd-units.json\n")
+	b.WriteString(echoSubStep(titleCookClean) + "\n")
+	b.WriteString(cookKeep(r, shortHash))
+	return b.String()
+}
+
+// cookPrepare is the shell that makes the cache (target, the cwd's) fit
+// to seed this cook: emptied on --no-cache, vendored crates changed in
+// place removed, an interrupted cook's dummies removed; and says what
+// seeds the cook.
+func cookPrepare(r *recipe.Recipe, reset bool) string {
+	var b strings.Builder
+	b.WriteString(`wipe() { find target -mindepth 1 -maxdepth 1 -exec rm -rf {} +; }
+mkdir -p target
+`)
+	if reset {
+		b.WriteString("wipe\n")
+	}
+	fmt.Fprintf(&b, `# vendored crates changed in place since the cache built them
+touch target/.chefd-cook-vendor
+awk 'FILENAME == ARGV[1] { old[$2] = $1; next } ($2 in old) && old[$2] != $1 { print $2 }' \
+    target/.chefd-cook-vendor %[1]s/vendor.sums >/tmp/chefd-vendor-changed
+if [ -s /tmp/chefd-vendor-changed ]; then
+  pkgs=$(while read -r d; do
+      awk '/^\[/ { p = ($0 == "[package]") } p && /^name *=/ { sub(/^name *= *"/, ""); sub(/".*/, ""); print "-p " $0; exit }' "$d/Cargo.toml"
+    done </tmp/chefd-vendor-changed)
+  echo "chefd: vendored crates changed in place, removing their artifacts: $pkgs"
+  %[2]s $pkgs || { echo "chefd: cargo clean failed; emptying the cook cache"; wipe; touch target/.chefd-cook-vendor; }
+fi
+# the record covers every vendored crate the cache may hold, before cargo runs
+awk 'FILENAME == ARGV[1] { s[$2] = $1; next } { s[$2] = $1 } END { for (d in s) print s[d], d }' \
+    target/.chefd-cook-vendor %[1]s/vendor.sums >target/.chefd-cook-vendor.new
+mv target/.chefd-cook-vendor.new target/.chefd-cook-vendor
+if [ -f target/.chefd-cook-running ]; then
+  echo "chefd: the previous cook in this cache was interrupted; removing its local artifacts"
+  %[3]s
+fi
+touch target/.chefd-cook-running
+if [ -s target/.chefd-cook-recipe ]; then
+  echo "%[4]s$(cat target/.chefd-cook-recipe)"
+elif [ -n "$(find target -mindepth 1 -maxdepth 1 ! -name '.chefd-cook-*' | head -n 1)" ]; then
+  echo "%[4]sinterrupted"
+else
+  echo "%[5]s"
+fi
+`, stepDir, shJoin(cleanArgs(r)), cleanLocal(r, "target"), cookSeedLine, cookColdLine)
+	return b.String()
+}
+
+// cleanArgs is cargo clean for the intent's profile and target.
+func cleanArgs(r *recipe.Recipe) []string {
+	args := []string{"cargo", "clean"}
+	switch r.Intent.Profile {
+	case "release":
+		args = append(args, "--release")
+	case "dev", "debug", "":
+	default:
+		args = append(args, "--profile", r.Intent.Profile)
+	}
+	if r.Intent.Target != "" {
+		args = append(args, "--target", r.Intent.Target)
+	}
+	return args
+}
+
+// cookKeep is the shell that, after cargo, copies this build's
+// third-party artifacts from the cache (target) to cookedOut and removes
+// everything else from the cache: the hashes of the third-party units
+// cargo listed; the entries of deps/, build/ and .fingerprint/ of the
+// profile directories named with one of them; the profile directories'
+// lock files (.cargo-lock, .cargo-build-lock...) and the target
+// directory's own files. Nothing of a local
+// crate (path+file package IDs, uplifted binaries, examples/,
+// incremental/).
+func cookKeep(r *recipe.Recipe, shortHash string) string {
+	return fmt.Sprintf(`H='%[1]s'
+awk -v h="$H" '
+  /"reason":"(compiler-artifact|build-script-executed)"/ && !/"package_id":"[^"]*path\+file:/ {
+    files = ""
+    if (match($0, /"filenames":\[[^]]*\]/)) files = substr($0, RSTART, RLENGTH)
+    if (match($0, /"out_dir":"[^"]*"/)) files = files substr($0, RSTART, RLENGTH)
+    while (match(files, "-" h "[./\"]")) {
+      print substr(files, RSTART + 1, 16)
+      files = substr(files, RSTART + RLENGTH)
+    }
+  }' /tmp/chefd-units.json | sort -u >/tmp/chefd-units
+cd target
+find . -mindepth 1 -maxdepth 5 ! -name '.chefd-cook-*' -printf '%%y %%P\n' | awk -v h="$H" -v pd=%[2]s '
+  FILENAME == ARGV[1] { unit[$0] = 1; next }
+  {
+    kind = $1; p = substr($0, 3); n = split(p, c, "/")
+    pl = 0
+    if (c[1] == pd) pl = 1
+    else if (n >= 2 && c[2] == pd) pl = 2
+    if (pl == 0) {
+      if (n <= 2) print (kind == "d" ? "D " : "C ") p
+      next
+    }
+    if (n == pl) { print "D " p; next }
+    if (n == pl + 1) {
+      if (kind == "d") print "D " p
+      else if (c[n] ~ /^[.]cargo-.*lock$/) print "C " p
+      else print "X " p
+      next
+    }
+    if (n > pl + 2) next
+    keep = 0
+    if (c[pl + 1] == "deps" || c[pl + 1] == "build" || c[pl + 1] == ".fingerprint")
+      if (match(c[n], "-" h "([.]|$)")) keep = (substr(c[n], RSTART + 1, 16) in unit)
+    print (keep ? "C " : "X ") p
+  }' /tmp/chefd-units - >/tmp/chefd-keep
+rm -rf %[3]s && mkdir -p %[3]s
+sed -n 's/^D //p' /tmp/chefd-keep | (cd %[3]s && xargs -r -d '\n' mkdir -p)
+sed -n 's/^C //p' /tmp/chefd-keep | xargs -r -d '\n' cp -a --parents -t %[3]s
+sed -n 's/^X //p' /tmp/chefd-keep | xargs -r -d '\n' rm -rf
+echo %[4]s >.chefd-cook-recipe
+rm -f .chefd-cook-running
+echo "chefd: kept $(wc -l </tmp/chefd-units) third-party units"
+`, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash))
+}
+
+// cookSeedRe matches the cook step's line naming its seed.
+var cookSeedRe = regexp.MustCompile(`^` + regexp.QuoteMeta(cookSeedLine) + `([0-9a-z]+)\s*$`)
+
+// seedOf is the seed the cook's output names: a short recipe hash, or
+// "interrupted" (a cook of this key that did not finish), or "" (none).
+func seedOf(lines []string) string {
+	for _, l := range lines {
+		if m := cookSeedRe.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			return m[1]
+		}
+	}
+	return ""
+}
