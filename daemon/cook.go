@@ -180,7 +180,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		}
 		if c.rec != nil && c.state != stateDropped {
 			rec := c.rec
-			rec.Phases, rec.Compiled = res.Phases, res.Compiled
+			rec.Phases, rec.Compiled, rec.Seed = res.Phases, res.Compiled, res.Seed
 			rec.ImageID, rec.CookedTag = res.ImageID, res.Tag
 			rec.Duration = res.Duration
 			if rec.Duration == 0 {
@@ -190,7 +190,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 				s.lastCook = rec.Duration
 			}
 			s.log.Info("cooked", zap.Int64("id", rec.ID), zap.String("recipe", c.r.ShortHash()),
-				zap.Duration("took", rec.Duration), zap.Int("third_party", res.Compiled.ThirdParty))
+				zap.Duration("took", rec.Duration), zap.String("seed", res.Seed), zap.Int("third_party", res.Compiled.ThirdParty))
 			s.finishCookRecord(c, api.ResultOK, "")
 			if !res.Skipped {
 				s.startGC()

@@ -157,7 +157,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		return res, &MissingImageError{Image: b.cfg.BuilderImage, Role: "builder"}
 	}
 	key := cookKey(r, builderID)
-	df, script := cookDockerfile(r, cookCacheID(b.root, key)), cookScript(r, r.ShortHash(), b.noCache)
+	df, script := cookDockerfile(r, cookCacheID(key)), cookScript(r, r.ShortHash(), b.noCache)
 	write := func(cw *contextWriter) error {
 		for _, f := range []ctxFile{
 			{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644},

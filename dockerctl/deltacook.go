@@ -83,11 +83,16 @@ func cookKey(r *recipe.Recipe, builderID string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// cookCachePrefix starts the id of every cook cache of a workspace;
-// cookCacheID is the one of a key.
-func cookCachePrefix(workspaceID string) string { return "chefd-cook-" + workspaceID + "-" }
+// cookCacheID is the id of the cook cache of a key. It is the engine's,
+// not a workspace's: two checkouts of one project (or two test copies of
+// a workspace) share it, and an identical recipe's cook step is then
+// identical too, which BuildKit's layer cache answers at once. Its units
+// of the last cookCacheKeep recipes stay (cookKeep), so cooks that
+// alternate between a few recipes each find theirs.
+func cookCacheID(key string) string { return "chefd-cook-" + key }
 
-func cookCacheID(root, key string) string { return cookCachePrefix(WorkspaceID(root)) + key }
+// cookCacheKeep is how many recipes' units a cook cache keeps.
+const cookCacheKeep = 4
 
 // vendorSums is the cook step's list of vendored crates: "digest dir" a
 // line, dir the crate's directory in the container.
@@ -200,7 +205,7 @@ awk -v h="$H" '
     }
   }' /tmp/chefd-units.json | sort -u >/tmp/chefd-units
 cd target
-find . -mindepth 1 -maxdepth 5 ! -name '.chefd-cook-*' -printf '%%y %%P\n' | awk -v h="$H" -v pd=%[2]s '
+keep='
   FILENAME == ARGV[1] { unit[$0] = 1; next }
   {
     kind = $1; p = substr($0, 3); n = split(p, c, "/")
@@ -223,15 +228,23 @@ find . -mindepth 1 -maxdepth 5 ! -name '.chefd-cook-*' -printf '%%y %%P\n' | awk
     if (c[pl + 1] == "deps" || c[pl + 1] == "build" || c[pl + 1] == ".fingerprint")
       if (match(c[n], "-" h "([.]|$)")) keep = (substr(c[n], RSTART + 1, 16) in unit)
     print (keep ? "C " : "X ") p
-  }' /tmp/chefd-units - >/tmp/chefd-keep
+  }'
+find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\n' |
+  awk -v h="$H" -v pd=%[2]s "$keep" /tmp/chefd-units - >/tmp/chefd-keep
 rm -rf %[3]s && mkdir -p %[3]s
 sed -n 's/^D //p' /tmp/chefd-keep | (cd %[3]s && xargs -r -d '\n' mkdir -p)
 sed -n 's/^C //p' /tmp/chefd-keep | xargs -r -d '\n' cp -a --parents -t %[3]s
-sed -n 's/^X //p' /tmp/chefd-keep | xargs -r -d '\n' rm -rf
+echo "chefd: $(wc -l </tmp/chefd-units) third-party units in the cooked image"
+# the cache keeps the units of the last %[5]d recipes cooked in it
+mkdir -p .chefd-cook-units
+cp /tmp/chefd-units .chefd-cook-units/%[4]s.new && mv .chefd-cook-units/%[4]s.new .chefd-cook-units/%[4]s
+ls -t .chefd-cook-units | tail -n +%[6]d | (cd .chefd-cook-units && xargs -r rm -f)
+cat .chefd-cook-units/* | sort -u >/tmp/chefd-units-kept
+find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\n' | awk -v h="$H" -v pd=%[2]s "$keep" /tmp/chefd-units-kept - |
+  sed -n 's/^X //p' | xargs -r -d '\n' rm -rf
 echo %[4]s >.chefd-cook-recipe
 rm -f .chefd-cook-running
-echo "chefd: kept $(wc -l </tmp/chefd-units) third-party units"
-`, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash))
+`, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash), cookCacheKeep, cookCacheKeep+1)
 }
 
 // cookSeedRe matches the cook step's line naming its seed.

@@ -131,6 +131,7 @@ func (s *stream) logLine(step, line string) {
 			s.crates.Local++
 		} else {
 			s.crates.ThirdParty++
+			s.crates.ThirdPartyNames = append(s.crates.ThirdPartyNames, m[1]+" v"+m[2])
 		}
 	}
 	s.progress(Event{Time: time.Now(), Kind: EventLog, Step: step, Text: line})

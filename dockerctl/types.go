@@ -18,6 +18,8 @@ type Crates struct {
 	ThirdParty int      `json:"third_party"`
 	Local      int      `json:"local"`
 	Names      []string `json:"names,omitempty"` // "name vX.Y.Z", in compile order
+	// ThirdPartyNames are the third-party ones among Names.
+	ThirdPartyNames []string `json:"third_party_names,omitempty"`
 }
 
 // CookResult describes a cooked dependency image.

@@ -116,6 +116,31 @@ func crateLine(c dockerctl.Crates) string {
 	return fmt.Sprintf("%d crates compiled (%d third-party, %d local)", c.ThirdParty+c.Local, c.ThirdParty, c.Local)
 }
 
+// cookLine says what a cook started from and what it compiled: "delta
+// from 7dad3c0b: 1 third-party crate (itoa v1.0.1), 3 local" or "from
+// nothing: 32 third-party crates, 3 local".
+func cookLine(seed string, c dockerctl.Crates) string {
+	from := "from nothing"
+	switch {
+	case seed == "interrupted":
+		from = "delta from an interrupted cook"
+	case seed != "":
+		from = "delta from " + shortHash(seed)
+	}
+	line := fmt.Sprintf("%s: %d third-party crate%s", from, c.ThirdParty, plural(c.ThirdParty))
+	if n := len(c.ThirdPartyNames); n > 0 && n <= 5 {
+		line += " (" + strings.Join(c.ThirdPartyNames, ", ") + ")"
+	}
+	return line + fmt.Sprintf(", %d local", c.Local)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
 func (a *app) cookCmd() *cobra.Command {
 	var asJSON, noCache bool
 	cmd := &cobra.Command{
@@ -144,7 +169,7 @@ func (a *app) cookCmd() *cobra.Command {
 				fmt.Fprintf(a.stdout, "%s exists (%s): nothing to cook\n", res.Tag, shortID(res.ImageID))
 				return nil
 			}
-			fmt.Fprintf(a.stdout, "%s %s\ncooked in %.1fs, %s\n", res.Tag, res.ImageID, res.Duration.Seconds(), crateLine(res.Compiled))
+			fmt.Fprintf(a.stdout, "%s %s\ncooked in %.1fs, %s\n", res.Tag, res.ImageID, res.Duration.Seconds(), cookLine(res.Seed, res.Compiled))
 			return nil
 		},
 	}
@@ -226,7 +251,7 @@ workspace, the build is asked of the daemon.`,
 func printResult(w io.Writer, res dockerctl.BuildResult) {
 	fmt.Fprintf(w, "%s %s\n", res.Image, res.ImageID)
 	if res.Cook != nil && !res.Cook.Skipped {
-		fmt.Fprintf(w, "  cook     %6.1fs  %s (%s)\n", res.Cook.Duration.Seconds(), crateLine(res.Cook.Compiled), res.Cook.Tag)
+		fmt.Fprintf(w, "  cook     %6.1fs  %s (%s)\n", res.Cook.Duration.Seconds(), cookLine(res.Cook.Seed, res.Cook.Compiled), res.Cook.Tag)
 	}
 	for _, ph := range res.Phases {
 		if ph.Name == "cook" {

@@ -465,6 +465,9 @@ func recordLine(r api.Record, now time.Time) string {
 	if r.Urgent {
 		b.WriteString("  urgent")
 	}
+	if r.Kind == api.KindCook && r.Result == api.ResultOK && len(r.Phases) > 0 {
+		b.WriteString("  " + cookLine(r.Seed, r.Compiled))
+	}
 	if why := r.Why(); len(why) > 0 {
 		b.WriteString("  " + why[0])
 		if len(why) > 1 {

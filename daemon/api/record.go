@@ -73,7 +73,9 @@ type Record struct {
 	Duration time.Duration     `json:"duration_ns,omitempty"` // Started to Finished
 	Phases   []dockerctl.Phase `json:"phases,omitempty"`
 	Compiled dockerctl.Crates  `json:"compiled"`
-	Result   Result            `json:"result"`
+	// Seed is what a cook started from (dockerctl.CookResult.Seed).
+	Seed   string `json:"seed,omitempty"`
+	Result Result `json:"result"`
 	Error    string            `json:"error,omitempty"`
 	// ErrorCode classifies a failure the client acts on:
 	// CodeEngineUnreachable (the engine was down or went away).

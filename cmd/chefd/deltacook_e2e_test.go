@@ -1,0 +1,375 @@
+package main
+
+// Delta cooks end to end (issue 11): a recipe change cooks from the
+// artifacts of the last cook of the same key, compiles exactly the
+// third-party crates whose inputs changed, and the cooked image holds
+// exactly what a from-scratch cook of the same recipe holds.
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chefd/chefd/configs"
+	"github.com/chefd/chefd/dockerctl"
+)
+
+// cookJSON runs `chefd cook --json` (extra args too) and decodes it.
+func cookJSON(t *testing.T, dir string, args ...string) dockerctl.CookResult {
+	t.Helper()
+	r := chefd(t, dir, nil, append([]string{"cook", "--json"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("chefd cook: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	var res dockerctl.CookResult
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
+		t.Fatalf("decode cook result: %v\n%s", err, r.stdout)
+	}
+	return res
+}
+
+// relock regenerates dir's Cargo.lock offline in the builder image, as
+// cargo would after a manifest edit.
+func relock(t *testing.T, dir string) {
+	t.Helper()
+	cfg, err := configs.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("docker", "run", "--rm", "-v", dir+":/w", "-w", "/w", cfg.BuilderImage,
+		"cargo", "generate-lockfile", "--offline").CombinedOutput()
+	if err != nil {
+		t.Fatalf("re-lock: %v\n%s", err, out)
+	}
+}
+
+// cookedFiles lists the cooked image's target directory.
+func cookedFiles(t *testing.T, tag, workdir string) []string {
+	t.Helper()
+	out, err := exec.Command("docker", "run", "--rm", "--entrypoint", "find", tag, workdir+"/target", "-mindepth", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("list %s: %v\n%s", tag, err, out)
+	}
+	files := strings.Fields(string(out))
+	slices.Sort(files)
+	return files
+}
+
+// sameFiles reports the differences between two listings.
+func sameFiles(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	var extra, missing []string
+	for _, f := range got {
+		if _, ok := slices.BinarySearch(want, f); !ok {
+			extra = append(extra, f)
+		}
+	}
+	for _, f := range want {
+		if _, ok := slices.BinarySearch(got, f); !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(extra)+len(missing) > 0 {
+		t.Errorf("%s: the delta-cooked image's target/ differs from the from-scratch cook's:\nextra %v\nmissing %v", what, extra, missing)
+	}
+}
+
+// binarySum is the sha256 of a file in an image.
+func binarySum(t *testing.T, image, file string) string {
+	t.Helper()
+	id, err := exec.Command("docker", "create", image).Output()
+	if err != nil {
+		t.Fatalf("docker create %s: %v", image, err)
+	}
+	c := strings.TrimSpace(string(id))
+	defer exec.Command("docker", "rm", c).Run()
+	out, err := exec.Command("docker", "cp", c+":"+file, "-").Output() // a tar stream
+	if err != nil {
+		t.Fatalf("docker cp %s: %v", file, err)
+	}
+	tr := tar.NewReader(bytes.NewReader(out))
+	if _, err := tr.Next(); err != nil {
+		t.Fatalf("docker cp %s: %v", file, err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, tr); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// scratchCook cooks the recipe of dir from nothing in a copy of it with an
+// image name of its own (--no-cache empties the cook cache first) and
+// returns the result and the copy.
+func scratchCook(t *testing.T, dir, prefix string) (dockerctl.CookResult, string) {
+	t.Helper()
+	cp := filepath.Join(t.TempDir(), "workspace")
+	if out, err := exec.Command("cp", "-a", dir, cp).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(cp, ".chefd"))
+	cfg, err := configs.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(t, filepath.Join(cp, "chefd.toml"), `image = "`+cfg.Image+`"`, `image = "`+cfg.Image+`-`+prefix+`"`)
+	t.Cleanup(func() { removeImages(cfg.Image + "-" + prefix); removeImages(cfg.Image + "-" + prefix + "-cooked") })
+	res := cookJSON(t, cp, "--no-cache")
+	if res.Seed != "" || res.Skipped {
+		t.Fatalf("the from-scratch cook had a seed %q (skipped %v)", res.Seed, res.Skipped)
+	}
+	return res, cp
+}
+
+// TestE2EDeltaCookExample: on the example, a dependency added from the
+// builder's crate source cooks only the crates it brings; removing it again
+// cooks no third-party crate, and the cooked image holds exactly what the
+// first cook (from nothing) of that recipe held; the code builds after
+// them compile no third-party crate and the images run. (The comparison
+// with a from-scratch cook after every kind of change is
+// TestE2EDeltaCookChanges's, on a workspace that cooks in seconds.)
+func TestE2EDeltaCookExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	needEngine(t)
+	dir := exampleCopy(t)
+	ownImage(t, dir, "chefd-e2e-delta")
+	// A cook key of its own (an alias changes no build): the first cook
+	// starts from nothing whatever ran on this engine before.
+	nonce := fmt.Sprintf("chefd-nonce-%d", time.Now().UnixNano())
+	if err := os.MkdirAll(filepath.Join(dir, ".cargo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".cargo/config.toml"), []byte("[alias]\n"+nonce+" = \"build\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := cookJSON(t, dir)
+	if first.Seed != "" || first.Compiled.ThirdParty < 30 {
+		t.Fatalf("first cook: seed %q, %d third-party crates; want a cook from nothing", first.Seed, first.Compiled.ThirdParty)
+	}
+	firstFiles := cookedFiles(t, first.Tag, "/src") // a cook from nothing
+	firstBuild := buildJSON(t, dir, "--tag", "first")
+	firstSums := map[string]string{}
+	for _, bin := range []string{"app", "report"} {
+		firstSums[bin] = binarySum(t, firstBuild.Image, "/usr/local/bin/"+bin)
+	}
+
+	// 1. regex, new to the workspace: its crates and nothing else.
+	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nregex = \"1\"\n")
+	relock(t, dir)
+	added := cookJSON(t, dir)
+	if added.Seed != first.Tag[strings.LastIndexByte(first.Tag, ':')+1:] {
+		t.Errorf("cook after adding regex: seed %q, want the first recipe", added.Seed)
+	}
+	wantNew := []string{"aho-corasick v0.7.19", "memchr v2.5.0", "regex v1.7.1", "regex-syntax v0.6.27"}
+	got := slices.Clone(added.Compiled.ThirdPartyNames)
+	slices.Sort(got)
+	if !slices.Equal(got, wantNew) {
+		t.Errorf("the delta cook compiled %v, want %v", got, wantNew)
+	}
+	t.Logf("add regex: delta cook %.1fs (%d third-party), first cook from nothing %.1fs (%d)", added.Duration.Seconds(),
+		added.Compiled.ThirdParty, first.Duration.Seconds(), first.Compiled.ThirdParty)
+	b := buildJSON(t, dir, "--tag", "delta")
+	if b.Compiled.ThirdParty != 0 {
+		t.Errorf("the code build after the delta cook compiled third-party crates: %v", b.Compiled.ThirdPartyNames)
+	}
+	if out := dockerRun(t, b.Image); !strings.Contains(out, "app: hello from chefd example") {
+		t.Errorf("the image prints %q", out)
+	}
+
+	// 2. regex removed again, its cooked image gone: no third-party crate
+	// compiled, and none of regex's artifacts in the image.
+	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "regex = \"1\"\n", "")
+	relock(t, dir)
+	removeImages(first.Tag[:strings.LastIndexByte(first.Tag, ':')])
+	removed := cookJSON(t, dir)
+	if removed.Compiled.ThirdParty != 0 {
+		t.Errorf("the cook after removing regex compiled %v", removed.Compiled.ThirdPartyNames)
+	}
+	files := cookedFiles(t, removed.Tag, "/src")
+	for _, f := range files {
+		if strings.Contains(f, "regex") || strings.Contains(f, "aho_corasick") || strings.Contains(f, "aho-corasick") {
+			t.Errorf("the cooked image of the recipe without regex holds %s", f)
+			break
+		}
+	}
+	// The recipe of the first cook (a cook from nothing) again, unless
+	// the lockfile cargo wrote differs from the example's: the same files
+	// as a from-scratch cook.
+	if removed.Tag == first.Tag {
+		sameFiles(t, "remove regex", files, firstFiles)
+	} else {
+		res, _ := scratchCook(t, dir, "scratch2")
+		sameFiles(t, "remove regex", files, cookedFiles(t, res.Tag, "/src"))
+	}
+	b = buildJSON(t, dir, "--tag", "delta")
+	if b.Compiled.ThirdParty != 0 {
+		t.Errorf("the code build after removing regex compiled third-party crates: %v", b.Compiled.ThirdPartyNames)
+	}
+	if out := dockerRun(t, b.Image); !strings.Contains(out, "app: hello from chefd example") {
+		t.Errorf("the image prints %q", out)
+	}
+	if removed.Tag == first.Tag {
+		for _, bin := range []string{"app", "report"} {
+			d := binarySum(t, b.Image, "/usr/local/bin/"+bin)
+			t.Logf("%s: on the delta-cooked image %s, on the cook from nothing %s, bit-identical %v", bin, d, firstSums[bin], d == firstSums[bin])
+		}
+	}
+}
+
+// tinyWorkspace writes a workspace whose only third-party crate,
+// chefd-tiny, comes from a directory source in the workspace holding it in
+// two versions (0.1.0 and 0.1.1, with a feature "loud"). app prints
+// chefd_tiny::greeting().
+func tinyWorkspace(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tiny")
+	nonce := fmt.Sprintf("chefd-nonce-%d", time.Now().UnixNano())
+	files := map[string]string{
+		"Cargo.toml": "[workspace]\nmembers = [\"app\"]\nresolver = \"2\"\n",
+		"chefd.toml": fmt.Sprintf("image = \"chefd-e2e-tiny-%d\"\nbuilder-image = \"chefd/rust-builder:bookworm-1.96\"\n"+
+			"runtime-image = \"scratch\"\ntarget = \"x86_64-unknown-linux-gnu\"\nrustflags = \"-C target-feature=+crt-static\"\n", time.Now().UnixNano()),
+		".cargo/config.toml": "[source.crates-io]\nreplace-with = \"vendored\"\n\n[source.vendored]\ndirectory = \"vendor\"\n\n[alias]\n" + nonce + " = \"build\"\n",
+		"app/Cargo.toml":     "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nchefd-tiny = \"=0.1.0\"\n",
+		"app/src/main.rs":    "fn main() {\n    println!(\"app: {}\", chefd_tiny::greeting());\n}\n",
+	}
+	for _, v := range []string{"0.1.0", "0.1.1"} {
+		files["vendor/chefd-tiny-"+v+"/Cargo.toml"] = "[package]\nname = \"chefd-tiny\"\nversion = \"" + v + "\"\nedition = \"2021\"\n\n[features]\nloud = []\n"
+		files["vendor/chefd-tiny-"+v+"/src/lib.rs"] = tinyLib("tiny " + v)
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"0.1.0", "0.1.1"} {
+		writeChecksums(t, filepath.Join(dir, "vendor/chefd-tiny-"+v))
+	}
+	relock(t, dir)
+	cfg, _ := configs.Load(dir)
+	t.Cleanup(func() { removeImages(cfg.Image); removeImages(cfg.Image + "-cooked") })
+	return dir
+}
+
+func tinyLib(greeting string) string {
+	return fmt.Sprintf("pub fn greeting() -> String {\n    let g = %q;\n    if cfg!(feature = \"loud\") { g.to_uppercase() } else { g.to_string() }\n}\n", greeting)
+}
+
+// writeChecksums writes the .cargo-checksum.json of a vendored crate, with
+// the sha256 of its source files as cargo vendor does.
+func writeChecksums(t *testing.T, crate string) {
+	t.Helper()
+	sums := map[string]string{}
+	for _, f := range []string{"Cargo.toml", "src/lib.rs"} {
+		b, err := os.ReadFile(filepath.Join(crate, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sha256.Sum256(b)
+		sums[f] = hex.EncodeToString(s[:])
+	}
+	b, _ := json.Marshal(map[string]any{"files": sums, "package": nil})
+	if err := os.WriteFile(filepath.Join(crate, ".cargo-checksum.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2EDeltaCookChanges: a version bump, a feature change, a vendored
+// crate changed in place (same version), a new local crate and a profile
+// change, each cooked after the other on a workspace with one third-party
+// crate from a directory source: the delta cook compiles exactly what
+// changed, the code build none of it, the image prints what the current
+// sources say, and the delta-cooked images of the bump and of the changed
+// vendored crate hold the same files as from-scratch cooks of their
+// recipes (and the binaries built on them are compared).
+func TestE2EDeltaCookChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	needEngine(t)
+	dir := tinyWorkspace(t)
+	step := func(name string, wantSeed bool, wantThird []string, wantOut string) {
+		t.Helper()
+		res := buildJSON(t, dir, "--tag", "tiny")
+		if res.Cook == nil || res.Cook.Skipped {
+			t.Fatalf("%s: no cook ran: %+v", name, res.Cook)
+		}
+		if (res.Cook.Seed != "") != wantSeed {
+			t.Errorf("%s: cook seed %q, want a seed: %v", name, res.Cook.Seed, wantSeed)
+		}
+		if !slices.Equal(res.Cook.Compiled.ThirdPartyNames, wantThird) {
+			t.Errorf("%s: the cook compiled %v, want %v", name, res.Cook.Compiled.ThirdPartyNames, wantThird)
+		}
+		if res.Compiled.ThirdParty != 0 {
+			t.Errorf("%s: the code build compiled third-party crates: %v", name, res.Compiled.ThirdPartyNames)
+		}
+		if out := strings.TrimSpace(dockerRun(t, res.Image)); out != wantOut {
+			t.Errorf("%s: the image prints %q, want %q", name, out, wantOut)
+		}
+		t.Logf("%s: cook %.1fs, seed %q, compiled %v", name, res.Cook.Duration.Seconds(), res.Cook.Seed, res.Cook.Compiled.Names)
+		if name == "version bump" || name == "vendored crate changed in place" {
+			scratch, scratchDir := scratchCook(t, dir, "scratch")
+			sameFiles(t, name, cookedFiles(t, res.Cook.Tag, "/src"), cookedFiles(t, scratch.Tag, "/src"))
+			sb := buildJSON(t, scratchDir, "--tag", "tiny")
+			d, s := binarySum(t, res.Image, "/usr/local/bin/app"), binarySum(t, sb.Image, "/usr/local/bin/app")
+			if d != s {
+				t.Logf("%s: the binary differs from the from-scratch path's (%s, %s)", name, d, s)
+			}
+		}
+	}
+	step("first build", false, []string{"chefd-tiny v0.1.0"}, "app: tiny 0.1.0")
+
+	edit(t, filepath.Join(dir, "app/Cargo.toml"), `"=0.1.0"`, `"=0.1.1"`)
+	relock(t, dir)
+	step("version bump", true, []string{"chefd-tiny v0.1.1"}, "app: tiny 0.1.1")
+
+	edit(t, filepath.Join(dir, "app/Cargo.toml"), `chefd-tiny = "=0.1.1"`, `chefd-tiny = { version = "=0.1.1", features = ["loud"] }`)
+	step("feature change", true, []string{"chefd-tiny v0.1.1"}, "app: TINY 0.1.1")
+
+	// The vendored crate changed in place: same name and version, new
+	// source (and checksums). Cargo would take the cached artifact as
+	// fresh; chefd must not.
+	crate := filepath.Join(dir, "vendor/chefd-tiny-0.1.1")
+	if err := os.WriteFile(filepath.Join(crate, "src/lib.rs"), []byte(tinyLib("tiny patched")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeChecksums(t, crate)
+	step("vendored crate changed in place", true, []string{"chefd-tiny v0.1.1"}, "app: TINY PATCHED")
+
+	// A new local crate: no third-party crate compiled.
+	for name, data := range map[string]string{
+		"util/Cargo.toml": "[package]\nname = \"util\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+		"util/src/lib.rs": "pub fn suffix() -> &'static str { \"!\" }\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	edit(t, filepath.Join(dir, "Cargo.toml"), `members = ["app"]`, `members = ["app", "util"]`)
+	edit(t, filepath.Join(dir, "app/Cargo.toml"), "[dependencies]\n", "[dependencies]\nutil = { path = \"../util\" }\n")
+	edit(t, filepath.Join(dir, "app/src/main.rs"), `println!("app: {}", chefd_tiny::greeting());`, `println!("app: {}{}", chefd_tiny::greeting(), util::suffix());`)
+	relock(t, dir)
+	step("new local crate", true, nil, "app: TINY PATCHED!")
+
+	// Another profile is another key: a cook from nothing.
+	edit(t, filepath.Join(dir, "chefd.toml"), "runtime-image", "profile = \"dev\"\nruntime-image")
+	step("profile change", false, []string{"chefd-tiny v0.1.1"}, "app: TINY PATCHED!")
+}
