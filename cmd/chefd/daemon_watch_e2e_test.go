@@ -151,6 +151,20 @@ func TestDaemonE2EWatch(t *testing.T) {
 	if st.LastOK.Compiled.ThirdParty != 0 {
 		t.Errorf("the code build after the cook compiled %d third-party crates", st.LastOK.Compiled.ThirdParty)
 	}
+	// The cook was a delta cook: seeded from the cook cache the first
+	// build left (ryu is already a dependency of serde_json, so no more
+	// than that one crate, if the cache no longer held it).
+	for _, c := range append(append([]api.Record{}, st.Cooks...), st.Recent...) {
+		if c.Kind == api.KindCook && c.Recipe == newRecipe && c.Result == api.ResultOK {
+			t.Logf("cook: seed %q, compiled %v", c.Seed, c.Compiled.Names)
+			if c.Seed == "" || c.Compiled.ThirdParty > 1 {
+				t.Errorf("the cook of the new dependency was not a delta cook: seed %q, third-party %v", c.Seed, c.Compiled.ThirdPartyNames)
+			}
+		}
+	}
+	if out := dockerRun(t, st.LastOK.ImageID); !strings.Contains(out, "app: hello from the watcher") {
+		t.Errorf("the image built after the new dependency prints %q", out)
+	}
 
 	// 4. SIGTERM: clean exit, socket removed, no container left.
 	sock := st.Daemon.Paths.Socket
