@@ -76,7 +76,7 @@ type Record struct {
 	// Seed is what a cook started from (dockerctl.CookResult.Seed).
 	Seed   string `json:"seed,omitempty"`
 	Result Result `json:"result"`
-	Error    string            `json:"error,omitempty"`
+	Error  string `json:"error,omitempty"`
 	// ErrorCode classifies a failure the client acts on:
 	// CodeEngineUnreachable (the engine was down or went away).
 	ErrorCode string `json:"error_code,omitempty"`
