@@ -36,6 +36,8 @@ type WorkspaceBuilder struct {
 
 	mu      sync.Mutex
 	current string // cooked tag of the recipe last cooked or built: GC keeps it
+	// currentKey is the cook key of the last cook: GC keeps its cook cache.
+	currentKey string
 
 	cleanups sync.WaitGroup // background removals of builds' leftovers (buildcache.go)
 }
@@ -157,6 +159,9 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		return res, &MissingImageError{Image: b.cfg.BuilderImage, Role: "builder"}
 	}
 	key := cookKey(r, builderID)
+	b.mu.Lock()
+	b.currentKey = key
+	b.mu.Unlock()
 	df, script := cookDockerfile(r, cookCacheID(key)), cookScript(r, r.ShortHash(), b.noCache)
 	write := func(cw *contextWriter) error {
 		for _, f := range []ctxFile{
@@ -464,22 +469,66 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) 
 		}
 		removed = append(removed, Removed{Name: name, Recipe: im.Labels["chefd.recipe"]})
 	}
-	caches, err := b.pruneTargetCaches(ctx, kept)
-	return append(removed, caches...), err
+	cache, err := b.e.BuildCache(ctx)
+	if err != nil {
+		return removed, fmt.Errorf("list build cache: %w", err)
+	}
+	removed = append(removed, b.pruneTargetCaches(ctx, cache, kept)...)
+	cooks, err := b.pruneCookCaches(ctx, cache)
+	return append(removed, cooks...), err
+}
+
+// pruneCookCaches removes the cook caches (deltacook.go) of the keys no
+// cooked image on the engine has any more, whatever its workspace (a cook
+// cache is the engine's): an intent or builder image left behind. The key
+// of the last cook of this builder stays too. By ID, never one in use.
+func (b *WorkspaceBuilder) pruneCookCaches(ctx context.Context, cache []*build.CacheRecord) ([]Removed, error) {
+	imgs, err := b.e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("label", "chefd.kind=cooked"))})
+	if err != nil {
+		return nil, fmt.Errorf("list cooked images: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, im := range imgs {
+		if k := im.Labels[labelCookKey]; k != "" {
+			keep[cookCacheID(k)] = true
+		}
+	}
+	b.mu.Lock()
+	if b.currentKey != "" {
+		keep[cookCacheID(b.currentKey)] = true
+	}
+	b.mu.Unlock()
+	var removed []Removed
+	for _, rec := range cache {
+		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, cookMarker) {
+			continue
+		}
+		i := strings.Index(rec.Description, cookCacheMarker)
+		if i < 0 {
+			continue
+		}
+		id := strings.Fields(rec.Description[i+len(cookCacheMarker):])
+		if len(id) == 0 || keep[id[0]] {
+			continue
+		}
+		if _, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
+			b.log.Warn("could not remove a cook cache", zap.String("cache", id[0]), zap.Error(err))
+			continue
+		}
+		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", id[0], float64(rec.Size)/1e6)})
+	}
+	return removed, nil
 }
 
 // tagHash is the short recipe hash a cooked image's tag ends with.
 func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:] }
 
-// pruneTargetCaches removes this workspace's target-directory cache mounts
+// pruneTargetCaches removes, of the build cache records listed in cache,
+// this workspace's target-directory cache mounts
 // (their source record goes with them) whose recipe is not in keep (short
 // hashes). Only those records are pruned, by ID: never the engine's whole
 // build cache, which other projects share.
-func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[string]bool) ([]Removed, error) {
-	cache, err := b.e.BuildCache(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list build cache: %w", err)
-	}
+func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, cache []*build.CacheRecord, keep map[string]bool) []Removed {
 	prefix := cacheMarker + targetCachePrefix(WorkspaceID(b.root))
 	var removed []Removed
 	for _, rec := range cache {
@@ -504,7 +553,7 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, keep map[strin
 		cacheID := targetCacheID(b.root, hash)
 		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6)})
 	}
-	return removed, nil
+	return removed
 }
 
 // commitOf is the commit the workspace's HEAD names ("" outside git).

@@ -117,6 +117,12 @@ func (f *fakeEngine) targetCache(root, hash string, inUse bool) {
 		Description: "mount / from exec /bin/sh -c " + codeMarker + " " + cacheMarker + "chefd-target-" + WorkspaceID(root) + "-" + hash[:16] + " sh /run/chefd/code.sh"})
 }
 
+// cookCache adds the record of a cook cache of key.
+func (f *fakeEngine) cookCache(key string, inUse bool) {
+	f.caches = append(f.caches, &build.CacheRecord{ID: "cook-" + key, Type: "exec.cachemount", InUse: inUse,
+		Description: "mount /src/target from exec /bin/sh -c " + cookMarker + " " + cookCacheMarker + cookCacheID(key) + " sh /run/chefd/cook.sh"})
+}
+
 func fakeBuilder(t *testing.T, f *fakeEngine) *WorkspaceBuilder {
 	t.Helper()
 	root := t.TempDir()
@@ -176,6 +182,33 @@ func TestGCKeepsNewestAndCurrent(t *testing.T) {
 	}
 	if len(f.removed) != 0 {
 		t.Fatalf("removed %q, want nothing (a cache in use, nothing beyond keep)", f.removed)
+	}
+}
+
+// TestGCCookCaches: GC removes the cook caches of keys no cooked image on
+// the engine has (any workspace's), never the last cook's key, never one
+// in use.
+func TestGCCookCaches(t *testing.T) {
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	f.cooked(b.root, "app", hashOf('a'), 100)
+	f.images[0].Labels[labelCookKey] = "k-mine"
+	f.cooked(t.TempDir(), "other", hashOf('b'), 100)
+	f.images[1].Labels[labelCookKey] = "k-other"
+	f.cookCache("k-mine", false)
+	f.cookCache("k-other", false) // another workspace's cooked image has it
+	f.cookCache("k-gone", false)  // no cooked image: an intent left behind
+	f.cookCache("k-busy", true)
+	f.cookCache("k-last", false)
+	b.mu.Lock()
+	b.current, b.currentKey = "app-cooked:"+hashOf('a')[:16], "k-last"
+	b.mu.Unlock()
+	removed, err := b.GC(context.Background(), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.removed, []string{"cook-k-gone"}) || len(removed) != 1 || !strings.Contains(removed[0].Name, "chefd-cook-k-gone") {
+		t.Fatalf("removed %q (%v), want only the cook cache of k-gone", f.removed, removed)
 	}
 }
 
