@@ -82,17 +82,7 @@ func globArgs(dirs []string, suffix string) []string {
 // any fingerprint, dep-info, library, binary or build-script output left.
 // A dummy can then never be mistaken for a real build.
 func cleanLocal(r *recipe.Recipe, targetDir string) string {
-	args := []string{"cargo", "clean"}
-	switch r.Intent.Profile {
-	case "release":
-		args = append(args, "--release")
-	case "dev", "debug", "":
-	default:
-		args = append(args, "--profile", r.Intent.Profile)
-	}
-	if r.Intent.Target != "" {
-		args = append(args, "--target", r.Intent.Target)
-	}
+	args := cleanArgs(r)
 	var pkgs []string
 	names := map[string]bool{}
 	for _, m := range r.Manifests {

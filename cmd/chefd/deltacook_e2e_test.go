@@ -13,11 +13,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,15 +31,7 @@ import (
 // cookJSON runs `chefd cook --json` (extra args too) and decodes it.
 func cookJSON(t *testing.T, dir string, args ...string) dockerctl.CookResult {
 	t.Helper()
-	r := chefd(t, dir, nil, append([]string{"cook", "--json"}, args...)...)
-	if r.code != 0 {
-		t.Fatalf("chefd cook: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	var res dockerctl.CookResult
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
-		t.Fatalf("decode cook result: %v\n%s", err, r.stdout)
-	}
-	return res
+	return chefdJSON[dockerctl.CookResult](t, dir, append([]string{"cook", "--json"}, args...)...)
 }
 
 // relock regenerates dir's Cargo.lock offline in the builder image, as
@@ -136,9 +131,10 @@ func scratchCook(t *testing.T, dir, prefix string) (dockerctl.CookResult, string
 // builder's crate source cooks only the crates it brings; removing it again
 // cooks no third-party crate, and the cooked image holds exactly what the
 // first cook (from nothing) of that recipe held; the code builds after
-// them compile no third-party crate and the images run. (The comparison
-// with a from-scratch cook after every kind of change is
-// TestE2EDeltaCookChanges's, on a workspace that cooks in seconds.)
+// them compile no third-party crate and the images run. (Comparisons with
+// from-scratch cooks after a version bump and an in-place change of a
+// vendored crate are TestE2EDeltaCookChanges's, on a workspace that cooks
+// in seconds.)
 func TestE2EDeltaCookExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -235,6 +231,13 @@ func TestE2EDeltaCookExample(t *testing.T) {
 // chefd_tiny::greeting().
 func tinyWorkspace(t *testing.T) string {
 	t.Helper()
+	return tinyWorkspaceWith(t, "")
+}
+
+// tinyWorkspaceWith is tinyWorkspace with buildScript as chefd-tiny's
+// build.rs ("" for none).
+func tinyWorkspaceWith(t *testing.T, buildScript string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tiny")
 	nonce := fmt.Sprintf("chefd-nonce-%d", time.Now().UnixNano())
 	files := map[string]string{
@@ -248,6 +251,9 @@ func tinyWorkspace(t *testing.T) string {
 	for _, v := range []string{"0.1.0", "0.1.1"} {
 		files["vendor/chefd-tiny-"+v+"/Cargo.toml"] = "[package]\nname = \"chefd-tiny\"\nversion = \"" + v + "\"\nedition = \"2021\"\n\n[features]\nloud = []\n"
 		files["vendor/chefd-tiny-"+v+"/src/lib.rs"] = tinyLib("tiny " + v)
+		if buildScript != "" {
+			files["vendor/chefd-tiny-"+v+"/build.rs"] = buildScript
+		}
 	}
 	for name, data := range files {
 		p := filepath.Join(dir, filepath.FromSlash(name))
@@ -276,8 +282,11 @@ func tinyLib(greeting string) string {
 func writeChecksums(t *testing.T, crate string) {
 	t.Helper()
 	sums := map[string]string{}
-	for _, f := range []string{"Cargo.toml", "src/lib.rs"} {
+	for _, f := range []string{"Cargo.toml", "src/lib.rs", "build.rs"} {
 		b, err := os.ReadFile(filepath.Join(crate, f))
+		if os.IsNotExist(err) && f == "build.rs" {
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -372,4 +381,169 @@ func TestE2EDeltaCookChanges(t *testing.T) {
 	// Another profile is another key: a cook from nothing.
 	edit(t, filepath.Join(dir, "chefd.toml"), "runtime-image", "profile = \"dev\"\nruntime-image")
 	step("profile change", false, []string{"chefd-tiny v0.1.1"}, "app: TINY PATCHED!")
+}
+
+// TestE2EDeltaCookRandom: random sequences of recipe changes on the
+// vendored workspace (version bumps back and forth, a feature on and off,
+// the vendored crate changed in place and reverted) with cooks that are
+// interrupted while cargo runs (chefd-tiny's build script takes a second),
+// cook caches pruned and --no-cache cooks in between: every image built
+// prints what its sources say. CHEFD_DELTA_SEED and CHEFD_DELTA_STEPS
+// replay or lengthen a run.
+func TestE2EDeltaCookRandom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	needEngine(t)
+	seed := int64(envInt("CHEFD_DELTA_SEED", int(time.Now().UnixNano()%1e9)))
+	steps := envInt("CHEFD_DELTA_STEPS", 10)
+	t.Logf("seed %d (CHEFD_DELTA_SEED=%d to replay), %d steps", seed, seed, steps)
+	rng := rand.New(rand.NewSource(seed))
+	dir := tinyWorkspaceWith(t, "fn main() {\n    std::thread::sleep(std::time::Duration::from_millis(1500));\n}\n")
+	ver, loud := "0.1.0", false
+	patch := map[string]int{"0.1.0": 0, "0.1.1": 0}
+	greeting := func(v string) string {
+		if patch[v] == 0 {
+			return "tiny " + v
+		}
+		return fmt.Sprintf("tiny %s #%d", v, patch[v])
+	}
+	setSource := func(v string) {
+		crate := filepath.Join(dir, "vendor/chefd-tiny-"+v)
+		if err := os.WriteFile(filepath.Join(crate, "src/lib.rs"), []byte(tinyLib(greeting(v))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		writeChecksums(t, crate)
+	}
+	manifest := func() {
+		dep := `chefd-tiny = "=` + ver + `"`
+		if loud {
+			dep = `chefd-tiny = { version = "=` + ver + `", features = ["loud"] }`
+		}
+		data := "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n" + dep + "\n"
+		if err := os.WriteFile(filepath.Join(dir, "app/Cargo.toml"), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lock := filepath.Join(dir, "Cargo.lock")
+		b, err := os.ReadFile(lock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := regexp.MustCompile(`name = "chefd-tiny"\nversion = "[^"]*"`).ReplaceAllString(string(b), `name = "chefd-tiny"`+"\n"+`version = "`+ver+`"`)
+		if err := os.WriteFile(lock, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func() string {
+		g := greeting(ver)
+		if loud {
+			g = strings.ToUpper(g)
+		}
+		return "app: " + g
+	}
+	var lastCooked string
+	check := func(how string) {
+		t.Helper()
+		res := buildJSON(t, dir, "--tag", "tiny")
+		lastCooked = res.CookedTag
+		if out := strings.TrimSpace(dockerRun(t, res.Image)); out != want() {
+			t.Fatalf("after %s: the image prints %q, want %q (seed %d)", how, out, want(), seed)
+		}
+		if res.Compiled.ThirdParty != 0 {
+			t.Errorf("after %s: the code build compiled third-party crates %v", how, res.Compiled.ThirdPartyNames)
+		}
+		cook := "no cook"
+		if res.Cook != nil && !res.Cook.Skipped {
+			cook = fmt.Sprintf("cook seed %q compiled %v", res.Cook.Seed, res.Cook.Compiled.ThirdPartyNames)
+		}
+		t.Logf("  %s: ok (%s; %s)", how, want(), cook)
+	}
+	check("the first build")
+	for i := 0; i < steps; i++ {
+		var what string
+		switch rng.Intn(4) {
+		case 0:
+			ver = map[string]string{"0.1.0": "0.1.1", "0.1.1": "0.1.0"}[ver]
+			manifest()
+			what = "bump to " + ver
+		case 1:
+			loud = !loud
+			manifest()
+			what = fmt.Sprintf("loud %v", loud)
+		case 2:
+			patch[ver]++
+			setSource(ver)
+			what = fmt.Sprintf("%s changed in place (#%d)", ver, patch[ver])
+		case 3:
+			if patch[ver] > 0 {
+				patch[ver]--
+			} else {
+				patch[ver]++
+			}
+			setSource(ver)
+			what = fmt.Sprintf("%s changed back (#%d)", ver, patch[ver])
+		}
+		switch rng.Intn(4) {
+		case 0:
+			interruptCook(t, dir)
+			what += ", a cook interrupted"
+		case 1:
+			n := pruneCookCache(t, cookKeyOf(t, lastCooked))
+			what += fmt.Sprintf(", %d cook cache pruned", n)
+		case 2:
+			r := chefd(t, dir, nil, "cook", "--no-cache")
+			if r.code != 0 {
+				t.Fatalf("cook --no-cache: %s", r.stderr)
+			}
+			what += ", cook --no-cache"
+		}
+		check(fmt.Sprintf("step %d: %s", i+1, what))
+	}
+}
+
+// interruptCook starts `chefd build` and sends SIGINT once chefd-tiny
+// compiles (its build script runs for a second and a half).
+func interruptCook(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command(chefdBinary(t), "-C", dir, "build")
+	var stderr bytes.Buffer
+	hit := make(chan struct{})
+	cmd.Stderr = &lineWatcher{w: &stderr, match: "Compiling chefd-tiny", hit: hit}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-hit:
+		cmd.Process.Signal(syscall.SIGINT)
+	case <-done: // nothing to cook (the recipe was cooked before)
+		return
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the build never compiled chefd-tiny:\n%s", stderr.String())
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatal("chefd did not end a minute after SIGINT")
+	}
+}
+
+// cookKeyOf is the cook key a cooked image is labelled with.
+func cookKeyOf(t *testing.T, tag string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "image", "inspect", "-f", `{{index .Config.Labels "chefd.cook-key"}}`, tag).Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("the cook key of %s: %v %q", tag, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// pruneCookCache removes the cook cache of key from the engine, as
+// `docker builder prune` would.
+func pruneCookCache(t *testing.T, key string) int {
+	t.Helper()
+	return pruneCacheMounts(t, "CHEFD_COOKCACHE=chefd-cook-"+key)
 }

@@ -124,13 +124,20 @@ func edit(t testing.TB, file, old, new string) {
 
 func buildJSON(t *testing.T, dir string, args ...string) dockerctl.BuildResult {
 	t.Helper()
-	r := chefd(t, dir, nil, append([]string{"build", "--json"}, args...)...)
+	return chefdJSON[dockerctl.BuildResult](t, dir, append([]string{"build", "--json"}, args...)...)
+}
+
+// chefdJSON runs chefd with args, which ask for --json, and decodes its
+// output as a T.
+func chefdJSON[T any](t *testing.T, dir string, args ...string) T {
+	t.Helper()
+	r := chefd(t, dir, nil, args...)
 	if r.code != 0 {
-		t.Fatalf("chefd build: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		t.Fatalf("chefd %s: exit %d\n%s\n%s", args[0], r.code, r.stdout, r.stderr)
 	}
-	var res dockerctl.BuildResult
+	var res T
 	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
-		t.Fatalf("decode build result: %v\n%s", err, r.stdout)
+		t.Fatalf("decode the output of chefd %s: %v\n%s", args[0], err, r.stdout)
 	}
 	return res
 }

@@ -436,6 +436,14 @@ func (w *markedWS) interrupt(sig syscall.Signal) {
 // from the engine, as `docker builder prune` would.
 func pruneTargetCache(t *testing.T, dir string) int {
 	t.Helper()
+	return pruneCacheMounts(t, "chefd-target-"+dockerctl.WorkspaceID(dir)+"-")
+}
+
+// pruneCacheMounts removes from the engine the cache mounts not in use
+// whose record's description contains id (a cache id or its prefix), as
+// `docker builder prune` would, and returns how many.
+func pruneCacheMounts(t *testing.T, id string) int {
+	t.Helper()
 	ctx := context.Background()
 	e, err := dockerctl.Connect(ctx)
 	if err != nil {
@@ -448,7 +456,7 @@ func pruneTargetCache(t *testing.T, dir string) int {
 	}
 	n := 0
 	for _, rec := range cache {
-		if rec != nil && rec.Type == "exec.cachemount" && strings.Contains(rec.Description, "chefd-target-"+dockerctl.WorkspaceID(dir)+"-") {
+		if rec != nil && rec.Type == "exec.cachemount" && !rec.InUse && strings.Contains(rec.Description, id) {
 			if _, err := e.Client().BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
 				t.Fatalf("prune %s: %v", rec.ID, err)
 			}
