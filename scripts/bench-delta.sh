@@ -54,10 +54,10 @@ run() { # name edit-function
   full=$(secs "$t0" "$t1"); fline=$(tail -n 1 "$W/out")
   # floor: the real workspace, warm target dir from before the edit
   setup "$f" "unused"; $edit before "$f"; relock "$f"
-  docker run --rm -v "$f":/w -w /w "$B" cargo build --release --target x86_64-unknown-linux-gnu >/dev/null 2>&1
+  docker run --rm -e RUSTFLAGS="-C target-feature=+crt-static" -v "$f":/w -w /w "$B" cargo build --release --target x86_64-unknown-linux-gnu >/dev/null 2>&1
   $edit after "$f"; relock "$f"
   t0=$(now)
-  docker run --rm -v "$f":/w -w /w "$B" cargo build --release --target x86_64-unknown-linux-gnu >/dev/null 2>&1
+  docker run --rm -e RUSTFLAGS="-C target-feature=+crt-static" -v "$f":/w -w /w "$B" cargo build --release --target x86_64-unknown-linux-gnu >/dev/null 2>&1
   t1=$(now); floor=$(secs "$t0" "$t1")
   docker run --rm -v "$f":/w "$B" rm -rf /w/target
   echo "| $name | $full | $delta | $floor | $(echo "scale=1; $full / $delta" | bc) | $dline |"

@@ -124,8 +124,10 @@ func cookLine(seed string, c dockerctl.Crates) string {
 	switch {
 	case seed == "interrupted":
 		from = "delta from an interrupted cook"
+	case len(seed) > 8:
+		from = "delta from " + seed[:8]
 	case seed != "":
-		from = "delta from " + shortHash(seed)
+		from = "delta from " + seed
 	}
 	line := fmt.Sprintf("%s: %d third-party crate%s", from, c.ThirdParty, plural(c.ThirdParty))
 	if n := len(c.ThirdPartyNames); n > 0 && n <= 5 {

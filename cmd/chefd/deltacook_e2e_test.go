@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,6 +79,20 @@ func sameFiles(t *testing.T, what string, got, want []string) {
 	if len(extra)+len(missing) > 0 {
 		t.Errorf("%s: the delta-cooked image's target/ differs from the from-scratch cook's:\nextra %v\nmissing %v", what, extra, missing)
 	}
+}
+
+// imageSize is an image's size in bytes.
+func imageSize(t *testing.T, image string) int64 {
+	t.Helper()
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Size}}", image).Output()
+	if err != nil {
+		t.Fatalf("inspect %s: %v", image, err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		t.Fatalf("size of %s: %v", image, err)
+	}
+	return n
 }
 
 // binarySum is the sha256 of a file in an image.
@@ -335,6 +350,9 @@ func TestE2EDeltaCookChanges(t *testing.T) {
 		if name == "version bump" || name == "vendored crate changed in place" {
 			scratch, scratchDir := scratchCook(t, dir, "scratch")
 			sameFiles(t, name, cookedFiles(t, res.Cook.Tag, "/src"), cookedFiles(t, scratch.Tag, "/src"))
+			if d, s := imageSize(t, res.Cook.Tag), imageSize(t, scratch.Tag); d > s+s/20 || d < s-s/20 {
+				t.Errorf("%s: the delta-cooked image is %d bytes, the from-scratch one %d (more than 5%% apart)", name, d, s)
+			}
 			sb := buildJSON(t, scratchDir, "--tag", "tiny")
 			d, s := binarySum(t, res.Image, "/usr/local/bin/app"), binarySum(t, sb.Image, "/usr/local/bin/app")
 			if d != s {
