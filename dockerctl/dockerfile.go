@@ -101,8 +101,8 @@ func lockedCook(r *recipe.Recipe) bool { return r.LockFile != nil && len(r.Inten
 // mount: however many crates the cleanup names, the Dockerfile stays a few
 // short lines. The cook runs in the build stage with its target directory
 // on the cook cache (deltacook.go); the cooked image is the builder, the
-// skeleton and the copy of this cook's third-party artifacts, one layer
-// each.
+// skeleton (the same layer as the cook stage's) and the copy of this
+// cook's third-party artifacts.
 func cookDockerfile(r *recipe.Recipe, cookCache string) string {
 	wd := workdir(r)
 	var b strings.Builder
@@ -113,10 +113,16 @@ func cookDockerfile(r *recipe.Recipe, cookCache string) string {
 	fmt.Fprintf(&b, "RUN %s \\\n    --mount=type=cache,id=%s,target=%s/target,sharing=locked \\\n"+
 		"    --mount=type=bind,source=chefd,target=%s \\\n    %s %s%s sh %s/cook.sh\n",
 		cacheMounts(), cookCache, wd, stepDir, cookMarker, cookCacheMarker, cookCache, stepDir)
+	// The image's first steps are the cook stage's, which BuildKit runs
+	// once for both; then the cooked artifacts, and the lockfile cargo
+	// wrote when the workspace has none.
 	fmt.Fprintf(&b, "FROM ${BUILDER}\n")
 	b.WriteString(envLines(r))
 	fmt.Fprintf(&b, "WORKDIR %s\n", wd)
-	fmt.Fprintf(&b, "COPY --from=cook %s/ %s/\n", srcRootOf(r), srcRootOf(r))
+	fmt.Fprintf(&b, "COPY skeleton/ %s/\n", srcRootOf(r))
+	if r.LockFile == nil {
+		fmt.Fprintf(&b, "COPY --from=cook %s/Cargo.lock %s/Cargo.lock\n", wd, wd)
+	}
 	fmt.Fprintf(&b, "COPY --from=cook %s/ %s/target/\n", cookedOut, wd)
 	return b.String()
 }

@@ -6,9 +6,11 @@
 #   delta - `chefd cook` of the new recipe after a cook of the old one
 #   floor - bare `cargo build` in the builder image, warm target directory
 #           (built before the edit), after the same manifest edit
+# and the same two changes on a generated workspace ("gen") whose one crate
+# depends on every crate of the builder's source (over 100 packages locked).
 # Every recipe is made unique (a cargo alias in .cargo/config.toml), so no
 # figure is BuildKit's layer cache. Prints a table; needs the engine and the
-# builder image. Usage: scripts/bench-delta.sh
+# builder image. Usage: scripts/bench-delta.sh [example|gen]...
 set -eu
 cd "$(dirname "$0")/.."
 go build -o bin/chefd ./cmd/chefd
@@ -20,7 +22,7 @@ secs() { echo "$2 - $1" | bc | sed 's/^\./0./; s/\(\.[0-9]\).*/\1/'; }
 relock() { docker run --rm -v "$1":/w -w /w "$B" cargo generate-lockfile --offline >/dev/null 2>&1; }
 
 setup() { # dir image
-  cp -a examples/workspace "$1"
+  if [ "$WS" = gen ]; then gen_setup "$1"; else cp -a examples/workspace "$1"; fi
   sed -i "s/^image = .*/image = \"$2\"/" "$1/chefd.toml"
   mkdir -p "$1/.cargo"
   printf '[alias]\nchefd-nonce-%s = "build"\n' "$(date +%s%N)" >"$1/.cargo/config.toml"
@@ -40,16 +42,32 @@ vendor_setup() { # dir
   printf '[source.crates-io]\nreplace-with = "vendored"\n\n[source.vendored]\ndirectory = "vendor"\n' >>"$1/.cargo/config.toml"
 }
 
+# gen: one binary crate, report, depending on every crate of the builder's
+# source but the Windows-only and the toolchain's own.
+gen_setup() { # dir
+  mkdir -p "$1/crates/report/src"
+  printf '[workspace]\nmembers = ["crates/report"]\nresolver = "2"\n' >"$1/Cargo.toml"
+  cp examples/workspace/chefd.toml "$1/chefd.toml"
+  sed -i 's/^bins = .*/bins = ["report"]/; s/^entrypoint = .*/entrypoint = "report"/' "$1/chefd.toml"
+  {
+    printf '[package]\nname = "report"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
+    docker run --rm "$B" ls /usr/share/cargo/registry |
+      grep -v -e '^winapi' -e '^compiler_builtins-' -e '^rustc-std-workspace-core-' |
+      sed 's/^\(.*\)-\([0-9][0-9.]*[^/]*\)$/\1 = "=\2"/'
+  } >"$1/crates/report/Cargo.toml"
+  printf 'fn main() { println!("gen"); }\n' >"$1/crates/report/src/main.rs"
+}
+
 run() { # name edit-function
   name=$1; edit=$2
-  a="$W/$name-a"; b="$W/$name-b"; f="$W/$name-floor"
-  setup "$a" "chefd-bench-delta-$name-$$"
+  a="$W/$WS-$name-a"; b="$W/$WS-$name-b"; f="$W/$WS-$name-floor"
+  setup "$a" "chefd-bench-delta-$WS-$name-$$"
   $edit before "$a"; relock "$a"
   bin/chefd -C "$a" cook >/dev/null 2>&1                    # the old recipe, from nothing
   $edit after "$a"; relock "$a"
   t0=$(now); bin/chefd -C "$a" cook >"$W/out" 2>&1; t1=$(now)
   delta=$(secs "$t0" "$t1"); dline=$(tail -n 1 "$W/out")
-  cp -a "$a" "$b"; sed -i "s/^image = .*/image = \"chefd-bench-delta-$name-full-$$\"/" "$b/chefd.toml"
+  cp -a "$a" "$b"; sed -i "s/^image = .*/image = \"chefd-bench-delta-$WS-$name-full-$$\"/" "$b/chefd.toml"
   t0=$(now); bin/chefd -C "$b" cook --no-cache >"$W/out" 2>&1; t1=$(now)
   full=$(secs "$t0" "$t1"); fline=$(tail -n 1 "$W/out")
   # floor: the real workspace, warm target dir from before the edit
@@ -60,8 +78,8 @@ run() { # name edit-function
   docker run --rm -e RUSTFLAGS="-C target-feature=+crt-static" -v "$f":/w -w /w "$B" cargo build --release --target x86_64-unknown-linux-gnu >/dev/null 2>&1
   t1=$(now); floor=$(secs "$t0" "$t1")
   docker run --rm -v "$f":/w "$B" rm -rf /w/target
-  echo "| $name | $full | $delta | $floor | $(echo "scale=1; $full / $delta" | bc) | $dline |"
-  for i in "chefd-bench-delta-$name-$$" "chefd-bench-delta-$name-full-$$"; do
+  echo "| $WS | $name | $full | $delta | $floor | $(echo "scale=1; $full / $delta" | bc) | $dline |"
+  for i in "chefd-bench-delta-$WS-$name-$$" "chefd-bench-delta-$WS-$name-full-$$"; do
     docker images --format '{{.Repository}}:{{.Tag}}' | grep "^$i" | xargs -r docker rmi -f >/dev/null 2>&1 || true
   done
 }
@@ -79,7 +97,21 @@ bump_tiny() {
   fi
 }
 
-echo "| change | full cook (s) | delta cook (s) | floor (s) | full / delta | delta cook says |"
-echo "|---|---|---|---|---|---|"
-run add-regex add_regex
-run bump-version bump_tiny
+add_tiny() { # gen: chefd-bench-tiny, new
+  if [ "$1" = before ]; then
+    vendor_setup "$2"
+  else
+    sed -i 's/^\[dependencies\]$/[dependencies]\nchefd-bench-tiny = "=0.1.0"/' "$2/crates/report/Cargo.toml"
+  fi
+}
+
+echo "| workspace | change | full cook (s) | delta cook (s) | floor (s) | full / delta | delta cook says |"
+echo "|---|---|---|---|---|---|---|"
+[ $# -gt 0 ] || set -- example
+for WS in "$@"; do
+  case $WS in
+  example) run add-regex add_regex; run bump-version bump_tiny ;;
+  gen) run add-dependency add_tiny; run bump-version bump_tiny ;;
+  *) echo "unknown workspace $WS" >&2; exit 2 ;;
+  esac
+done

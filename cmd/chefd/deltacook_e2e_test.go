@@ -146,7 +146,9 @@ func scratchCook(t *testing.T, dir, prefix string) (dockerctl.CookResult, string
 // builder's crate source cooks only the crates it brings; removing it again
 // cooks no third-party crate, and the cooked image holds exactly what the
 // first cook (from nothing) of that recipe held; the code builds after
-// them compile no third-party crate and the images run. (Comparisons with
+// them compile no third-party crate and the images run; gc then removes
+// the other recipe's cooked image and target cache and keeps the current
+// ones and the cook cache. (Comparisons with
 // from-scratch cooks after a version bump and an in-place change of a
 // vendored crate are TestE2EDeltaCookChanges's, on a workspace that cooks
 // in seconds.)
@@ -154,6 +156,7 @@ func TestE2EDeltaCookExample(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel() // with the other delta-cook tests, after the package's serial ones
 	needEngine(t)
 	dir := exampleCopy(t)
 	ownImage(t, dir, "chefd-e2e-delta")
@@ -237,6 +240,39 @@ func TestE2EDeltaCookExample(t *testing.T) {
 			d := binarySum(t, b.Image, "/usr/local/bin/"+bin)
 			t.Logf("%s: on the delta-cooked image %s, on the cook from nothing %s, bit-identical %v", bin, d, firstSums[bin], d == firstSums[bin])
 		}
+	}
+
+	// 3. gc keeping one recipe: the regex recipe's cooked image and
+	// target cache go; the current recipe's stay, and so does the cook
+	// cache of their key.
+	regexHash := added.Tag[strings.LastIndexByte(added.Tag, ':')+1:]
+	current := removed.Tag[strings.LastIndexByte(removed.Tag, ':')+1:]
+	if regexHash == current {
+		t.Fatal("adding regex did not change the recipe")
+	}
+	// regex's recipe gets a target cache too (and its cooked image back).
+	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nregex = \"1\"\n")
+	relock(t, dir)
+	buildJSON(t, dir, "--tag", "delta")
+	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "regex = \"1\"\n", "")
+	relock(t, dir)
+	buildJSON(t, dir, "--tag", "delta")
+	edit(t, filepath.Join(dir, "chefd.toml"), "\nentrypoint = ", "\nkeep-cooked = 1\nentrypoint = ")
+	gc := chefd(t, dir, nil, "gc")
+	if gc.code != 0 {
+		t.Fatalf("chefd gc: exit %d\n%s%s", gc.code, gc.stdout, gc.stderr)
+	}
+	t.Logf("gc:\n%s\n%s", gc.stdout, gc.stderr)
+	caches := targetCaches(t)
+	ws := dockerctl.WorkspaceID(dir)
+	if !strings.Contains(gc.stdout, regexHash) || caches["chefd-target-"+ws+"-"+regexHash] {
+		t.Errorf("gc left the regex recipe's cooked image or target cache (%s)", regexHash)
+	}
+	if !caches["chefd-target-"+ws+"-"+current] {
+		t.Errorf("gc removed the current recipe's target cache (%s)", current)
+	}
+	if strings.Contains(gc.stdout, "chefd-cook-"+cookKeyOf(t, removed.Tag)) {
+		t.Errorf("gc removed the cook cache of the current key")
 	}
 }
 
@@ -326,6 +362,7 @@ func TestE2EDeltaCookChanges(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel()
 	needEngine(t)
 	dir := tinyWorkspace(t)
 	step := func(name string, wantSeed bool, wantThird []string, wantOut string) {
@@ -412,6 +449,7 @@ func TestE2EDeltaCookRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel()
 	needEngine(t)
 	seed := int64(envInt("CHEFD_DELTA_SEED", int(time.Now().UnixNano()%1e9)))
 	steps := envInt("CHEFD_DELTA_STEPS", 10)

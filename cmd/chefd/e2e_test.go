@@ -263,65 +263,6 @@ func TestE2EBuildCycle(t *testing.T) {
 	}
 }
 
-// TestE2ENewDependencyCooks: adding a dependency changes the recipe and
-// cooks a new dependency image; the code build then compiles no third-party
-// crate.
-func TestE2ENewDependencyCooks(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end")
-	}
-	needEngine(t)
-	dir := exampleCopy(t)
-	tag := "e2e-newdep"
-	// An image name of its own, and --no-cache: the cook must really run
-	// however often the suite runs on this engine.
-	ownImage(t, dir, "chefd-e2e-newdep")
-	before := prepareHash(t, dir)
-	buildJSON(t, dir, "--tag", tag) // the old recipe gets a cooked image and a target cache too
-	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nitoa = \"1\"\n")
-	cfg, _ := configs.Load(dir)
-	// Re-lock offline inside the builder image (no registry is reachable).
-	out, err := exec.Command("docker", "run", "--rm", "-v", dir+":/w", "-w", "/w", cfg.BuilderImage,
-		"cargo", "generate-lockfile", "--offline").CombinedOutput()
-	if err != nil {
-		t.Fatalf("re-lock: %v\n%s", err, out)
-	}
-	after := prepareHash(t, dir)
-	if after == before {
-		t.Fatal("a new dependency did not change the recipe")
-	}
-	res := buildJSON(t, dir, "--tag", tag, "--no-cache")
-	if res.Cook == nil || res.Cook.Skipped {
-		t.Fatalf("a new dependency did not cook: %+v", res.Cook)
-	}
-	if res.Cook.Compiled.ThirdParty == 0 {
-		t.Errorf("the cook compiled no third-party crate")
-	}
-	if res.Compiled.ThirdParty != 0 {
-		t.Errorf("the code build after the cook compiled %d third-party crates: %v", res.Compiled.ThirdParty, res.Compiled.Names)
-	}
-	if !strings.HasSuffix(res.CookedTag, after[:16]) {
-		t.Errorf("cooked tag %s is not keyed by the new recipe %s", res.CookedTag, after[:16])
-	}
-
-	// gc keeping one recipe: the old recipe's cooked image and target cache
-	// go, the new one's stay.
-	edit(t, filepath.Join(dir, "chefd.toml"), "\nentrypoint = ", "\nkeep-cooked = 1\nentrypoint = ")
-	gc := chefd(t, dir, nil, "gc")
-	if gc.code != 0 {
-		t.Fatalf("chefd gc: exit %d\n%s%s", gc.code, gc.stdout, gc.stderr)
-	}
-	t.Logf("gc:\n%s\n%s", gc.stdout, gc.stderr)
-	caches := targetCaches(t)
-	ws := dockerctl.WorkspaceID(dir)
-	if !strings.Contains(gc.stdout, before[:16]) || caches["chefd-target-"+ws+"-"+before[:16]] {
-		t.Errorf("gc left the old recipe's cooked image or target cache (%s)", before[:16])
-	}
-	if !caches["chefd-target-"+ws+"-"+after[:16]] {
-		t.Errorf("gc removed the current recipe's target cache (%s)", after[:16])
-	}
-}
-
 // targetCaches lists the ids of the target-cache mounts in the engine's
 // build cache.
 func targetCaches(t *testing.T) map[string]bool {
