@@ -48,6 +48,10 @@ func (b *WorkspaceBuilder) use(r *recipe.Recipe) {
 	b.mu.Unlock()
 }
 
+// KeepCurrent makes r the current recipe, whose cooked image and target
+// cache GC always keeps (Cook and Build do so themselves).
+func (b *WorkspaceBuilder) KeepCurrent(r *recipe.Recipe) { b.use(r) }
+
 // NewWorkspaceBuilder binds an engine to a workspace root and its
 // settings.
 func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, opts ...BuilderOption) *WorkspaceBuilder {

@@ -240,11 +240,23 @@ func (a *app) gcCmd() *cobra.Command {
 			if _, perr := pingDaemon(ctx, c); perr == nil {
 				removed, err = c.GC(ctx)
 			} else {
-				b := daemonBuilder(root, cfg, a.log)
+				e, cerr := dockerctl.Connect(ctx, dockerctl.WithLogger(a.log))
+				if cerr != nil {
+					return engineError(cerr)
+				}
+				defer e.Close()
+				b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg),
+					dockerctl.WithBuilderLogger(a.log), dockerctl.WithVersion(chefdVersion()))
+				// The current recipe's cooked image always stays (however
+				// old it is); a recipe that cannot be read protects none.
+				if r, rerr := computeRecipe(ctx, root, cfg, nil); rerr == nil {
+					b.KeepCurrent(r)
+				} else {
+					fmt.Fprintf(a.stderr, "chefd gc: the current recipe is unreadable (%v): keeping the newest %d cooked images only\n", rerr, cfg.KeepCooked)
+				}
 				var rs []dockerctl.Removed
 				rs, err = b.GC(ctx, cfg.KeepCooked)
 				removed = dockerctl.RemovedNames(rs)
-				b.Close()
 				err = engineError(err)
 			}
 			if err != nil {

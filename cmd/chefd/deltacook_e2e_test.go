@@ -242,21 +242,22 @@ func TestE2EDeltaCookExample(t *testing.T) {
 		}
 	}
 
-	// 3. gc keeping one recipe: the regex recipe's cooked image and
-	// target cache go; the current recipe's stay, and so does the cook
-	// cache of their key.
+	// 3. gc keeping one recipe: with the current recipe older than the
+	// newest (ryu, added and removed again), the newest and the current
+	// one stay with their target caches, and the regex recipe's target
+	// cache goes (its cooked image went in 2.); so does nothing of the
+	// cook cache of their key.
 	regexHash := added.Tag[strings.LastIndexByte(added.Tag, ':')+1:]
 	current := removed.Tag[strings.LastIndexByte(removed.Tag, ':')+1:]
-	if regexHash == current {
-		t.Fatal("adding regex did not change the recipe")
+	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nryu = \"1\"\n")
+	relock(t, dir)
+	ryu := buildJSON(t, dir, "--tag", "delta")
+	ryuHash := ryu.CookedTag[strings.LastIndexByte(ryu.CookedTag, ':')+1:]
+	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "ryu = \"1\"\n", "")
+	relock(t, dir)
+	if b := buildJSON(t, dir, "--tag", "delta"); b.CookedTag != removed.Tag {
+		t.Fatalf("removing ryu gave the recipe %s, want %s", b.CookedTag, removed.Tag)
 	}
-	// regex's recipe gets a target cache too (and its cooked image back).
-	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "[dependencies]\n", "[dependencies]\nregex = \"1\"\n")
-	relock(t, dir)
-	buildJSON(t, dir, "--tag", "delta")
-	edit(t, filepath.Join(dir, "crates/report/Cargo.toml"), "regex = \"1\"\n", "")
-	relock(t, dir)
-	buildJSON(t, dir, "--tag", "delta")
 	edit(t, filepath.Join(dir, "chefd.toml"), "\nentrypoint = ", "\nkeep-cooked = 1\nentrypoint = ")
 	gc := chefd(t, dir, nil, "gc")
 	if gc.code != 0 {
@@ -265,14 +266,21 @@ func TestE2EDeltaCookExample(t *testing.T) {
 	t.Logf("gc:\n%s\n%s", gc.stdout, gc.stderr)
 	caches := targetCaches(t)
 	ws := dockerctl.WorkspaceID(dir)
-	if !strings.Contains(gc.stdout, regexHash) || caches["chefd-target-"+ws+"-"+regexHash] {
-		t.Errorf("gc left the regex recipe's cooked image or target cache (%s)", regexHash)
+	if caches["chefd-target-"+ws+"-"+regexHash] {
+		t.Errorf("gc left the regex recipe's target cache (%s)", regexHash)
 	}
-	if !caches["chefd-target-"+ws+"-"+current] {
-		t.Errorf("gc removed the current recipe's target cache (%s)", current)
+	for _, h := range []string{current, ryuHash} {
+		if !caches["chefd-target-"+ws+"-"+h] {
+			t.Errorf("gc removed the target cache of %s (the current recipe %s, the newest %s)", h, current, ryuHash)
+		}
 	}
-	if strings.Contains(gc.stdout, "chefd-cook-"+cookKeyOf(t, removed.Tag)) {
-		t.Errorf("gc removed the cook cache of the current key")
+	for _, tag := range []string{removed.Tag, ryu.CookedTag} {
+		if err := exec.Command("docker", "image", "inspect", tag).Run(); err != nil {
+			t.Errorf("gc removed %s (the current recipe's or the newest cooked image)", tag)
+		}
+	}
+	if key := cookKeyOf(t, removed.Tag); strings.Contains(gc.stdout, "chefd-cook-"+key) {
+		t.Errorf("gc removed the cook cache of the current key %s", key)
 	}
 }
 
