@@ -6,11 +6,12 @@
 #   delta - `chefd cook` of the new recipe after a cook of the old one
 #   floor - bare `cargo build` in the builder image, warm target directory
 #           (built before the edit), after the same manifest edit
-# and the same two changes on a generated workspace ("gen") whose one crate
-# depends on every crate of the builder's source (over 100 packages locked).
+# and "add petgraph" and the same bump on a generated workspace ("gen")
+# whose one crate depends on every crate of the builder's source (115
+# packages locked).
 # Every recipe is made unique (a cargo alias in .cargo/config.toml), so no
 # figure is BuildKit's layer cache. Prints a table; needs the engine and the
-# builder image. Usage: scripts/bench-delta.sh [example|gen]...
+# builder image. Usage: scripts/bench-delta.sh [example|gen]... (default both)
 set -eu
 cd "$(dirname "$0")/.."
 go build -o bin/chefd ./cmd/chefd
@@ -107,21 +108,22 @@ bump_tiny() {
   fi
 }
 
-add_tiny() { # gen: chefd-bench-tiny, new
+add_petgraph() { # gen: petgraph (and fixedbitset, which only it uses), new
   if [ "$1" = before ]; then
-    vendor_setup "$2"
+    sed -i -e '/^petgraph = /d' -e '/^fixedbitset = /d' "$2/crates/report/Cargo.toml"
   else
-    sed -i 's/^\[dependencies\]$/[dependencies]\nchefd-bench-tiny = "=0.1.0"/' "$2/crates/report/Cargo.toml"
+    sed -i 's/^\[dependencies\]$/[dependencies]\npetgraph = "=0.6.2"/' "$2/crates/report/Cargo.toml"
   fi
 }
 
 echo "| workspace | change | full cook (s) | delta cook (s) | floor (s) | full / delta | delta cook says |"
 echo "|---|---|---|---|---|---|---|"
-[ $# -gt 0 ] || set -- example
+[ $# -gt 0 ] || set -- example gen
 for WS in "$@"; do
   case $WS in
+  gen-add) WS=gen; run add-petgraph add_petgraph ;;
   example) run add-regex add_regex; run bump-version bump_tiny ;;
-  gen) run add-dependency add_tiny; run bump-version bump_tiny ;;
+  gen) run add-petgraph add_petgraph; run bump-version bump_tiny ;;
   *) echo "unknown workspace $WS" >&2; exit 2 ;;
   esac
 done
