@@ -1,16 +1,17 @@
 package dockerctl
 
 // Delta cooks. A cook runs cargo in a target directory that outlives it:
-// a BuildKit cache mount, one per workspace and *cook key* (builder image
-// ID, build intent, workspace path in the container, cargo config and
-// toolchain file). The cache holds the third-party artifacts of the last
-// cook of that key, so a new recipe's cook starts from them and cargo's own
-// fingerprints decide what to compile: a new, bumped or re-featured crate
-// and its dependents, nothing else. Third-party artifacts are named by a
-// hash of everything that makes them (package ID, version, source,
-// features, profile, rustc, dependencies), so an artifact of another
-// recipe is never taken for one of this recipe; it is only ever left
-// unused.
+// a BuildKit cache mount, one per *cook key* (builder image ID, build
+// intent, workspace path in the container, cargo config and toolchain
+// file), shared by every workspace on the engine with that key. The cache
+// holds the third-party artifacts of the last cooks of that key (the units
+// of the last cookCacheKeep recipes), so a new recipe's cook starts from
+// them and cargo's own fingerprints decide what to compile: a new, bumped
+// or re-featured crate and its dependents, nothing else. Third-party
+// artifacts are named by a hash of everything that makes them (package ID,
+// version, source, features, profile, rustc, dependencies), so an artifact
+// of another recipe is never taken for one of this recipe; it is only ever
+// left unused.
 //
 // The cooked image holds exactly this cook's third-party artifacts: cargo
 // lists every unit of the build, fresh or compiled (--message-format=json,
@@ -18,10 +19,11 @@ package dockerctl
 // script run), each unit's files carry its hash (deps/libfoo-<hash>.rlib,
 // build/foo-<hash>/, .fingerprint/foo-<hash>/), and the step copies the
 // entries whose hash is one of a third-party unit's into the image, then
-// removes every other entry from the cache (what earlier recipes left, the
-// local crates' dummies). The image's size is that of a from-scratch cook,
-// whatever came before, and it is built in one layer above the skeleton,
-// never on an earlier cooked image.
+// removes from the cache every entry no unit of the last cookCacheKeep
+// recipes has (what older recipes left, the local crates' dummies). The
+// image's size is that of a from-scratch cook, whatever came before: it is
+// the builder, the skeleton and one copy of the artifacts, never a layer on
+// an earlier cooked image.
 //
 // What cargo does not see, the step handles:
 //   - a vendored crate changed in place (same name and version, new
