@@ -460,7 +460,7 @@ func TestE2EDeltaCookRandom(t *testing.T) {
 	t.Parallel()
 	needEngine(t)
 	seed := int64(envInt("CHEFD_DELTA_SEED", int(time.Now().UnixNano()%1e9)))
-	steps := envInt("CHEFD_DELTA_STEPS", 10)
+	steps := envInt("CHEFD_DELTA_STEPS", 8)
 	t.Logf("seed %d (CHEFD_DELTA_SEED=%d to replay), %d steps", seed, seed, steps)
 	rng := rand.New(rand.NewSource(seed))
 	dir := tinyWorkspaceWith(t, "fn main() {\n    std::thread::sleep(std::time::Duration::from_millis(1500));\n}\n")
