@@ -41,8 +41,13 @@ const (
 	execRecordPrefix  = "mount / from exec "
 	cacheMountType    = "exec.cachemount" // a target cache: never a leftover
 	// recordSlack widens a step's time window when matching the creation
-	// time of its records (both are the engine's clock).
-	recordSlack = time.Second
+	// time of its records (both are the engine's clock). On a loaded engine
+	// a record is committed seconds after its step reports (1 s left one
+	// 64 MiB context copy behind per build in a CI run). Wide is safe: the
+	// records matched this way are context records, which no build can
+	// use again (each build's context has a URL of its own), and one in
+	// use is never removed.
+	recordSlack = 10 * time.Second
 	// pruneTimeout bounds the cleanup after a build.
 	pruneTimeout = 30 * time.Second
 )
