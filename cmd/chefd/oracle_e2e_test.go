@@ -839,14 +839,14 @@ func (o *oracle) waitDaemonGone() {
 // builds with and without the daemon, a git status loop, a staged merge
 // conflict, a polled subtree and an engine restarted mid-build, and checks after every successful build
 // that the image prints what the files on disk say. CHEFD_ORACLE_SEEDS
-// sequences (5 by default) of CHEFD_ORACLE_STEPS steps (32); one sequence
+// sequences (4 by default) of CHEFD_ORACLE_STEPS steps (32); one sequence
 // again: CHEFD_ORACLE_SEED.
 func TestE2EOracle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
 	needEngine(t)
-	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 5), envInt("CHEFD_ORACLE_STEPS", 32)
+	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 4), envInt("CHEFD_ORACLE_STEPS", 32)
 	base := time.Now().UnixNano() % 1_000_000
 	list := make([]int64, seeds)
 	for i := range list {
