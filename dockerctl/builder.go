@@ -502,26 +502,9 @@ func (b *WorkspaceBuilder) pruneCookCaches(ctx context.Context, cache []*build.C
 		keep[cookCacheID(b.currentKey)] = true
 	}
 	b.mu.Unlock()
-	var removed []Removed
-	for _, rec := range cache {
-		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, cookMarker) {
-			continue
-		}
-		i := strings.Index(rec.Description, cookCacheMarker)
-		if i < 0 {
-			continue
-		}
-		id := strings.Fields(rec.Description[i+len(cookCacheMarker):])
-		if len(id) == 0 || keep[id[0]] {
-			continue
-		}
-		if _, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
-			b.log.Warn("could not remove a cook cache", zap.String("cache", id[0]), zap.Error(err))
-			continue
-		}
-		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", id[0], float64(rec.Size)/1e6)})
-	}
-	return removed, nil
+	return b.pruneMounts(ctx, cache, cookMarker, func(id string) bool {
+		return strings.HasPrefix(id, cookCacheID("")) && !keep[id]
+	}), nil
 }
 
 // tagHash is the short recipe hash a cooked image's tag ends with.
@@ -533,31 +516,46 @@ func tagHash(tag string) string { return tag[strings.LastIndexByte(tag, ':')+1:]
 // hashes). Only those records are pruned, by ID: never the engine's whole
 // build cache, which other projects share.
 func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, cache []*build.CacheRecord, keep map[string]bool) []Removed {
-	prefix := cacheMarker + targetCachePrefix(WorkspaceID(b.root))
+	prefix := targetCachePrefix(WorkspaceID(b.root))
+	return b.pruneMounts(ctx, cache, codeMarker, func(id string) bool {
+		hash, ok := strings.CutPrefix(id, prefix)
+		return ok && hash != "" && !keep[hash]
+	})
+}
+
+// pruneMounts removes, by ID, the cache mounts among cache of the steps
+// marked with step whose cache id (named in the command after cacheMarker
+// or cookCacheMarker) remove picks; never one in use. A failure is logged.
+func (b *WorkspaceBuilder) pruneMounts(ctx context.Context, cache []*build.CacheRecord, step string, remove func(id string) bool) []Removed {
 	var removed []Removed
 	for _, rec := range cache {
-		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, codeMarker) {
+		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, step) {
 			continue
 		}
-		i := strings.Index(rec.Description, prefix)
-		if i < 0 {
-			continue
-		}
-		hash := rec.Description[i+len(prefix):]
-		if j := strings.IndexAny(hash, " \t"); j >= 0 {
-			hash = hash[:j]
-		}
-		if hash == "" || keep[hash] {
+		id := mountID(rec.Description)
+		if id == "" || !remove(id) {
 			continue
 		}
 		if _, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", rec.ID))}); err != nil {
-			b.log.Warn("could not remove a target cache", zap.String("recipe", hash), zap.Error(err))
+			b.log.Warn("could not remove a cache mount", zap.String("cache", id), zap.Error(err))
 			continue
 		}
-		cacheID := targetCacheID(b.root, hash)
-		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", cacheID, float64(rec.Size)/1e6)})
+		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", id, float64(rec.Size)/1e6)})
 	}
 	return removed
+}
+
+// mountID is the cache id a step's command names after cacheMarker or
+// cookCacheMarker ("" when it names none).
+func mountID(description string) string {
+	for _, m := range []string{cacheMarker, cookCacheMarker} {
+		if i := strings.Index(description, m); i >= 0 {
+			if f := strings.Fields(description[i+len(m):]); len(f) > 0 {
+				return f[0]
+			}
+		}
+	}
+	return ""
 }
 
 // commitOf is the commit the workspace's HEAD names ("" outside git).
