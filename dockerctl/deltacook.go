@@ -207,8 +207,16 @@ awk -v h="$H" '
     }
   }' /tmp/chefd-units.json | sort -u >/tmp/chefd-units
 cd target
-keep='
+# the cache keeps the units of the last %[5]d recipes cooked in it
+mkdir -p .chefd-cook-units
+cp /tmp/chefd-units .chefd-cook-units/%[4]s.new && mv .chefd-cook-units/%[4]s.new .chefd-cook-units/%[4]s
+ls -t .chefd-cook-units | tail -n +%[6]d | (cd .chefd-cook-units && xargs -r rm -f)
+cat .chefd-cook-units/* | sort -u >/tmp/chefd-units-kept
+# one listing: D a directory of the image, C an entry of this cook (copied
+# into the image), X an entry no kept recipe has (removed from the cache)
+find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\n' | awk -v h="$H" -v pd=%[2]s '
   FILENAME == ARGV[1] { unit[$0] = 1; next }
+  FILENAME == ARGV[2] { kept[$0] = 1; next }
   {
     kind = $1; p = substr($0, 3); n = split(p, c, "/")
     pl = 0
@@ -226,24 +234,17 @@ keep='
       next
     }
     if (n > pl + 2) next
-    keep = 0
+    u = ""
     if (c[pl + 1] == "deps" || c[pl + 1] == "build" || c[pl + 1] == ".fingerprint")
-      if (match(c[n], "-" h "([.]|$)")) keep = (substr(c[n], RSTART + 1, 16) in unit)
-    print (keep ? "C " : "X ") p
-  }'
-find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\n' |
-  awk -v h="$H" -v pd=%[2]s "$keep" /tmp/chefd-units - >/tmp/chefd-keep
+      if (match(c[n], "-" h "([.]|$)")) u = substr(c[n], RSTART + 1, 16)
+    if (u in unit) print "C " p
+    else if (!(u in kept)) print "X " p
+  }' /tmp/chefd-units /tmp/chefd-units-kept - >/tmp/chefd-keep
 rm -rf %[3]s && mkdir -p %[3]s
 sed -n 's/^D //p' /tmp/chefd-keep | (cd %[3]s && xargs -r -d '\n' mkdir -p)
 sed -n 's/^C //p' /tmp/chefd-keep | xargs -r -d '\n' cp -a --parents -t %[3]s
 echo "chefd: $(wc -l </tmp/chefd-units) third-party units in the cooked image"
-# the cache keeps the units of the last %[5]d recipes cooked in it
-mkdir -p .chefd-cook-units
-cp /tmp/chefd-units .chefd-cook-units/%[4]s.new && mv .chefd-cook-units/%[4]s.new .chefd-cook-units/%[4]s
-ls -t .chefd-cook-units | tail -n +%[6]d | (cd .chefd-cook-units && xargs -r rm -f)
-cat .chefd-cook-units/* | sort -u >/tmp/chefd-units-kept
-find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\n' | awk -v h="$H" -v pd=%[2]s "$keep" /tmp/chefd-units-kept - |
-  sed -n 's/^X //p' | xargs -r -d '\n' rm -rf
+sed -n 's/^X //p' /tmp/chefd-keep | xargs -r -d '\n' rm -rf
 echo %[4]s >.chefd-cook-recipe
 rm -f .chefd-cook-running
 `, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash), cookCacheKeep, cookCacheKeep+1)
