@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,10 +128,20 @@ func TestRemoveDeepTree(t *testing.T) {
 		files[rel] = rel
 		want = append(want, rel)
 	}
-	h := start(t, mkTree(t, files))
+	// An hour-long quiet period and a Sync: the batch holds every removal
+	// RemoveAll made, however slowly a loaded machine makes them (with a
+	// 50 ms quiet period a CI run once split it into two batches).
+	h := start(t, mkTree(t, files), WithDebounce(time.Hour), WithMaxWait(2*time.Hour))
 	before := h.w.WatchCount()
 	h.remove("gen")
+	ctx, cancel := context.WithTimeout(context.Background(), waitBatch)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.w.Sync(ctx) }()
 	b := h.next()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	if len(b.Removed) != len(want) || len(b.Paths) != len(want) {
 		t.Fatalf("removed %d paths (%d in batch), want %d", len(b.Removed), len(b.Paths), len(want))
 	}
