@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -182,7 +183,15 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 				return err
 			}
 		}
+		prefix := "skeleton"
+		if mountVendor(r) {
+			prefix = cookVendorDir
+		}
 		for _, v := range r.VendorDirs {
+			// the directory itself, for the mount of an empty one
+			if err := cw.mkdirs(path.Join(prefix, v, "x")); err != nil {
+				return err
+			}
 			dir := filepath.Join(r.ContextRoot, filepath.FromSlash(v))
 			files, err := collect(dir, r.ContextRoot, inputs.Builtin(dir))
 			if err != nil {
@@ -190,7 +199,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 			}
 			sortFiles(files)
 			for _, f := range files {
-				if err := cw.add("skeleton", f); err != nil {
+				if err := cw.add(prefix, f); err != nil {
 					return err
 				}
 			}

@@ -105,3 +105,35 @@ func TestCookScriptKeepsOnlyThirdParty(t *testing.T) {
 		t.Error("the cook script empties the cache without --no-cache")
 	}
 }
+
+// TestMountVendor: the cook bind-mounts vendored sources only where the
+// mounts cannot hide each other, the skeleton or the target directory;
+// the Dockerfile mounts each at its own path.
+func TestMountVendor(t *testing.T) {
+	for _, c := range []struct {
+		ws     string
+		vendor []string
+		want   bool
+	}{
+		{".", nil, true},
+		{".", []string{"vendor"}, true},
+		{"rust", []string{"rust/vendor", "third_party/crates"}, true},
+		{".", []string{"."}, false},
+		{".", []string{"../elsewhere"}, false},
+		{".", []string{"target/vendor"}, false},
+		{"rust", []string{"rust/target/v"}, false},
+		{".", []string{"vendor", "vendor/more"}, false},
+	} {
+		r := &recipe.Recipe{Hash: hashOf('v'), WorkspaceDir: c.ws, VendorDirs: c.vendor, Intent: recipe.Intent{Profile: "release"}}
+		if got := mountVendor(r); got != c.want {
+			t.Errorf("mountVendor(workspace %q, vendor %q) = %v, want %v", c.ws, c.vendor, got, c.want)
+		}
+		df := cookDockerfile(r, "chefd-cook-test")
+		for _, v := range c.vendor {
+			mount := "--mount=type=bind,source=vendor/" + v + ",target=/src/" + v + " "
+			if strings.Contains(df, mount) != c.want {
+				t.Errorf("workspace %q, vendor %q: mount %q in the Dockerfile: %v, want %v\n%s", c.ws, c.vendor, mount, !c.want, c.want, df)
+			}
+		}
+	}
+}
