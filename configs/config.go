@@ -60,6 +60,11 @@ type Config struct {
 	Ignore []string `toml:"ignore"`
 	// KeepCooked is how many cooked images garbage collection keeps. Default 3.
 	KeepCooked int `toml:"keep-cooked"`
+	// Loop turns the daemon's loop mode on or off: its builds for saves
+	// and build requests compile the workspace's own crates incrementally
+	// (the configured profile otherwise). Unset: on, unless CI is set (see
+	// LoopMode). What ships is built exactly either way.
+	Loop *bool `toml:"loop"`
 
 	// Path is the file the configuration was read from ("" for defaults).
 	Path string `toml:"-"`
@@ -99,6 +104,15 @@ func Default(dir string) Config {
 		MaxWait:      Duration{2 * time.Second},
 		KeepCooked:   3,
 	}
+}
+
+// LoopMode reports whether the daemon's builds use loop mode: the loop
+// key when set, else on unless ci (a CI run builds what ships).
+func (c Config) LoopMode(ci bool) bool {
+	if c.Loop != nil {
+		return *c.Loop
+	}
+	return !ci
 }
 
 // DefaultImageName derives an image repository name from a directory name:
@@ -233,7 +247,7 @@ func lineOfKey(data []byte, key toml.Key) int {
 func KnownKeys() []string {
 	keys := []string{"image", "tag", "builder-image", "runtime-image", "profile", "features",
 		"no-default-features", "target", "rustflags", "bins", "entrypoint", "debounce",
-		"max-wait", "ignore", "keep-cooked"}
+		"max-wait", "ignore", "keep-cooked", "loop"}
 	sort.Strings(keys)
 	return keys
 }

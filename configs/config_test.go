@@ -46,6 +46,7 @@ func TestParse(t *testing.T) {
 		{"max-wait below debounce", "debounce = \"1s\"\nmax-wait = \"10ms\"\n", 2, "max-wait", "shorter than debounce"},
 		{"keep-cooked zero", "keep-cooked = 0\n", 1, "keep-cooked", "at least 1"},
 		{"feature with comma", "features = [\"a,b\"]\n", 1, "features", "one feature per string"},
+		{"loop not a bool", "loop = \"yes\"\n", 1, "loop", "incompatible types"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -145,6 +146,29 @@ func TestDefaultImageName(t *testing.T) {
 		}
 		if got := DefaultImageName(filepath.Join(t.TempDir(), base)); got != want {
 			t.Errorf("DefaultImageName(%q) = %q, want %q", base, got, want)
+		}
+	}
+}
+
+// TestLoopMode: the loop key decides when set; unset, loop mode is on
+// unless CI is set.
+func TestLoopMode(t *testing.T) {
+	for _, c := range []struct {
+		text     string
+		ci, want bool
+	}{
+		{"", false, true},
+		{"", true, false},
+		{"loop = false\n", false, false},
+		{"loop = true\n", true, true},
+		{"loop = false\n", true, false},
+	} {
+		cfg, err := Parse(t.TempDir(), FileName, []byte(c.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.LoopMode(c.ci); got != c.want {
+			t.Errorf("%q with CI %v: loop mode %v, want %v", c.text, c.ci, got, c.want)
 		}
 	}
 }

@@ -52,6 +52,13 @@ ignore = []
 
 # How many cooked images garbage collection keeps.
 keep-cooked = 3
+
+# The daemon's builds (saves, chefd build --wait) compile the workspace's own
+# crates incrementally, at the same profile: seconds instead of a full crate
+# compile. Images say which mode built them (label chefd.mode); chefd build
+# without a daemon, --exact, --urgent and CI build exactly. Default: on,
+# unless CI is set.
+# loop = true
 `, image, strings.Join(quoted, ", "), entry)
 	return b.String()
 }

@@ -50,6 +50,7 @@ type trigger struct {
 	batch  bool
 	urgent bool
 	force  bool
+	exact  bool // a request for an exact build
 	waiter chan api.Record
 	// join is the running build a request may take as its answer: the
 	// workspace was checked to hold exactly what that build ships.
@@ -137,6 +138,9 @@ func (j *buildJob) merge(t trigger) {
 		j.urgent = true
 		j.rec.Urgent = true
 	}
+	if t.exact {
+		j.rec.Mode = dockerctl.ModeExact
+	}
 }
 
 // absorb moves what a superseded build was for into j.
@@ -152,13 +156,23 @@ func (j *buildJob) absorb(o *buildJob) {
 	if o.urgent {
 		j.urgent, j.rec.Urgent = true, true
 	}
+	if o.rec.Mode == dockerctl.ModeExact { // its requests may have asked for exact
+		j.rec.Mode = dockerctl.ModeExact
+	}
+}
+
+// modeAnswers: a build of mode have answers a request (exact: it asked
+// for an exact build). An exact build answers any request.
+func modeAnswers(have dockerctl.Mode, exact bool) bool {
+	return !exact || have == dockerctl.ModeExact
 }
 
 // queue returns the queued build, creating it.
 func (s *Scheduler) queue(kind api.Trigger) *buildJob {
 	if s.pending == nil {
 		s.pending = &buildJob{
-			rec:  &api.Record{ID: s.newID(), Kind: api.KindBuild, Trigger: kind, Queued: time.Now(), Result: api.ResultQueued},
+			rec: &api.Record{ID: s.newID(), Kind: api.KindBuild, Trigger: kind, Queued: time.Now(), Result: api.ResultQueued,
+				Mode: s.opts.Mode},
 			tail: &outputTail{max: 60},
 		}
 		s.bus.publish(api.Event{Type: api.EventBuildQueued, ID: s.pending.rec.ID, Record: s.pending.rec.Clone()})
@@ -269,10 +283,11 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 		}
 		publish(ev)
 	}
+	mode := rec.Mode
 	written := s.saveState() // the running record: a crash leaves it on disk
 	go func() {
 		waitWritten(ctx, written)
-		res, err := s.opts.Builder.Build(ctx, r, progress)
+		res, err := s.opts.Builder.Build(ctx, r, mode, progress)
 		s.post(func() { s.buildDone(p, res, err) })
 	}()
 }

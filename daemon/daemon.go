@@ -278,12 +278,12 @@ func (l *LazyBuilder) Cook(ctx context.Context, r *recipe.Recipe, p dockerctl.Pr
 }
 
 // Build implements Builder.
-func (l *LazyBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.BuildResult, error) {
+func (l *LazyBuilder) Build(ctx context.Context, r *recipe.Recipe, mode dockerctl.Mode, p dockerctl.Progress) (dockerctl.BuildResult, error) {
 	b, err := l.get(ctx)
 	if err != nil {
 		return dockerctl.BuildResult{}, err
 	}
-	return b.Build(ctx, r, p)
+	return b.Build(ctx, r, mode, p)
 }
 
 // GC implements Builder.

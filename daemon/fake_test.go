@@ -32,6 +32,7 @@ func fakeRecipe(name string) *recipe.Recipe {
 type fakeCall struct {
 	kind    string // "cook" or "build"
 	hash    string
+	mode    dockerctl.Mode // a build's
 	ctx     context.Context
 	p       dockerctl.Progress
 	release chan error
@@ -127,12 +128,12 @@ func (f *fakeBuilder) HasCooked(ctx context.Context, r *recipe.Recipe) (bool, er
 	return f.cooked[r.Hash], nil
 }
 
-func (f *fakeBuilder) call(ctx context.Context, kind string, r *recipe.Recipe, p dockerctl.Progress) error {
+func (f *fakeBuilder) call(ctx context.Context, kind string, r *recipe.Recipe, mode dockerctl.Mode, p dockerctl.Progress) error {
 	f.mu.Lock()
 	f.counts[kind]++
 	stubborn := f.stubborn
 	f.mu.Unlock()
-	c := &fakeCall{kind: kind, hash: r.Hash, ctx: ctx, p: p, release: make(chan error, 1), returned: make(chan struct{})}
+	c := &fakeCall{kind: kind, hash: r.Hash, mode: mode, ctx: ctx, p: p, release: make(chan error, 1), returned: make(chan struct{})}
 	defer close(c.returned)
 	f.calls <- c
 	if stubborn {
@@ -147,7 +148,7 @@ func (f *fakeBuilder) call(ctx context.Context, kind string, r *recipe.Recipe, p
 }
 
 func (f *fakeBuilder) Cook(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.CookResult, error) {
-	err := f.call(ctx, "cook", r, p)
+	err := f.call(ctx, "cook", r, "", p)
 	if err != nil {
 		return dockerctl.CookResult{}, err
 	}
@@ -160,7 +161,7 @@ func (f *fakeBuilder) Cook(ctx context.Context, r *recipe.Recipe, p dockerctl.Pr
 		Phases: []dockerctl.Phase{{Name: "cook", Duration: dur}}}, nil
 }
 
-func (f *fakeBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.BuildResult, error) {
+func (f *fakeBuilder) Build(ctx context.Context, r *recipe.Recipe, mode dockerctl.Mode, p dockerctl.Progress) (dockerctl.BuildResult, error) {
 	in := &dockerctl.Inputs{}
 	f.mu.Lock()
 	f.inputs[in] = f.disk
@@ -173,11 +174,11 @@ func (f *fakeBuilder) Build(ctx context.Context, r *recipe.Recipe, p dockerctl.P
 		p(dockerctl.Event{Kind: dockerctl.EventInputs, Inputs: in})
 		p(dockerctl.Event{Kind: dockerctl.EventStep, Step: "cargo build"})
 	}
-	err := f.call(ctx, "build", r, p)
+	err := f.call(ctx, "build", r, mode, p)
 	if err != nil {
 		return dockerctl.BuildResult{}, err
 	}
-	return dockerctl.BuildResult{Image: "app:dev", Inputs: in, ImageID: "sha256:img" + r.ShortHash(), CookedTag: "app-cooked:" + r.ShortHash(),
+	return dockerctl.BuildResult{Image: "app:dev", Mode: mode, Inputs: in, ImageID: "sha256:img" + r.ShortHash(), CookedTag: "app-cooked:" + r.ShortHash(),
 		Duration: 5 * time.Second, Compiled: dockerctl.Crates{Local: 3},
 		Phases: []dockerctl.Phase{{Name: "build", Duration: 5 * time.Second}}}, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/recipe"
 	"github.com/chefd/chefd/watcher"
 )
@@ -48,6 +49,9 @@ type options struct {
 	// engine was unreachable is tried again; it doubles up to
 	// EngineRetryMax. Defaults 1s and 1 minute.
 	EngineRetry, EngineRetryMax time.Duration
+	// Mode is the mode of the daemon's builds (saves, build requests);
+	// a request may ask for an exact build. Default dockerctl.ModeExact.
+	Mode dockerctl.Mode
 	// Hold reports a hold on automatic builds (git in the middle of an
 	// operation): the file that holds them and since when; "" when none.
 	Hold func() (reason string, since time.Time)
@@ -64,6 +68,10 @@ func WithKeepCooked(n int) Option { return func(o *options) { o.KeepCooked = n }
 
 // WithHistorySize bounds the build history (default 50).
 func WithHistorySize(n int) Option { return func(o *options) { o.HistorySize = n } }
+
+// WithMode sets the mode of the daemon's builds (default exact; the
+// daemon's Run uses loop unless chefd.toml or CI says otherwise).
+func WithMode(m dockerctl.Mode) Option { return func(o *options) { o.Mode = m } }
 
 // WithManual turns automatic code builds off (cooks still start when the
 // recipe changes).

@@ -77,6 +77,7 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 	var (
 		reuse, run     *api.Record
 		reuseIn, runIn *dockerctl.Inputs
+		runMode        dockerctl.Mode
 		job            *buildJob
 	)
 	for {
@@ -87,7 +88,8 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 			if req.Force || s.closing {
 				return
 			}
-			if s.lastOK != nil && s.lastOKIn != nil && s.lastOK.Recipe == r.Hash && s.build == nil && s.pending == nil {
+			if s.lastOK != nil && s.lastOKIn != nil && s.lastOK.Recipe == r.Hash && s.build == nil && s.pending == nil &&
+				modeAnswers(s.lastOK.Mode, req.Exact || req.Urgent) {
 				reuse, reuseIn = s.lastOK, s.lastOKIn
 			}
 			if b := s.build; b != nil && b.state != stateStopping && b.r.Hash == r.Hash {
@@ -95,7 +97,7 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 					ready = b.ready
 					return
 				}
-				job, run, runIn = b, b.rec, b.inputs
+				job, run, runIn, runMode = b, b.rec, b.inputs, b.rec.Mode
 			}
 		}); err != nil {
 			return nil, err
@@ -110,7 +112,8 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 		}
 	}
 	reuseOK := reuse != nil && s.unchanged(ctx, r, reuseIn)
-	runOK := run != nil && s.unchanged(ctx, r, runIn)
+	runSame := run != nil && s.unchanged(ctx, r, runIn)
+	runOK := runSame && modeAnswers(runMode, req.Exact || req.Urgent)
 	held := ""
 	if s.opts.Hold != nil {
 		held, _ = s.opts.Hold()
@@ -141,11 +144,11 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 		}
 		delete(s.cookFailed, s.cur.Hash) // a request retries a failed cook
 		w := make(chan api.Record, 1)
-		tr := trigger{kind: api.TriggerRequest, urgent: req.Urgent, force: req.Force, waiter: w}
+		tr := trigger{kind: api.TriggerRequest, urgent: req.Urgent, force: req.Force, exact: req.Exact || req.Urgent, waiter: w}
 		if runOK {
 			tr.join = job
-		} else if run != nil {
-			tr.stale = job
+		} else if run != nil && !runSame {
+			tr.stale = job // the running build ships other content (not just another mode)
 		}
 		j := s.request(tr)
 		t = &Ticket{Record: *j.rec.Clone(), done: w, held: held}

@@ -51,7 +51,7 @@ type Builder interface {
 	HasCooked(ctx context.Context, r *recipe.Recipe) (bool, error)
 	Cook(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.CookResult, error)
 	// Build runs the code build on the cooked image of r (dockerctl cooks first if the image is missing, but the scheduler should cook explicitly before).
-	Build(ctx context.Context, r *recipe.Recipe, p dockerctl.Progress) (dockerctl.BuildResult, error)
+	Build(ctx context.Context, r *recipe.Recipe, mode dockerctl.Mode, p dockerctl.Progress) (dockerctl.BuildResult, error)
 	GC(ctx context.Context, keep int) (removed []dockerctl.Removed, err error)
 	// Unchanged reports whether the workspace still holds exactly what a
 	// build shipped (its BuildResult.Inputs, or the Inputs of its
@@ -165,6 +165,9 @@ func New(b Builder, plan PlanFunc, opt ...Option) (*Scheduler, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
+	}
+	if !opts.Mode.Valid() {
+		opts.Mode = dockerctl.ModeExact
 	}
 	if opts.KeepCooked <= 0 {
 		opts.KeepCooked = 3

@@ -382,3 +382,52 @@ func TestJobMoves(t *testing.T) {
 	s.move(&st, stateRunning, "test")
 	must(t, s.illegalMoves == 1 && st == stateRunning, "illegal move: counted %d, state %v", s.illegalMoves, st)
 }
+
+// TestSchedModes: the daemon's builds run in its mode (loop here); a
+// request for an exact build is never answered by a loop build, reused or
+// running, and an exact build answers any request.
+func TestSchedModes(t *testing.T) {
+	a := fakeRecipe("a")
+	h := newHarness(t, newFakeBuilder(a), a, func(o *options) { o.Mode = dockerctl.ModeLoop })
+
+	h.code("src/main.rs")
+	c := h.next("build", a)
+	must(t, c.mode == dockerctl.ModeLoop, "a save built in mode %q", c.mode)
+	c.finish(nil)
+	loop := *h.event(api.EventBuildDone, func(api.Event) bool { return true }).Record
+	must(t, loop.Mode == dockerctl.ModeLoop && loop.Result == api.ResultOK, "%+v", loop)
+
+	// nothing changed: a plain request takes the loop build, an exact one does not
+	again := h.submit(api.BuildRequest{Wait: true})
+	must(t, again.Final() && again.Record.Reused && again.Record.ID == loop.ID, "plain request %+v", again.Record)
+	exact := h.submit(api.BuildRequest{Wait: true, Exact: true})
+	must(t, !exact.Final(), "an exact request was answered by the loop build %+v", exact.Record)
+	c = h.next("build", a)
+	must(t, c.mode == dockerctl.ModeExact, "the exact request built in mode %q", c.mode)
+	c.finish(nil)
+	ex := h.wait(exact)
+	must(t, ex.Mode == dockerctl.ModeExact && ex.ID != loop.ID, "%+v", ex)
+
+	// the exact build answers both kinds of request
+	for _, req := range []api.BuildRequest{{Wait: true}, {Wait: true, Exact: true}} {
+		tk := h.submit(req)
+		must(t, tk.Final() && tk.Record.ID == ex.ID, "request %+v: %+v", req, tk.Record)
+	}
+
+	// an exact request while a save's loop build runs on the same content
+	// queues an exact build after it, without superseding it
+	h.code("src/main.rs")
+	running := h.next("build", a)
+	must(t, running.mode == dockerctl.ModeLoop, "mode %q", running.mode)
+	tk := h.submit(api.BuildRequest{Wait: true, Exact: true})
+	select {
+	case <-running.ctx.Done():
+		t.Fatal("the exact request superseded a loop build of the same content")
+	default:
+	}
+	running.finish(nil)
+	c = h.next("build", a)
+	must(t, c.mode == dockerctl.ModeExact, "mode %q", c.mode)
+	c.finish(nil)
+	must(t, h.wait(tk).Mode == dockerctl.ModeExact, "answer not exact")
+}

@@ -42,7 +42,7 @@ func (s *Scheduler) Status(recent int) (api.Status, error) {
 	var st api.Status
 	err := s.do(func() {
 		st = api.Status{State: s.state(), Recipe: s.curHash(), RecipeComputed: s.curAt,
-			LastCook: s.lastCook, Changes: s.gen, Manual: s.opts.Manual, CookedImages: []api.CookedImage{}}
+			LastCook: s.lastCook, Changes: s.gen, Manual: s.opts.Manual, Mode: s.opts.Mode, CookedImages: []api.CookedImage{}}
 		if s.opts.Hold != nil {
 			st.Held, st.HeldSince = s.opts.Hold()
 		}

@@ -72,9 +72,23 @@ func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, opts ...BuilderOp
 // the leftover cleanup find the caches by it.
 func targetCachePrefix(workspaceID string) string { return "chefd-target-" + workspaceID + "-" }
 
-func targetCacheID(root, shortHash string) string {
-	return targetCachePrefix(WorkspaceID(root)) + shortHash
+// Each mode has a target cache of its own. The stamp record of a target
+// cache (stamp.sh) holds for every unit cargo builds in it: after a
+// successful build every unit matches the sources. Loop and exact builds
+// compile the workspace's crates as different units (other metadata, same
+// sources), so one mode's success says nothing of the other's units: an
+// exact build after loop builds in a shared cache would take its old units
+// as fresh and ship stale code.
+func targetCacheID(root, shortHash string, mode Mode) string {
+	id := targetCachePrefix(WorkspaceID(root)) + shortHash
+	if mode == ModeLoop {
+		id += loopCacheSuffix
+	}
+	return id
 }
+
+// loopCacheSuffix ends the id of a loop-mode target cache.
+const loopCacheSuffix = "-loop"
 
 // WorkspaceID is a short stable identifier of a workspace root.
 func WorkspaceID(root string) string {
@@ -243,11 +257,14 @@ func ShippedBins(cfg Settings, r *recipe.Recipe) ([]string, string) {
 	return bins, entry
 }
 
-// Build cooks r if needed, then builds the code on the cooked image and
-// tags <image>:<tag>.
-func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progress) (BuildResult, error) {
+// Build cooks r if needed, then builds the code on the cooked image in
+// mode and tags <image>:<tag> (labelled with the mode).
+func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mode, p Progress) (BuildResult, error) {
 	start := time.Now()
-	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r)}
+	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r), Mode: mode}
+	if !mode.Valid() {
+		return res, fmt.Errorf("build mode %q: want %q or %q", mode, ModeExact, ModeLoop)
+	}
 	b.use(r)
 	if err := checkSrcRoot(r); err != nil {
 		return res, err
@@ -284,7 +301,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	if err != nil {
 		return res, err
 	}
-	cacheID := targetCacheID(b.root, r.ShortHash())
+	cacheID := targetCacheID(b.root, r.ShortHash(), mode)
 	res.Phases = append(res.Phases, Phase{Name: "context", Duration: time.Since(t0)})
 	b.log.Debug("code build context", zap.Int("files", len(files)))
 	if w := contextWarning(files, b.cfg, r.ContextRoot, b.root); w != nil {
@@ -298,7 +315,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	}
 
 	df := codeDockerfile(r, cacheID, b.cfg.RuntimeImage, entry)
-	script := codeScript(r, bins, b.noCache)
+	script := codeScript(r, bins, b.noCache, mode)
 	src := newSourceIndex(r)
 	in := newInputs(r, t0)
 	written := make(chan struct{})
@@ -339,7 +356,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{b.ImageRef()},
-		Labels:     b.labels("image", r),
+		Labels:     withLabel(b.labels("image", r), labelMode, string(mode)),
 		BuildArgs:  map[string]*string{"COOKED": &cooked},
 	}, p)
 	res.Phases = append(res.Phases, Phase{Name: "build", Duration: time.Since(t1)})
@@ -363,7 +380,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, p Progre
 	default:
 	}
 	b.log.Info("built", zap.String("image", res.Image), zap.String("id", res.ImageID),
-		zap.Duration("took", res.Duration), zap.Int("local", res.Compiled.Local),
+		zap.Duration("took", res.Duration), zap.String("mode", string(mode)), zap.Int("local", res.Compiled.Local),
 		zap.Int("third_party", res.Compiled.ThirdParty))
 	return res, nil
 }
@@ -528,6 +545,7 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, cache []*build
 	prefix := targetCachePrefix(WorkspaceID(b.root))
 	return b.pruneMounts(ctx, cache, codeMarker, func(id string) bool {
 		hash, ok := strings.CutPrefix(id, prefix)
+		hash = strings.TrimSuffix(hash, loopCacheSuffix)
 		return ok && hash != "" && !keep[hash]
 	})
 }

@@ -172,10 +172,18 @@ func cookDockerfile(r *recipe.Recipe, cookCache string) string {
 
 // codeScript is the code step: stamp the sources (stamp.sh), build, mark
 // the cache as matching the sources, copy the shipped binaries out.
-func codeScript(r *recipe.Recipe, bins []string, reset bool) string {
+//
+// In ModeLoop cargo compiles the workspace's own crates incrementally
+// (CARGO_INCREMENTAL=1 overrides the profile; cargo never applies it to a
+// crate that is not a path package), with rustc's incremental state in the
+// target cache next to the artifacts.
+func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode) string {
 	wd := workdir(r)
 	var b strings.Builder
 	b.WriteString("# chefd code step (generated)\nset -e\n")
+	if mode == ModeLoop {
+		b.WriteString("export CARGO_INCREMENTAL=1\n")
+	}
 	fmt.Fprintf(&b, "export CHEFD_SRC=%s CHEFD_TARGET=%s CHEFD_LIST=%s CHEFD_ALWAYS=%s\n",
 		shQuote(srcRootOf(r)), shQuote(wd+"/target"), stepDir+"/sources", stepDir+"/always")
 	if reset {

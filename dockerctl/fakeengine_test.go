@@ -117,6 +117,12 @@ func (f *fakeEngine) targetCache(root, hash string, inUse bool) {
 		Description: "mount / from exec /bin/sh -c " + codeMarker + " " + cacheMarker + "chefd-target-" + WorkspaceID(root) + "-" + hash[:16] + " sh /run/chefd/code.sh"})
 }
 
+// loopCache adds the record of the loop-mode target cache of hash.
+func (f *fakeEngine) loopCache(root, hash string) {
+	f.caches = append(f.caches, &build.CacheRecord{ID: "loop-" + hash[:8], Type: "exec.cachemount",
+		Description: "mount / from exec /bin/sh -c " + codeMarker + " " + cacheMarker + targetCacheID(root, hash[:16], ModeLoop) + " sh /run/chefd/code.sh"})
+}
+
 // cookCache adds the record of a cook cache of key.
 func (f *fakeEngine) cookCache(key string, inUse bool) {
 	f.caches = append(f.caches, &build.CacheRecord{ID: "cook-" + key, Type: "exec.cachemount", InUse: inUse,
@@ -147,6 +153,7 @@ func TestGCKeepsNewestAndCurrent(t *testing.T) {
 	f.cooked(other, "app", hashOf('f'), 50) // another workspace
 	for _, h := range []string{a, c, d, e} {
 		f.targetCache(b.root, h, false)
+		f.loopCache(b.root, h) // each mode has its own
 	}
 	f.targetCache(other, hashOf('f'), false)
 	b.mu.Lock()
@@ -167,10 +174,10 @@ func TestGCKeepsNewestAndCurrent(t *testing.T) {
 	if !slices.Equal(recipes, []string{c}) {
 		t.Fatalf("removed recipes %q, want only %s (keep 2 newest and the current one)", recipes, c[:8])
 	}
-	if !slices.Equal(f.removed, []string{"sha256:" + c[:12], "cache-" + c[:8]}) {
+	if !slices.Equal(f.removed, []string{"sha256:" + c[:12], "cache-" + c[:8], "loop-" + c[:8]}) {
 		t.Fatalf("engine saw removals %q", f.removed)
 	}
-	if len(names) != 2 || !strings.Contains(names[1], "build cache chefd-target-") {
+	if len(names) != 3 || !strings.Contains(names[1], "build cache chefd-target-") || !strings.Contains(names[2], "-loop ") {
 		t.Fatalf("names %q", names)
 	}
 

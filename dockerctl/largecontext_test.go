@@ -48,7 +48,7 @@ func buildWarnings(t *testing.T, root string, cfg Settings) []string {
 	f.images = append(f.images, image.Summary{ID: "sha256:runtime", RepoTags: []string{cfg.RuntimeImage}})
 	b := NewWorkspaceBuilder(&Engine{api: f, host: "fake", log: zap.NewNop()}, root, cfg, WithStateDir(t.TempDir()))
 	var lines []string
-	b.Build(context.Background(), r, func(ev Event) {
+	b.Build(context.Background(), r, ModeExact, func(ev Event) {
 		if ev.Kind == EventLog && ev.Step == "context" {
 			lines = append(lines, ev.Text)
 		}
@@ -184,7 +184,7 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(root, "big.bin"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res, err := b.Build(context.Background(), r, nil)
+		res, err := b.Build(context.Background(), r, ModeExact, nil)
 		if err != nil {
 			t.Fatalf("build %d: %v", i+1, err)
 		}
@@ -205,7 +205,7 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "big.bin")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Build(context.Background(), r, nil); err != nil {
+	if _, err := b.Build(context.Background(), r, ModeExact, nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -122,7 +122,7 @@ func TestSymlinkedMemberBuilds(t *testing.T) {
 	b := NewWorkspaceBuilder(e, root, cfg, WithStateDir(t.TempDir()))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	res, err := b.Build(ctx, r, nil)
+	res, err := b.Build(ctx, r, ModeExact, nil)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}

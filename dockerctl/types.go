@@ -39,13 +39,15 @@ type CookResult struct {
 
 // BuildResult describes a finished code build.
 type BuildResult struct {
-	Image     string        `json:"image"`    // <image>:<tag>
-	ImageID   string        `json:"image_id"` // sha256:...
-	CookedTag string        `json:"cooked_tag"`
-	Cook      *CookResult   `json:"cook,omitempty"` // set when the build had to cook first
-	Duration  time.Duration `json:"duration_ns"`
-	Compiled  Crates        `json:"compiled"`
-	Phases    []Phase       `json:"phases"`
+	Image     string `json:"image"`    // <image>:<tag>
+	ImageID   string `json:"image_id"` // sha256:...
+	CookedTag string `json:"cooked_tag"`
+	// Mode is how the code build compiled the workspace's crates.
+	Mode     Mode          `json:"mode"`
+	Cook     *CookResult   `json:"cook,omitempty"` // set when the build had to cook first
+	Duration time.Duration `json:"duration_ns"`
+	Compiled Crates        `json:"compiled"`
+	Phases   []Phase       `json:"phases"`
 	// Warnings are the lines of a warning about the build (a large
 	// context: its largest files and the .dockerignore lines that would
 	// leave them out), also sent as progress output.

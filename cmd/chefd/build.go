@@ -226,7 +226,7 @@ workspace, the build is asked of the daemon.`,
 			if !f.JSON {
 				p = progressPrinter(a.stderr)
 			}
-			res, err := s.builder.Build(ctx, s.recipe, p)
+			res, err := s.builder.Build(ctx, s.recipe, dockerctl.ModeExact, p)
 			res.Phases = append([]dockerctl.Phase{{Name: "prepare", Duration: s.prepare}}, res.Phases...)
 			if err != nil {
 				return engineError(err)
@@ -242,7 +242,8 @@ workspace, the build is asked of the daemon.`,
 		},
 	}
 	cmd.Flags().BoolVar(&f.Wait, "wait", false, "with a daemon: wait for the build and print its result")
-	cmd.Flags().BoolVar(&f.Urgent, "urgent", false, "with a daemon: go ahead of background cooks of other recipes")
+	cmd.Flags().BoolVar(&f.Urgent, "urgent", false, "with a daemon: go ahead of background cooks of other recipes (an exact build)")
+	cmd.Flags().BoolVar(&f.Exact, "exact", false, "with a daemon: build exactly the configured profile, not the daemon's incremental loop mode (a build without a daemon is always exact)")
 	cmd.Flags().BoolVar(&f.WarmOnly, "warm-only", false, "fail fast when the current recipe has no cooked image")
 	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&f.Tag, "tag", "", "image tag (default: tag in chefd.toml, \"dev\")")
@@ -252,6 +253,7 @@ workspace, the build is asked of the daemon.`,
 
 func printResult(w io.Writer, res dockerctl.BuildResult) {
 	fmt.Fprintf(w, "%s %s\n", res.Image, res.ImageID)
+	fmt.Fprintf(w, "  mode     %s\n", res.Mode.Describe())
 	if res.Cook != nil && !res.Cook.Skipped {
 		fmt.Fprintf(w, "  cook     %6.1fs  %s (%s)\n", res.Cook.Duration.Seconds(), cookLine(res.Cook.Seed, res.Cook.Compiled), res.Cook.Tag)
 	}

@@ -8,4 +8,5 @@ type buildFlags struct {
 	JSON     bool   // print the result as JSON
 	Tag      string // image tag (default from chefd.toml)
 	NoCache  bool   // ignore the engine's layer cache
+	Exact    bool   // with a daemon: an exact build even when its mode is loop
 }

@@ -318,7 +318,7 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 		}
 		return false, nil
 	}
-	req := api.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly}
+	req := api.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly, Exact: opts.Exact}
 	var onEvent func(api.Event)
 	if opts.Wait && !opts.JSON {
 		onEvent = daemonEventPrinter(a.stderr)
@@ -361,12 +361,12 @@ func (a *app) reportDaemonBuild(rec api.Record, quiet bool) error {
 	}
 	switch {
 	case rec.Reused:
-		say("the workspace holds what build #%d shipped (%s ago): no new build\n", rec.ID, fmtDur(time.Since(rec.Finished)))
+		say("the workspace holds what build #%d shipped (%s ago, mode %s): no new build\n", rec.ID, fmtDur(time.Since(rec.Finished)), rec.Mode)
 	case !rec.Result.Done():
 		say("build #%d %s by the daemon (follow it with: chefd events, or chefd status)\n", rec.ID, rec.Result)
 		return nil
 	case rec.Result == api.ResultOK:
-		say("build #%d ok in %s: %s\n", rec.ID, fmtDur(rec.Duration), crateLine(rec.Compiled))
+		say("build #%d ok in %s, mode %s: %s\n", rec.ID, fmtDur(rec.Duration), rec.Mode.Describe(), crateLine(rec.Compiled))
 		for _, w := range rec.Why() {
 			say("  why: %s\n", w)
 		}
@@ -477,6 +477,9 @@ func recordLine(r api.Record, now time.Time) string {
 	if r.Urgent {
 		b.WriteString("  urgent")
 	}
+	if r.Kind == api.KindBuild && r.Mode != "" {
+		b.WriteString("  " + string(r.Mode))
+	}
 	if r.Kind == api.KindCook && r.Result == api.ResultOK && len(r.Phases) > 0 {
 		b.WriteString("  " + cookLine(r.Seed, r.Compiled))
 	}
@@ -497,6 +500,9 @@ func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 	}
 	if st.Manual {
 		mode += ", manual builds"
+	}
+	if st.Mode != "" {
+		mode += ", " + string(st.Mode) + " mode"
 	}
 	fmt.Fprintf(w, "chefd daemon for %s (pid %d, up %s, %s)\n", d.Paths.Root, d.PID, fmtDur(now.Sub(d.Started)), mode)
 	fmt.Fprintf(w, "state:    %s\n", st.State)
@@ -549,7 +555,7 @@ func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 		}
 	}
 	if r := st.LastOK; r != nil {
-		fmt.Fprintf(w, "image:    %s %s (build #%d, %s ago)\n", r.Image, shortID(r.ImageID), r.ID, fmtDur(now.Sub(r.Finished)))
+		fmt.Fprintf(w, "image:    %s %s (build #%d, %s, %s ago)\n", r.Image, shortID(r.ImageID), r.ID, r.Mode, fmtDur(now.Sub(r.Finished)))
 	}
 	if len(st.Recent) > 0 {
 		fmt.Fprintln(w, "recent:")

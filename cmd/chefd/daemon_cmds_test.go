@@ -81,7 +81,7 @@ func (noEngine) HasCooked(context.Context, *recipe.Recipe) (bool, error) { retur
 func (noEngine) Cook(context.Context, *recipe.Recipe, dockerctl.Progress) (dockerctl.CookResult, error) {
 	return dockerctl.CookResult{}, errNoEngine
 }
-func (noEngine) Build(context.Context, *recipe.Recipe, dockerctl.Progress) (dockerctl.BuildResult, error) {
+func (noEngine) Build(context.Context, *recipe.Recipe, dockerctl.Mode, dockerctl.Progress) (dockerctl.BuildResult, error) {
 	return dockerctl.BuildResult{}, errNoEngine
 }
 func (noEngine) GC(context.Context, int) ([]dockerctl.Removed, error) { return nil, errNoEngine }

@@ -243,11 +243,17 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 	if err != nil {
 		return err
 	}
+	mode := dockerctl.ModeExact
+	if cfg.LoopMode(os.Getenv("CI") != "") {
+		mode = dockerctl.ModeLoop
+	}
+	log.Info("build mode", zap.String("mode", string(mode)))
 	err = daemon.Run(ctx, daemon.Config{
 		Builder: daemonBuilder(absRoot, cfg, log),
 		Plan:    daemonPlan(absRoot, cfg, log),
-		Options: []daemon.Option{daemon.WithKeepCooked(cfg.KeepCooked), daemon.WithManual(f.manual), daemon.WithLog(log)},
-		Paths:   paths,
+		Options: []daemon.Option{daemon.WithKeepCooked(cfg.KeepCooked), daemon.WithManual(f.manual), daemon.WithLog(log),
+			daemon.WithMode(mode)},
+		Paths: paths,
 		Watch: func() (watcher.Notify, error) {
 			return watcher.NewRoots(absRoot,
 				watcher.WithDebounce(cfg.Debounce.Duration),

@@ -85,6 +85,9 @@ type Record struct {
 	Image        string `json:"image,omitempty"`
 	ImageID      string `json:"image_id,omitempty"`
 	CookedTag    string `json:"cooked_tag,omitempty"`
+	// Mode is how a build compiles the workspace's crates: "loop"
+	// (incremental) or "exact" (what ships).
+	Mode dockerctl.Mode `json:"mode,omitempty"`
 	// Reused is set on the answer to a build request when nothing changed
 	// since this (successful) build: no new build ran.
 	Reused bool `json:"reused,omitempty"`

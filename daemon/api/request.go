@@ -46,4 +46,8 @@ type BuildRequest struct {
 	WarmOnly bool `json:"warm_only"`
 	// Force: build even when nothing changed since the last successful build.
 	Force bool `json:"force"`
+	// Exact: build exactly the configured profile (dockerctl.ModeExact),
+	// whatever the daemon's mode; a loop-mode build never answers it.
+	// Urgent requests (the hotfix lane) are exact too.
+	Exact bool `json:"exact,omitempty"`
 }

@@ -2,6 +2,8 @@ package api
 
 import (
 	"time"
+
+	"github.com/chefd/chefd/dockerctl"
 )
 
 // CookedImage is a cooked image the scheduler knows exists.
@@ -28,6 +30,9 @@ type Status struct {
 	LastCook       time.Duration `json:"last_cook_ns,omitempty"`
 	Changes        int64         `json:"changes"` // batches seen
 	Manual         bool          `json:"manual,omitempty"`
+	// Mode is the mode of the daemon's builds ("loop" or "exact"); a
+	// request may still ask for an exact build.
+	Mode dockerctl.Mode `json:"mode,omitempty"`
 	// Held names what holds automatic builds (git mid-operation: its
 	// index.lock, MERGE_HEAD, rebase-merge...), since HeldSince. Build
 	// requests still build what is on disk.
