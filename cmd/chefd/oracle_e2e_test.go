@@ -69,7 +69,10 @@ func newMarkedWS(t *testing.T, tag string) *markedWS {
 		}
 	}
 	w := &markedWS{t: t, dir: exampleCopy(t), tag: tag, run: strconv.FormatInt(time.Now().UnixNano(), 36), files: maps.Clone(crateFiles)}
-	edit(t, filepath.Join(w.dir, "chefd.toml"), `image = "chefd-example"`, "image = \"chefd-example\"\ntag = \""+tag+"\"")
+	// loop = true: the daemon's builds run in loop mode even under CI
+	// (incremental, a target cache of their own) while `chefd build`
+	// without a daemon builds exactly, so every sequence mixes the modes.
+	edit(t, filepath.Join(w.dir, "chefd.toml"), `image = "chefd-example"`, "image = \"chefd-example\"\ntag = \""+tag+"\"\nloop = true")
 	edit(t, w.path("report"), "use std::io::Read;", "use std::io::Read;\n\nconst REPORT_MARK: &str = \"report-0\";")
 	edit(t, w.path("report"), `println!("report: {} ({})", ledger::LEDGER_BANNER, ledger.name);`,
 		`println!("report: {} ({}) [{}]", ledger::LEDGER_BANNER, ledger.name, REPORT_MARK);`)
@@ -223,7 +226,21 @@ func (w *markedWS) failDaemon(ev *eventStream, format string, args ...any) {
 func (w *markedWS) buildDirect(dir string, args ...string) {
 	w.t.Helper()
 	r := chefd(w.t, dir, w.env, append([]string{"build"}, args...)...)
-	w.result(r, strings.TrimSpace("build "+strings.Join(args, " ")))
+	how := strings.TrimSpace("build " + strings.Join(args, " "))
+	w.result(r, how)
+	w.checkMode(r, how, dockerctl.ModeExact) // no daemon: always exact
+}
+
+// checkMode: a successful build's image carries the mode it was built in.
+func (w *markedWS) checkMode(r run, how string, want dockerctl.Mode) {
+	w.t.Helper()
+	if r.code != 0 || w.anyBroken() {
+		return
+	}
+	out, err := exec.Command("docker", "image", "inspect", "--format", `{{index .Config.Labels "chefd.mode"}}`, strings.TrimSpace(r.stdout)).Output()
+	if got := dockerctl.Mode(strings.TrimSpace(string(out))); err != nil || got != want {
+		w.fail("%s: image %s built in mode %q (%v), want %q", how, strings.TrimSpace(r.stdout), got, err, want)
+	}
 }
 
 func (w *markedWS) result(r run, how string) {
@@ -655,6 +672,13 @@ func (o *oracle) step() {
 		o.buildDirect(o.dir)
 	case op < 64:
 		o.ensureDaemon(true)
+		if o.rng.Intn(3) == 0 { // an exact build from the loop-mode daemon
+			o.logf("build --wait --exact (daemon)")
+			r := chefd(t, o.dir, o.env, "build", "--wait", "--exact")
+			o.result(r, "build --wait --exact")
+			o.checkMode(r, "build --wait --exact", dockerctl.ModeExact)
+			break
+		}
 		o.logf("build --wait (daemon)")
 		o.buildWait("build --wait")
 	case op < 68:
@@ -839,14 +863,14 @@ func (o *oracle) waitDaemonGone() {
 // builds with and without the daemon, a git status loop, a staged merge
 // conflict, a polled subtree and an engine restarted mid-build, and checks after every successful build
 // that the image prints what the files on disk say. CHEFD_ORACLE_SEEDS
-// sequences (4 by default) of CHEFD_ORACLE_STEPS steps (32); one sequence
+// sequences (3 by default) of CHEFD_ORACLE_STEPS steps (32); one sequence
 // again: CHEFD_ORACLE_SEED.
 func TestE2EOracle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
 	needEngine(t)
-	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 4), envInt("CHEFD_ORACLE_STEPS", 32)
+	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 3), envInt("CHEFD_ORACLE_STEPS", 32)
 	base := time.Now().UnixNano() % 1_000_000
 	list := make([]int64, seeds)
 	for i := range list {
