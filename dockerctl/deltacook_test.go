@@ -137,3 +137,22 @@ func TestMountVendor(t *testing.T) {
 		}
 	}
 }
+
+// TestCodeScriptModes: only a loop-mode code step turns incremental
+// compilation on, and each mode has a target cache of its own.
+func TestCodeScriptModes(t *testing.T) {
+	r := &recipe.Recipe{Hash: hashOf('m'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"}}
+	if s := codeScript(r, []string{"app"}, false, ModeLoop); !strings.Contains(s, "export CARGO_INCREMENTAL=1\n") {
+		t.Errorf("loop mode without incremental compilation:\n%s", s)
+	}
+	if s := codeScript(r, []string{"app"}, false, ModeExact); strings.Contains(s, "CARGO_INCREMENTAL=1") {
+		t.Errorf("exact mode with incremental compilation:\n%s", s)
+	}
+	if !strings.Contains(envLines(r), "CARGO_INCREMENTAL=0") {
+		t.Errorf("the cook and exact builds must not compile incrementally:\n%s", envLines(r))
+	}
+	loop, exact := targetCacheID("/w", "0123456789abcdef", ModeLoop), targetCacheID("/w", "0123456789abcdef", ModeExact)
+	if loop == exact || !strings.HasPrefix(loop, exact) {
+		t.Errorf("target caches: loop %q, exact %q: want two, the loop one named after the exact one", loop, exact)
+	}
+}

@@ -1,7 +1,5 @@
 package dockerctl
 
-import "fmt"
-
 // Mode is how a code build compiles the workspace's own crates. Both modes
 // build on the same cooked image with the same flags: cargo never applies
 // incremental compilation to a crate that is not a path package, so the
@@ -25,17 +23,6 @@ const labelMode = "chefd.mode"
 
 // Valid reports whether m is a known mode.
 func (m Mode) Valid() bool { return m == ModeExact || m == ModeLoop }
-
-// ParseMode reads a mode name ("" is exact).
-func ParseMode(s string) (Mode, error) {
-	if s == "" {
-		return ModeExact, nil
-	}
-	if m := Mode(s); m.Valid() {
-		return m, nil
-	}
-	return "", fmt.Errorf("unknown build mode %q (loop or exact)", s)
-}
 
 // Describe is the mode as the build summary says it.
 func (m Mode) Describe() string {
