@@ -553,8 +553,12 @@ func (b *WorkspaceBuilder) pruneTargetCaches(ctx context.Context, cache []*build
 // pruneMounts removes, by ID, the cache mounts among cache of the steps
 // marked with step whose cache id (named in the command after cacheMarker
 // or cookCacheMarker) remove picks; never one in use. A failure is logged.
+//
+// A cache id can have several records (one per snapshot BuildKit kept);
+// the removals are reported once per id, with their sizes added up.
 func (b *WorkspaceBuilder) pruneMounts(ctx context.Context, cache []*build.CacheRecord, step string, remove func(id string) bool) []Removed {
-	var removed []Removed
+	var order []string
+	size := map[string]int64{}
 	for _, rec := range cache {
 		if rec == nil || rec.Type != cacheMountType || rec.InUse || !strings.Contains(rec.Description, step) {
 			continue
@@ -567,7 +571,14 @@ func (b *WorkspaceBuilder) pruneMounts(ctx context.Context, cache []*build.Cache
 			b.log.Warn("could not remove a cache mount", zap.String("cache", id), zap.Error(err))
 			continue
 		}
-		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", id, float64(rec.Size)/1e6)})
+		if _, seen := size[id]; !seen {
+			order = append(order, id)
+		}
+		size[id] += rec.Size
+	}
+	removed := make([]Removed, 0, len(order))
+	for _, id := range order {
+		removed = append(removed, Removed{Name: fmt.Sprintf("build cache %s (%.1f MB)", id, float64(size[id])/1e6)})
 	}
 	return removed
 }

@@ -205,6 +205,10 @@ func TestGCCookCaches(t *testing.T) {
 	f.cookCache("k-mine", false)
 	f.cookCache("k-other", false) // another workspace's cooked image has it
 	f.cookCache("k-gone", false)  // no cooked image: an intent left behind
+	second := *f.caches[len(f.caches)-1] // a second record of the same cache id
+	second.ID, second.Size = "cook-k-gone-2", 2e6
+	f.caches[len(f.caches)-1].Size = 1e6
+	f.caches = append(f.caches, &second)
 	f.cookCache("k-busy", true)
 	f.cookCache("k-last", false)
 	b.mu.Lock()
@@ -214,8 +218,8 @@ func TestGCCookCaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(f.removed, []string{"cook-k-gone"}) || len(removed) != 1 || !strings.Contains(removed[0].Name, "chefd-cook-k-gone") {
-		t.Fatalf("removed %q (%v), want only the cook cache of k-gone", f.removed, removed)
+	if !slices.Equal(f.removed, []string{"cook-k-gone", "cook-k-gone-2"}) || len(removed) != 1 || !strings.Contains(removed[0].Name, "chefd-cook-k-gone (3.0 MB)") {
+		t.Fatalf("removed %q (%v), want only the cook cache of k-gone, both its records, named once", f.removed, removed)
 	}
 }
 
