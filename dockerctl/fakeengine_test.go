@@ -203,8 +203,8 @@ func TestGCCookCaches(t *testing.T) {
 	f.cooked(t.TempDir(), "other", hashOf('b'), 100)
 	f.images[1].Labels[labelCookKey] = "k-other"
 	f.cookCache("k-mine", false)
-	f.cookCache("k-other", false) // another workspace's cooked image has it
-	f.cookCache("k-gone", false)  // no cooked image: an intent left behind
+	f.cookCache("k-other", false)        // another workspace's cooked image has it
+	f.cookCache("k-gone", false)         // no cooked image: an intent left behind
 	second := *f.caches[len(f.caches)-1] // a second record of the same cache id
 	second.ID, second.Size = "cook-k-gone-2", 2e6
 	f.caches[len(f.caches)-1].Size = 1e6
