@@ -153,7 +153,9 @@ func parentOf(r *build.CacheRecord) string {
 
 // syncCleanupFrom: after a build whose context was at least this large,
 // its leftovers are removed before the build returns (they are large, and
-// so was the upload); after a smaller one, in the background.
+// so was the upload); after a smaller one, in the background. The daemon
+// removes them all in the background (WithBackgroundCleanup): a save of a
+// workspace with 67 MB of vendored crates waited 3.6 s for it.
 const syncCleanupFrom = 16 << 20
 
 // cleanup removes the leftovers of a build (traced by s, elapsed long,
@@ -164,7 +166,7 @@ func (b *WorkspaceBuilder) cleanup(ctx context.Context, s *stream, code bool, el
 	if s == nil || b.e == nil {
 		return false
 	}
-	if sent >= syncCleanupFrom {
+	if sent >= syncCleanupFrom && !b.bgCleanup {
 		b.pruneLeftovers(ctx, s, code, elapsed)
 		return true
 	}

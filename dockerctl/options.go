@@ -35,6 +35,8 @@ type builderOpts struct {
 	version  string // the chefd.version label
 	stateDir string // per-workspace client state (the build lock)
 	noCache  bool
+	// bgCleanup: every build's leftovers are removed in the background
+	bgCleanup bool
 }
 
 // WithBuilderLogger sets the builder's logger (default: none).
@@ -53,6 +55,12 @@ func WithVersion(v string) BuilderOption { return func(o *builderOpts) { o.versi
 // WithStateDir sets the directory of per-workspace client state, the build
 // lock (default: the user's cache directory, chefd/<workspace id>).
 func WithStateDir(dir string) BuilderOption { return func(o *builderOpts) { o.stateDir = dir } }
+
+// WithBackgroundCleanup removes every build's leftovers from the build
+// cache in the background, after a large context too (a long-running
+// process: the daemon, whose waiters should not wait for it); by default a
+// large context's are removed before Build returns.
+func WithBackgroundCleanup(on bool) BuilderOption { return func(o *builderOpts) { o.bgCleanup = on } }
 
 // WithNoCache makes the engine ignore its layer cache (benchmarks, or a
 // suspected bad cache); cache mounts stay.

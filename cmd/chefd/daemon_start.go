@@ -162,7 +162,14 @@ type daemonEngineBuilder struct {
 	e *dockerctl.Engine
 }
 
-func (b *daemonEngineBuilder) Close() error { return b.e.Close() }
+// Close waits (up to 10 s) for the background removal of the last builds'
+// leftovers, then closes the engine.
+func (b *daemonEngineBuilder) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = b.WaitCleanup(ctx)
+	return b.e.Close()
+}
 
 // daemonBuilder connects to the engine lazily: the daemon starts while
 // Docker is down, and cooks and builds connect when they run.
@@ -174,7 +181,8 @@ func daemonBuilder(root string, cfg configs.Config, log *zap.Logger) *daemon.Laz
 				return nil, err
 			}
 			b := dockerctl.NewWorkspaceBuilder(e, root, dockerctl.SettingsOf(cfg),
-				dockerctl.WithBuilderLogger(log.Named("docker")), dockerctl.WithVersion(chefdVersion()))
+				dockerctl.WithBuilderLogger(log.Named("docker")), dockerctl.WithVersion(chefdVersion()),
+				dockerctl.WithBackgroundCleanup(true))
 			return &daemonEngineBuilder{WorkspaceBuilder: b, e: e}, nil
 		},
 		Tag: func(r *recipe.Recipe) string { return dockerctl.CookedTag(cfg.Image, r) },
@@ -187,7 +195,7 @@ func changedStartKeys(a, b configs.Config) []string {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var out []string
 	for _, k := range []string{"Image", "Tag", "BuilderImage", "RuntimeImage", "Bins", "Entrypoint",
-		"Debounce", "MaxWait", "Ignore", "KeepCooked"} {
+		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop"} {
 		if !reflect.DeepEqual(va.FieldByName(k).Interface(), vb.FieldByName(k).Interface()) {
 			out = append(out, k)
 		}
