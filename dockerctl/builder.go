@@ -181,7 +181,50 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	b.mu.Lock()
 	b.currentKey = key
 	b.mu.Unlock()
-	df, script := cookDockerfile(r, cookCacheID(key)), cookScript(r, r.ShortHash(), b.noCache)
+	dirs, cached, err := vendorDirs(b.root, r)
+	if err != nil {
+		return res, err
+	}
+	if !cached {
+		dirs = nil
+	}
+	b.planShipping(dirs, b.noCache)
+	s, err := b.cookOnce(ctx, r, key, tag, dirs, p)
+	if err != nil && dirs != nil && s != nil && sawLine(s.lines, vendorMissing) {
+		// the cache lacked an item the hint said it held: ship them all
+		b.log.Info("the vendor cache does not hold what the last cook left; shipping every vendored crate")
+		b.dropHints(dirs)
+		b.planShipping(dirs, true)
+		s, err = b.cookOnce(ctx, r, key, tag, dirs, p)
+	}
+	if err == nil && dirs != nil {
+		b.writeHints(dirs)
+	}
+	b.cleanup(ctx, s, false, time.Since(start), 0)
+	res.Duration = time.Since(start)
+	if s != nil {
+		res.Compiled = s.crates
+		res.Phases = s.steps()
+		res.ImageID = s.imageID
+		res.Seed = seedOf(s.lines)
+	}
+	if err != nil {
+		return res, fmt.Errorf("cook %s: %w", tag, err)
+	}
+	b.log.Info("cooked", zap.String("tag", tag), zap.Duration("took", res.Duration), zap.String("seed", res.Seed),
+		zap.Int("third_party", res.Compiled.ThirdParty))
+	return res, nil
+}
+
+// cookOnce runs one cook build of r (key, tag), its vendored sources in
+// the vendor caches dirs (nil: bind mounts or the skeleton). With vendor
+// caches, an error event is held back until the caller knows whether the
+// cook runs again with every vendored crate shipped.
+func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, tag string, dirs []*vendorDir, p Progress) (*stream, error) {
+	df, script := cookDockerfile(r, cookCacheID(key), dirs), cookScript(r, r.ShortHash(), b.noCache, dirs)
+	if n, all := vendorItemsShipped(dirs); all > 0 {
+		b.log.Debug("vendored crates shipped to the vendor cache", zap.Int("shipped", n), zap.Int("items", all))
+	}
 	write := func(cw *contextWriter) error {
 		for _, f := range []ctxFile{
 			{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644},
@@ -196,6 +239,9 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 			if err := cw.add("skeleton", ctxFile{rel: f.Path, data: []byte(f.Contents), mode: 0o644}); err != nil {
 				return err
 			}
+		}
+		if dirs != nil {
+			return writeVendor(cw, dirs)
 		}
 		prefix := "skeleton"
 		if mountVendor(r) {
@@ -220,27 +266,30 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		}
 		return nil
 	}
+	var held []Event
+	progress := p
+	if dirs != nil && p != nil {
+		progress = func(ev Event) {
+			if ev.Kind == EventError {
+				held = append(held, ev)
+				return
+			}
+			p(ev)
+		}
+	}
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
 		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
 		Labels:     withLabel(b.labels("cooked", r), labelCookKey, key),
 		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
-	}, p)
-	b.cleanup(ctx, s, false, time.Since(start), 0)
-	res.Duration = time.Since(start)
-	if s != nil {
-		res.Compiled = s.crates
-		res.Phases = s.steps()
-		res.ImageID = s.imageID
-		res.Seed = seedOf(s.lines)
+	}, progress)
+	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing)) {
+		for _, ev := range held {
+			p(ev)
+		}
 	}
-	if err != nil {
-		return res, fmt.Errorf("cook %s: %w", tag, err)
-	}
-	b.log.Info("cooked", zap.String("tag", tag), zap.Duration("took", res.Duration), zap.String("seed", res.Seed),
-		zap.Int("third_party", res.Compiled.ThirdParty))
-	return res, nil
+	return s, err
 }
 
 // ShippedBins are the binaries copied into the final image (bins of

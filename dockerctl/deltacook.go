@@ -113,9 +113,10 @@ var hex16 = strings.Repeat("[0-9a-f]", 16)
 // cookScript is the cook step: prepare the cache (cookPrepare), build the
 // dependencies on the skeleton, keep this build's third-party artifacts
 // (cookKeep).
-func cookScript(r *recipe.Recipe, shortHash string, reset bool) string {
+func cookScript(r *recipe.Recipe, shortHash string, reset bool, dirs []*vendorDir) string {
 	var b strings.Builder
 	b.WriteString("# chefd cook step (generated)\nset -e\n")
+	b.WriteString(vendorSync(r, dirs))
 	fmt.Fprintf(&b, "cd %s\n", shQuote(workdir(r)))
 	b.WriteString(echoSubStep(titleCookSeed) + "\n")
 	b.WriteString(cookPrepare(r, reset))

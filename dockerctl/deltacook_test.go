@@ -95,13 +95,13 @@ func TestSeedOf(t *testing.T) {
 func TestCookScriptKeepsOnlyThirdParty(t *testing.T) {
 	r := &recipe.Recipe{Hash: hashOf('c'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"},
 		Manifests: []recipe.Manifest{{Path: "Cargo.toml", Package: "app"}}}
-	s := cookScript(r, r.ShortHash(), true)
+	s := cookScript(r, r.ShortHash(), true, nil)
 	for _, want := range []string{"--message-format=json-render-diagnostics", `path\+file:`, cookedOut, "wipe\n", cookSeedLine, cookColdLine} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the cook script lacks %q:\n%s", want, s)
 		}
 	}
-	if strings.Contains(cookScript(r, r.ShortHash(), false), "\nwipe\n") {
+	if strings.Contains(cookScript(r, r.ShortHash(), false, nil), "\nwipe\n") {
 		t.Error("the cook script empties the cache without --no-cache")
 	}
 }
@@ -128,7 +128,7 @@ func TestMountVendor(t *testing.T) {
 		if got := mountVendor(r); got != c.want {
 			t.Errorf("mountVendor(workspace %q, vendor %q) = %v, want %v", c.ws, c.vendor, got, c.want)
 		}
-		df := cookDockerfile(r, "chefd-cook-test")
+		df := cookDockerfile(r, "chefd-cook-test", nil)
 		for _, v := range c.vendor {
 			mount := "--mount=type=bind,source=vendor/" + v + ",target=/src/" + v + " "
 			if strings.Contains(df, mount) != c.want {

@@ -100,8 +100,9 @@ func lockedCook(r *recipe.Recipe) bool { return r.LockFile != nil && len(r.Inten
 // copied into the image.
 const cookVendorDir = "vendor"
 
-// mountVendor: the cook reads the vendored crates from bind mounts of the
-// context, at their own paths, instead of a COPY into the image: the copy
+// mountVendor: the cook reads the vendored crates from mounts at their own
+// paths (the vendor caches of vendorcache.go, or else bind mounts of the
+// context) instead of a COPY into the image: the copy
 // took 1.4 s for a 67 MB vendor tree on every cook, and each cooked image
 // carried a layer of it (the code build ships the vendored sources with
 // the rest of the workspace). Third-party fingerprints do not depend on
@@ -139,15 +140,19 @@ func under(p, dir string) bool {
 // on the cook cache (deltacook.go); the cooked image is the builder, the
 // skeleton (the same layer as the cook stage's) and the copy of this
 // cook's third-party artifacts.
-func cookDockerfile(r *recipe.Recipe, cookCache string) string {
+//
+// With vendor caches (dirs, vendorcache.go) the vendored sources are their
+// cache mounts; without, bind mounts of the context (mountVendor) or part
+// of the skeleton.
+func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir) string {
 	wd := workdir(r)
 	var b strings.Builder
 	fmt.Fprintf(&b, "ARG BUILDER\nFROM ${BUILDER} AS cook\n")
 	b.WriteString(envLines(r))
 	fmt.Fprintf(&b, "WORKDIR %s\n", wd)
 	fmt.Fprintf(&b, "COPY skeleton/ %s/\n", srcRootOf(r))
-	var vendor string
-	if mountVendor(r) {
+	vendor := vendorMounts(r, dirs)
+	if dirs == nil && mountVendor(r) {
 		for _, v := range r.VendorDirs {
 			vendor += fmt.Sprintf("    --mount=type=bind,source=%s,target=%s \\\n",
 				path.Join(cookVendorDir, v), path.Join(srcRootOf(r), v))

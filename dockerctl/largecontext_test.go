@@ -205,16 +205,29 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "big.bin")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Build(context.Background(), r, ModeExact, nil); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := b.WaitCleanup(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n, size := ourRecords(t, e, WorkspaceID(root), since, big/2); size >= big/2 {
-		t.Errorf("after a build without the big file %d records, %.1f MiB, are left", n, float64(size)/(1<<20))
+	// A record the engine still holds in use when the cleanup runs (a
+	// loaded engine, CI) stays until the next build's cleanup: at most
+	// one more build may pass before the big snapshots are gone.
+	for i := 1; ; i++ {
+		write(t, root, map[string]string{"src/main.rs": fmt.Sprintf("fn main() { println!(\"hi %d\"); }\n", i)})
+		if _, err := b.Build(context.Background(), r, ModeExact, nil); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := b.WaitCleanup(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, size := ourRecords(t, e, WorkspaceID(root), since, big/2)
+		if size < big/2 {
+			break
+		}
+		if i == 2 {
+			t.Errorf("after %d builds without the big file %d records, %.1f MiB, are left", i, n, float64(size)/(1<<20))
+			break
+		}
+		t.Logf("after a build without the big file %d records, %.1f MiB, are left; one more build", n, float64(size)/(1<<20))
 	}
 }
 
