@@ -30,17 +30,22 @@ setup() { # dir image
 }
 
 # vendored: the builder's crate source copied into the workspace as a
-# directory source (vendor/), plus chefd-bench-tiny in two versions.
+# directory source (vendor/), plus chefd-bench-tiny 0.1.0 (the bump adds
+# 0.1.1 to vendor/ as cargo vendor would).
 vendor_setup() { # dir
   mkdir -p "$1/vendor"
   docker run --rm -v "$1/vendor":/out "$B" sh -c 'cp -a /usr/share/cargo/registry/. /out/'
-  for v in 0.1.0 0.1.1; do
-    d="$1/vendor/chefd-bench-tiny-$v"; mkdir -p "$d/src"
-    printf '[package]\nname = "chefd-bench-tiny"\nversion = "%s"\nedition = "2021"\n' "$v" >"$d/Cargo.toml"
-    printf 'pub fn v() -> &%sstatic str { "%s" }\n' "'" "$v" >"$d/src/lib.rs"
-    echo '{"files":{},"package":null}' >"$d/.cargo-checksum.json"
-  done
+  vendor_tiny "$1" 0.1.0
   printf '[source.crates-io]\nreplace-with = "vendored"\n\n[source.vendored]\ndirectory = "vendor"\n' >>"$1/.cargo/config.toml"
+}
+
+# vendor_tiny dir version: chefd-bench-tiny of that version in vendor/, as
+# `cargo vendor` adds a bumped crate
+vendor_tiny() {
+  d="$1/vendor/chefd-bench-tiny-$2"; mkdir -p "$d/src"
+  printf '[package]\nname = "chefd-bench-tiny"\nversion = "%s"\nedition = "2021"\n' "$2" >"$d/Cargo.toml"
+  printf 'pub fn v() -> &%sstatic str { "%s" }\n' "'" "$2" >"$d/src/lib.rs"
+  echo '{"files":{},"package":null}' >"$d/.cargo-checksum.json"
 }
 
 # gen: one binary crate, report, depending on every crate of the builder's
@@ -104,6 +109,7 @@ bump_tiny() {
     vendor_setup "$2"
     sed -i 's/^\[dependencies\]$/[dependencies]\nchefd-bench-tiny = "=0.1.0"/' "$2/crates/report/Cargo.toml"
   else
+    vendor_tiny "$2" 0.1.1
     sed -i 's/chefd-bench-tiny = "=0.1.0"/chefd-bench-tiny = "=0.1.1"/' "$2/crates/report/Cargo.toml"
   fi
 }
