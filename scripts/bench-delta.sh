@@ -11,7 +11,8 @@
 # packages locked).
 # Every recipe is made unique (a cargo alias in .cargo/config.toml), so no
 # figure is BuildKit's layer cache. Prints a table; needs the engine and the
-# builder image. Usage: scripts/bench-delta.sh [example|gen]... (default both)
+# builder image. Usage: scripts/bench-delta.sh [example|gen|gen-add|gen-bump]...
+# (default example gen)
 set -eu
 cd "$(dirname "$0")/.."
 go build -o bin/chefd ./cmd/chefd
@@ -128,6 +129,7 @@ echo "|---|---|---|---|---|---|---|"
 for WS in "$@"; do
   case $WS in
   gen-add) WS=gen; run add-petgraph add_petgraph ;;
+  gen-bump) WS=gen; run bump-version bump_tiny ;;
   example) run add-regex add_regex; run bump-version bump_tiny ;;
   gen) run add-petgraph add_petgraph; run bump-version bump_tiny ;;
   *) echo "unknown workspace $WS" >&2; exit 2 ;;
