@@ -74,6 +74,7 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 	// build, or the running one, may answer only if it ships exactly what
 	// is on disk. Events can be late or held (a polled subtree, git in the
 	// middle of an operation), the disk cannot.
+	exact := req.Exact || req.Urgent // the hotfix lane builds what ships
 	var (
 		reuse, run     *api.Record
 		reuseIn, runIn *dockerctl.Inputs
@@ -89,7 +90,7 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 				return
 			}
 			if s.lastOK != nil && s.lastOKIn != nil && s.lastOK.Recipe == r.Hash && s.build == nil && s.pending == nil &&
-				modeAnswers(s.lastOK.Mode, req.Exact || req.Urgent) {
+				modeAnswers(s.lastOK.Mode, exact) {
 				reuse, reuseIn = s.lastOK, s.lastOKIn
 			}
 			if b := s.build; b != nil && b.state != stateStopping && b.r.Hash == r.Hash {
@@ -113,7 +114,7 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 	}
 	reuseOK := reuse != nil && s.unchanged(ctx, r, reuseIn)
 	runSame := run != nil && s.unchanged(ctx, r, runIn)
-	runOK := runSame && modeAnswers(runMode, req.Exact || req.Urgent)
+	runOK := runSame && modeAnswers(runMode, exact)
 	held := ""
 	if s.opts.Hold != nil {
 		held, _ = s.opts.Hold()
@@ -144,7 +145,7 @@ func (s *Scheduler) Submit(ctx context.Context, req api.BuildRequest) (*Ticket, 
 		}
 		delete(s.cookFailed, s.cur.Hash) // a request retries a failed cook
 		w := make(chan api.Record, 1)
-		tr := trigger{kind: api.TriggerRequest, urgent: req.Urgent, force: req.Force, exact: req.Exact || req.Urgent, waiter: w}
+		tr := trigger{kind: api.TriggerRequest, urgent: req.Urgent, force: req.Force, exact: exact, waiter: w}
 		if runOK {
 			tr.join = job
 		} else if run != nil && !runSame {

@@ -188,13 +188,17 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	if !cached {
 		dirs = nil
 	}
-	b.planShipping(dirs, b.noCache)
+	if err := b.planShipping(dirs, b.noCache); err != nil {
+		return res, err
+	}
 	s, err := b.cookOnce(ctx, r, key, tag, dirs, p)
 	if err != nil && dirs != nil && s != nil && sawLine(s.lines, vendorMissing) {
 		// the cache lacked an item the hint said it held: ship them all
 		b.log.Info("the vendor cache does not hold what the last cook left; shipping every vendored crate")
 		b.dropHints(dirs)
-		b.planShipping(dirs, true)
+		if err := b.planShipping(dirs, true); err != nil {
+			return res, err
+		}
 		s, err = b.cookOnce(ctx, r, key, tag, dirs, p)
 	}
 	if err == nil && dirs != nil {

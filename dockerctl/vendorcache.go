@@ -28,14 +28,11 @@ package dockerctl
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/chefd/chefd/inputs"
@@ -43,9 +40,9 @@ import (
 )
 
 const (
-	// vendorShipDir holds the shipped items in the cook's context (below
-	// chefd/, the step's bind mount at stepDir).
-	vendorShipDir = "chefd/vendor"
+	// vendorShipSub holds the shipped items below the step's directory:
+	// chefd/<sub> in the context, stepDir/<sub> in the cook step.
+	vendorShipSub = "vendor"
 	// vendorRecord is the cache's record of the items it holds.
 	vendorRecord = ".chefd-vendor"
 	// vendorMissing is the line the cook step prints when the cache lacks
@@ -56,8 +53,7 @@ const (
 // vendorCacheID is the id of the cache of vendor directory dir (context
 // relative) of the workspace at root.
 func vendorCacheID(root, dir string) string {
-	sum := sha256.Sum256([]byte(dir))
-	return "chefd-vendor-" + WorkspaceID(root) + "-" + hex.EncodeToString(sum[:4])
+	return "chefd-vendor-" + WorkspaceID(root) + "-" + digestOf(dir)[:8]
 }
 
 // vendorItem is one entry of a vendor directory.
@@ -80,8 +76,8 @@ func safeItemName(n string) bool {
 	return n != "" && !strings.HasPrefix(n, ".") && !strings.ContainsAny(n, " \t\n\r\\'\"")
 }
 
-// vendorDirs lists r's vendor directories with their items and the
-// digests of their content now, or ok false when they cannot use the
+// vendorDirs lists r's vendor directories with their items (their
+// digests come with planShipping), or ok false when they cannot use the
 // cache (mountVendor, or an item name the lists cannot carry).
 func vendorDirs(root string, r *recipe.Recipe) (dirs []*vendorDir, ok bool, err error) {
 	if !mountVendor(r) {
@@ -112,11 +108,6 @@ func vendorDirs(root string, r *recipe.Recipe) (dirs []*vendorDir, ok bool, err 
 				d.items = append(d.items, it)
 			}
 			it.files = append(it.files, f)
-		}
-		for _, it := range d.items {
-			if it.digest, err = itemDigest(it, nil); err != nil {
-				return nil, false, err
-			}
 		}
 		dirs = append(dirs, d)
 	}
@@ -189,17 +180,26 @@ func (b *WorkspaceBuilder) dropHints(dirs []*vendorDir) {
 }
 
 // planShipping marks the items to ship: all of them, or those whose
-// digest differs from the hint.
-func (b *WorkspaceBuilder) planShipping(dirs []*vendorDir, all bool) {
+// digest now differs from the hint. Only then are the items read here; a
+// shipped item's digest is that of what writeVendor writes.
+func (b *WorkspaceBuilder) planShipping(dirs []*vendorDir, all bool) error {
 	for _, d := range dirs {
-		hint := map[string]string{}
+		var hint map[string]string
 		if !all {
 			hint = b.readHint(d.cache)
 		}
 		for _, it := range d.items {
-			it.ship = hint[it.name] != it.digest
+			it.ship, it.digest = true, ""
+			if h, ok := hint[it.name]; ok {
+				dg, err := itemDigest(it, nil)
+				if err != nil {
+					return err
+				}
+				it.digest, it.ship = dg, dg != h
+			}
 		}
 	}
+	return nil
 }
 
 // writeVendor writes the shipped items under vendorShipDir and the list of
@@ -207,7 +207,7 @@ func (b *WorkspaceBuilder) planShipping(dirs []*vendorDir, all bool) {
 func writeVendor(cw *contextWriter, dirs []*vendorDir) error {
 	for i, d := range dirs {
 		// the directory itself, for the bind mount of the shipped items
-		if err := cw.mkdirs(path.Join(vendorShipDir, d.rel, "x")); err != nil {
+		if err := cw.mkdirs(path.Join("chefd", vendorShipSub, d.rel, "x")); err != nil {
 			return err
 		}
 		var want strings.Builder
@@ -215,7 +215,7 @@ func writeVendor(cw *contextWriter, dirs []*vendorDir) error {
 			flag := "K"
 			if it.ship {
 				flag = "S"
-				dg, err := itemDigest(it, func(f ctxFile) (string, error) { return cw.addHashed(vendorShipDir, f) })
+				dg, err := itemDigest(it, func(f ctxFile) (string, error) { return cw.addHashed(path.Join("chefd", vendorShipSub), f) })
 				if err != nil {
 					return err
 				}
@@ -247,7 +247,7 @@ func vendorSync(r *recipe.Recipe, dirs []*vendorDir) string {
 	var b strings.Builder
 	for i, d := range dirs {
 		fmt.Fprintf(&b, "chefd_vendor_sync %s %s %s/vendor-%d.want\n",
-			shQuote(path.Join(srcRootOf(r), d.rel)), shQuote(path.Join(stepDir, strings.TrimPrefix(vendorShipDir, "chefd/"), d.rel)), stepDir, i)
+			shQuote(path.Join(srcRootOf(r), d.rel)), shQuote(path.Join(stepDir, vendorShipSub, d.rel)), stepDir, i)
 	}
 	if b.Len() == 0 {
 		return ""
@@ -290,14 +290,4 @@ func sawLine(lines []string, line string) bool {
 		}
 	}
 	return false
-}
-
-// sortedItemNames is for tests.
-func sortedItemNames(d *vendorDir) []string {
-	var out []string
-	for _, it := range d.items {
-		out = append(out, it.name)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -1,10 +1,12 @@
 package dockerctl
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -157,14 +159,19 @@ func TestVendorItems(t *testing.T) {
 	if n, all := vendorItemsShipped(dirs); n != 2 || all != 2 {
 		t.Fatalf("no hint: %d of %d shipped, want all", n, all)
 	}
+	if err := writeVendor(newContextWriter(io.Discard), dirs); err != nil { // as a cook does
+		t.Fatal(err)
+	}
 	b.writeHints(dirs)
 	before := dirs[0].items[0].digest
 	write("vendor/a-1.0.0/src/lib.rs", "a changed")
 	dirs, _, _ = vendorDirs(root, r)
+	if err := b.planShipping(dirs, false); err != nil {
+		t.Fatal(err)
+	}
 	if dirs[0].items[0].digest == before {
 		t.Fatal("a changed file left its item's digest as it was")
 	}
-	b.planShipping(dirs, false)
 	if !dirs[0].items[0].ship || dirs[0].items[1].ship {
 		t.Fatalf("after a change of a: ship a %v, b %v; want a only", dirs[0].items[0].ship, dirs[0].items[1].ship)
 	}
@@ -177,4 +184,14 @@ func TestVendorItems(t *testing.T) {
 	if _, ok, err := vendorDirs(root, r); ok || err != nil {
 		t.Fatalf("an item with a space: ok %v, %v", ok, err)
 	}
+}
+
+// sortedItemNames is for tests.
+func sortedItemNames(d *vendorDir) []string {
+	var out []string
+	for _, it := range d.items {
+		out = append(out, it.name)
+	}
+	sort.Strings(out)
+	return out
 }
