@@ -19,15 +19,21 @@ package dockerctl
 // the code-stage snapshots of this workspace's earlier builds (their
 // commands name the workspace's target cache), keeping the newest, which
 // lets an identical rebuild hit the cache. Nothing else is touched: never
-// the engine's whole build cache, which other projects share.
+// the engine's whole build cache, which other projects share. A loaded
+// engine may still hold a finished build's records for a while: one in
+// use is tried again a few times, then by the next build's cleanup (its
+// ID kept in the state dir), never removed while in use.
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/chefd/chefd/internal/safefile"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 	"go.uber.org/zap"
@@ -85,8 +91,8 @@ func (s *stream) stepWindows(name string) windows {
 // (traced by s, elapsed long) left that no build can use: its context
 // records, and, for a code build, the code-stage snapshots of this
 // workspace but the newest.
-// Records in use are never picked. The order is removable (children
-// first).
+// Records in use are picked too (their removal waits until they are
+// free). The order is removable (children first).
 func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bool, elapsed time.Duration) []*build.CacheRecord {
 	var out []*build.CacheRecord
 	byID := map[string]*build.CacheRecord{}
@@ -104,7 +110,7 @@ func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bo
 		load = append(load, window{unpack[0].from.Add(-elapsed), unpack[len(unpack)-1].to})
 	}
 	for _, r := range recs {
-		if r == nil || r.InUse {
+		if r == nil {
 			continue
 		}
 		switch {
@@ -131,12 +137,9 @@ func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bo
 	sort.Slice(stages, func(i, j int) bool { return stages[i].CreatedAt.After(stages[j].CreatedAt) })
 	keepParent := parentOf(stages[0])
 	for _, r := range stages[1:] {
-		if r.InUse {
-			continue
-		}
 		out = append(out, r)
 		// its parent: the COPY of that build's sources on the cooked image
-		if p := byID[parentOf(r)]; p != nil && p.ID != keepParent && !p.InUse && p.Description == fileOpRecord {
+		if p := byID[parentOf(r)]; p != nil && p.ID != keepParent && p.Description == fileOpRecord {
 			out = append(out, p)
 		}
 	}
@@ -195,22 +198,79 @@ func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
 	}
 }
 
-// pruneLeftovers removes what leftovers picks, in one call (by IDs: the
-// engine reads the id filter as a regular expression; one ID a call when
-// it does not). It is best effort: a failure is logged, never the build's.
-// It runs even when the build was cancelled (bounded by pruneTimeout).
+// pruneLeftovers removes what leftovers picks, and the leftovers of earlier
+// builds that outlived their own cleanup, in one call (by IDs: the engine
+// reads the id filter as a regular expression; one ID a call when it does
+// not). A record still in use (a loaded engine releases a finished build's
+// records late), or one the prune left, is tried again after a pause, a
+// few times; what remains is kept in the state dir (leftoversFile) for
+// the next build's cleanup, so no leftover outlives the build after next.
+// It is best effort: a failure is logged, never the build's. It runs even
+// when the build was cancelled (bounded by pruneTimeout).
 func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration) {
+	b.cleanMu.Lock()
+	defer b.cleanMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 	defer cancel()
-	cache, err := b.e.BuildCache(ctx)
-	if err != nil {
-		b.log.Warn("could not list the build cache to remove a build's leftovers", zap.Error(err))
-		return
+	want := b.readLeftovers()
+	pause := b.cleanupPause
+	for attempt := 0; ; attempt++ {
+		cache, err := b.e.BuildCache(ctx)
+		if err != nil {
+			b.log.Warn("could not list the build cache to remove a build's leftovers", zap.Error(err))
+			break
+		}
+		if attempt == 0 {
+			for _, r := range leftovers(cache, s, WorkspaceID(b.root), code, elapsed) {
+				want[r.ID] = true
+			}
+		}
+		var free []*build.CacheRecord
+		left := map[string]bool{}
+		for _, r := range cache {
+			if r != nil && want[r.ID] {
+				left[r.ID] = true
+				if !r.InUse {
+					free = append(free, r)
+				}
+			}
+		}
+		want = left
+		if len(want) == 0 {
+			break
+		}
+		if len(free) > 0 && attempt < pruneAttempts {
+			b.pruneRecords(ctx, free)
+		}
+		if attempt >= pruneAttempts {
+			b.log.Debug("leftovers still in the build cache; the next build's cleanup tries again", zap.Int("records", len(want)))
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		pause *= 2
 	}
-	recs := leftovers(cache, s, WorkspaceID(b.root), code, elapsed)
-	if len(recs) == 0 {
-		return
-	}
+	b.writeLeftovers(want)
+}
+
+const (
+	// pruneAttempts and retryPause: a leftover in use is tried again after
+	// 0.25, 0.5, 1 and 2 s.
+	pruneAttempts = 4
+	retryPause    = 250 * time.Millisecond
+	// leftoversFile, in the state dir, lists the IDs of leftovers that
+	// outlived their build's cleanup (at most maxLeftovers).
+	leftoversFile = "leftovers"
+	maxLeftovers  = 1024
+)
+
+// pruneRecords removes recs from the build cache.
+func (b *WorkspaceBuilder) pruneRecords(ctx context.Context, recs []*build.CacheRecord) {
 	ids := make([]string, len(recs))
 	for i, r := range recs {
 		ids[i] = regexp.QuoteMeta(r.ID)
@@ -226,4 +286,41 @@ func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code b
 			b.log.Warn("could not remove a build's leftover", zap.String("record", r.ID), zap.String("what", r.Description), zap.Error(err))
 		}
 	}
+}
+
+// readLeftovers reads the IDs of the leftovers earlier builds could not
+// remove.
+func (b *WorkspaceBuilder) readLeftovers() map[string]bool {
+	out := map[string]bool{}
+	data, err := safefile.ReadRegular(filepath.Join(b.stateDir, leftoversFile), 64<<10)
+	if err != nil {
+		return out
+	}
+	for _, id := range strings.Fields(string(data)) {
+		if len(out) < maxLeftovers && recordID.MatchString(id) {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// recordID is the shape of a build-cache record's ID.
+var recordID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// writeLeftovers keeps ids for the next cleanup (none: the file goes).
+func (b *WorkspaceBuilder) writeLeftovers(ids map[string]bool) {
+	p := filepath.Join(b.stateDir, leftoversFile)
+	if len(ids) == 0 {
+		_ = os.Remove(p)
+		return
+	}
+	list := make([]string, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	sort.Strings(list)
+	if len(list) > maxLeftovers {
+		list = list[:maxLeftovers]
+	}
+	writeStateFile(p, []byte(strings.Join(list, "\n")+"\n"))
 }

@@ -3,6 +3,8 @@ package dockerctl
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -74,5 +76,50 @@ func TestLeftoversPicked(t *testing.T) {
 	b.pruneLeftovers(context.Background(), s, false, 10*time.Second)
 	if !slices.Equal(f.removed, []string{"unpack-2"}) {
 		t.Errorf("a cook removed %q, want only its context record", f.removed)
+	}
+
+	// A record in use when its build's cleanup ran (the engine releases a
+	// finished build's records late) goes with a later build's cleanup,
+	// although outside that build's windows; in another process too (the
+	// state dir keeps its ID).
+	f.removed = nil
+	for _, r := range f.caches {
+		if r.ID == "http-busy" {
+			r.InUse = false
+		}
+	}
+	later := NewWorkspaceBuilder(b.e, b.root, b.cfg, WithStateDir(b.stateDir))
+	later.pruneLeftovers(context.Background(), newStream(nil), false, time.Second)
+	if !slices.Equal(f.removed, []string{"http-busy"}) {
+		t.Errorf("the next cleanup removed %q, want the record that was in use", f.removed)
+	}
+	if _, err := os.Stat(filepath.Join(b.stateDir, leftoversFile)); !os.IsNotExist(err) {
+		t.Errorf("the list of leftovers outlives them: %v", err)
+	}
+}
+
+// TestLeftoversRetried: a leftover in use is tried again within the same
+// cleanup, and removed once the engine frees it.
+func TestLeftoversRetried(t *testing.T) {
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	t0 := time.Unix(1700000000, 0)
+	busy := &build.CacheRecord{ID: "http-late", Description: httpContextPrefix + "x", CreatedAt: t0.Add(9 * time.Second), InUse: true, Type: "regular"}
+	f.caches = []*build.CacheRecord{busy}
+	f.onList = func(n int) {
+		if n == 3 { // the engine releases it before the third listing
+			busy.InUse = false
+		}
+	}
+	var body bytes.Buffer
+	body.Write(traceMsg([][]byte{pbVertex("v2", contextCopyStep, t0.Add(10*time.Second), t0.Add(11*time.Second), false, "")}, nil))
+	body.WriteString(`{"id":"moby.image.id","aux":{"ID":"sha256:abc"}}` + "\n")
+	s := newStream(nil)
+	if err := s.read(&body); err != nil {
+		t.Fatal(err)
+	}
+	b.pruneLeftovers(context.Background(), s, false, 5*time.Second)
+	if !slices.Equal(f.removed, []string{"http-late"}) {
+		t.Errorf("removed %q, want the record freed during the cleanup", f.removed)
 	}
 }

@@ -41,6 +41,7 @@ type WorkspaceBuilder struct {
 	currentKey string
 
 	cleanups sync.WaitGroup // background removals of builds' leftovers (buildcache.go)
+	cleanMu  sync.Mutex     // one removal of leftovers at a time (they share leftoversFile)
 }
 
 func (b *WorkspaceBuilder) use(r *recipe.Recipe) {
@@ -60,11 +61,34 @@ func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, opts ...BuilderOp
 	if err != nil {
 		dir = filepath.Join(root, ".chefd")
 	}
-	o := builderOpts{log: zap.NewNop(), version: "dev", stateDir: filepath.Join(dir, "chefd", WorkspaceID(root))}
+	o := builderOpts{log: zap.NewNop(), version: "dev", stateDir: filepath.Join(dir, "chefd", WorkspaceID(root)), cleanupPause: retryPause}
 	for _, f := range opts {
 		f(&o)
 	}
 	return &WorkspaceBuilder{e: e, root: root, cfg: cfg, builderOpts: o}
+}
+
+// writeStateFile replaces a file of the client's state dir whole (a
+// temporary file renamed over it: a reader, in this process or another,
+// sees the old content or the new). It is best effort: state is a hint.
+func writeStateFile(p string, data []byte) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".tmp*")
+	if err != nil {
+		return
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+	}
 }
 
 // targetCachePrefix starts the id of every target cache of the workspace

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
@@ -26,7 +27,9 @@ type fakeEngine struct {
 	mu      sync.Mutex
 	images  []image.Summary
 	caches  []*build.CacheRecord
-	removed []string // image IDs and cache record IDs, in order
+	removed []string    // image IDs and cache record IDs, in order
+	lists   int         // build-cache listings so far
+	onList  func(n int) // called (locked) at the nth listing
 }
 
 func (f *fakeEngine) ImageBuild(context.Context, io.Reader, build.ImageBuildOptions) (build.ImageBuildResponse, error) {
@@ -77,6 +80,10 @@ func (f *fakeEngine) ImageRemove(_ context.Context, id string, _ image.RemoveOpt
 func (f *fakeEngine) DiskUsage(context.Context, types.DiskUsageOptions) (types.DiskUsage, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.lists++
+	if f.onList != nil {
+		f.onList(f.lists)
+	}
 	return types.DiskUsage{BuildCache: slices.Clone(f.caches)}, nil
 }
 
@@ -132,7 +139,9 @@ func (f *fakeEngine) cookCache(key string, inUse bool) {
 func fakeBuilder(t *testing.T, f *fakeEngine) *WorkspaceBuilder {
 	t.Helper()
 	root := t.TempDir()
-	return NewWorkspaceBuilder(&Engine{api: f, host: "fake", log: zap.NewNop()}, root, Settings{Image: "app", Tag: "dev"})
+	b := NewWorkspaceBuilder(&Engine{api: f, host: "fake", log: zap.NewNop()}, root, Settings{Image: "app", Tag: "dev"}, WithStateDir(t.TempDir()))
+	b.cleanupPause = time.Microsecond
+	return b
 }
 
 func hashOf(c byte) string { return strings.Repeat(string(c), 64) }

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/chefd/chefd/recipe"
 )
@@ -174,7 +175,7 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 	}
 	const big = 64 << 20
 	cfg := Settings{Image: "chefd-test-bigctx", Tag: "t", BuilderImage: testBuilder, RuntimeImage: testBuilder, LargeFile: 32 << 20}
-	b := NewWorkspaceBuilder(e, root, cfg, WithStateDir(t.TempDir()))
+	b := NewWorkspaceBuilder(e, root, cfg, WithStateDir(t.TempDir()), WithBuilderLogger(zaptest.NewLogger(t)))
 	since := time.Now().Add(-time.Second)
 	t.Cleanup(func() { removeWorkspaceRecords(t, e, WorkspaceID(root)) })
 	data := make([]byte, big)
@@ -225,6 +226,12 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 		}
 		if i == 2 {
 			t.Errorf("after %d builds without the big file %d records, %.1f MiB, are left", i, n, float64(size)/(1<<20))
+			cache, _ := e.BuildCache(context.Background())
+			for _, r := range cache {
+				if r != nil && r.Size >= big/2 && !r.CreatedAt.Before(since) {
+					t.Logf("left: %s %q created %s in use %v, %d bytes", r.ID, r.Description, r.CreatedAt.Format(time.StampMilli), r.InUse, r.Size)
+				}
+			}
 			break
 		}
 		t.Logf("after a build without the big file %d records, %.1f MiB, are left; one more build", n, float64(size)/(1<<20))

@@ -37,6 +37,9 @@ type builderOpts struct {
 	noCache  bool
 	// bgCleanup: every build's leftovers are removed in the background
 	bgCleanup bool
+	// cleanupPause: the first pause before a leftover in use is tried
+	// again (retryPause; tests shorten it)
+	cleanupPause time.Duration
 }
 
 // WithBuilderLogger sets the builder's logger (default: none).

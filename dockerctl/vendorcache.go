@@ -162,13 +162,7 @@ func (b *WorkspaceBuilder) writeHints(dirs []*vendorDir) {
 		for _, it := range d.items {
 			fmt.Fprintf(&sb, "%s %s\n", it.digest, it.name)
 		}
-		p := b.hintFile(d.cache)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err == nil {
-			tmp := p + ".tmp"
-			if os.WriteFile(tmp, []byte(sb.String()), 0o600) == nil {
-				_ = os.Rename(tmp, p)
-			}
-		}
+		writeStateFile(b.hintFile(d.cache), []byte(sb.String()))
 	}
 }
 
