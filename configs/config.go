@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/distribution/reference"
 
 	"github.com/chefd/chefd/internal/safefile"
 )
@@ -65,6 +66,17 @@ type Config struct {
 	// (the configured profile otherwise). Unset: on, unless CI is set (see
 	// LoopMode). What ships is built exactly either way.
 	Loop *bool `toml:"loop"`
+	// CookedRepo is a registry repository of shared cooked images
+	// ("registry.example.com/team/shop-cooked"): a missing cooked image is
+	// pulled from <cooked-repo>:<recipe hash 16> when it is there, and
+	// cooked otherwise. CHEFD_COOKED_REPO and --cooked-repo override it.
+	CookedRepo string `toml:"cooked-repo"`
+	// PushCooked pushes every cooked image chefd cooks to CookedRepo (a
+	// CI job on the main branch; developers and pull requests only pull).
+	PushCooked bool `toml:"push-cooked"`
+	// RegistryTimeout bounds the registry's answer to a manifest check,
+	// and a pull or push that makes no progress. Default 15s.
+	RegistryTimeout Duration `toml:"registry-timeout"`
 
 	// Path is the file the configuration was read from ("" for defaults).
 	Path string `toml:"-"`
@@ -103,7 +115,22 @@ func Default(dir string) Config {
 		Debounce:     Duration{100 * time.Millisecond},
 		MaxWait:      Duration{2 * time.Second},
 		KeepCooked:   3,
+
+		RegistryTimeout: Duration{15 * time.Second},
 	}
+}
+
+// ValidateRepo checks a cooked repository name: a registry repository,
+// without tag or digest ("registry.example.com/team/shop-cooked").
+func ValidateRepo(repo string) error {
+	named, err := reference.ParseNormalizedNamed(repo)
+	if err != nil {
+		return fmt.Errorf("%q is not a repository name (e.g. registry.example.com/team/shop-cooked): %v", repo, err)
+	}
+	if !reference.IsNameOnly(named) {
+		return fmt.Errorf("%q names a tag or digest; give the repository only (chefd tags it with the recipe hash)", repo)
+	}
+	return nil
 }
 
 // LoopMode reports whether the daemon's builds use loop mode: the loop
@@ -368,6 +395,17 @@ func (c *Config) validate(data []byte) error {
 	}
 	if c.KeepCooked < 1 {
 		return bad("keep-cooked", "must be at least 1")
+	}
+	if c.CookedRepo != "" {
+		if err := ValidateRepo(c.CookedRepo); err != nil {
+			return bad("cooked-repo", err.Error())
+		}
+	}
+	if c.PushCooked && c.CookedRepo == "" {
+		return bad("push-cooked", "needs cooked-repo (the repository to push to)")
+	}
+	if c.RegistryTimeout.Duration <= 0 {
+		return bad("registry-timeout", "must be positive (e.g. \"15s\")")
 	}
 	return nil
 }

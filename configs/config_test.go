@@ -47,6 +47,11 @@ func TestParse(t *testing.T) {
 		{"keep-cooked zero", "keep-cooked = 0\n", 1, "keep-cooked", "at least 1"},
 		{"feature with comma", "features = [\"a,b\"]\n", 1, "features", "one feature per string"},
 		{"loop not a bool", "loop = \"yes\"\n", 1, "loop", "incompatible types"},
+		{"cooked repo", "cooked-repo = \"127.0.0.1:5000/team/shop-cooked\"\npush-cooked = true\nregistry-timeout = \"5s\"\n", 0, "", ""},
+		{"cooked repo with a tag", "\ncooked-repo = \"registry.example.com/x:latest\"\n", 2, "cooked-repo", "names a tag or digest"},
+		{"cooked repo not a name", "cooked-repo = \"Registry/X Y\"\n", 1, "cooked-repo", "not a repository name"},
+		{"push without a repo", "push-cooked = true\n", 1, "push-cooked", "needs cooked-repo"},
+		{"registry timeout zero", "registry-timeout = \"0s\"\n", 1, "registry-timeout", "must be positive"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

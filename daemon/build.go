@@ -406,6 +406,9 @@ func (s *Scheduler) progress(typ api.EventType, id int64, hash string, tail *out
 		case dockerctl.EventLog, dockerctl.EventError:
 			tail.add(ev.Text)
 			s.log.Debug("output", zap.Int64("id", id), zap.String("line", ev.Text))
+		case dockerctl.EventWarning:
+			tail.add("warning: " + ev.Text)
+			s.Warn(ev.Text)
 		case dockerctl.EventStep:
 			if ev.Done {
 				s.log.Debug("step", zap.Int64("id", id), zap.String("step", ev.Step),

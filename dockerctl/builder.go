@@ -202,9 +202,25 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		return res, &MissingImageError{Image: b.cfg.BuilderImage, Role: "builder"}
 	}
 	key := cookKey(r, builderID)
+	b.log.Debug("cook key", zap.String("key", key), zap.String("builder", builderID))
 	b.mu.Lock()
 	b.currentKey = key
 	b.mu.Unlock()
+	if b.cfg.CookedRepo != "" && !b.noCache {
+		id, _, err := b.fetchCooked(ctx, r, key, p)
+		if err != nil && ctx.Err() != nil {
+			return res, err
+		}
+		if err != nil {
+			res.Warnings = append(res.Warnings, b.warn(p, err.Error()+"; cooking here"))
+		}
+		if id != "" {
+			res.ImageID, res.Pulled = id, RemoteCookedRef(b.cfg.CookedRepo, r)
+			res.Duration = time.Since(start)
+			b.log.Info("pulled the cooked image", zap.String("ref", res.Pulled), zap.Duration("took", res.Duration))
+			return res, nil
+		}
+	}
 	dirs, cached, err := vendorDirs(b.root, r)
 	if err != nil {
 		return res, err
@@ -215,7 +231,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	if err := b.planShipping(dirs, b.noCache); err != nil {
 		return res, err
 	}
-	s, err := b.cookOnce(ctx, r, key, tag, dirs, p)
+	s, err := b.cookOnce(ctx, r, key, builderID, tag, dirs, p)
 	if err != nil && dirs != nil && s != nil && sawLine(s.lines, vendorMissing) {
 		// the cache lacked an item the hint said it held: ship them all
 		b.log.Info("the vendor cache does not hold what the last cook left; shipping every vendored crate")
@@ -223,7 +239,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		if err := b.planShipping(dirs, true); err != nil {
 			return res, err
 		}
-		s, err = b.cookOnce(ctx, r, key, tag, dirs, p)
+		s, err = b.cookOnce(ctx, r, key, builderID, tag, dirs, p)
 	}
 	if err == nil && dirs != nil {
 		b.writeHints(dirs)
@@ -241,14 +257,31 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	}
 	b.log.Info("cooked", zap.String("tag", tag), zap.Duration("took", res.Duration), zap.String("seed", res.Seed),
 		zap.Int("third_party", res.Compiled.ThirdParty))
+	if b.cfg.PushCooked && b.cfg.CookedRepo != "" {
+		ref, err := b.PushCooked(ctx, r, p)
+		if err != nil {
+			res.Warnings = append(res.Warnings, b.warn(p, err.Error()+"; the cooked image stays on this engine only"))
+		}
+		res.Pushed = ref
+		res.Duration = time.Since(start)
+	}
 	return res, nil
+}
+
+// warn logs a warning and reports it as progress; it returns msg.
+func (b *WorkspaceBuilder) warn(p Progress, msg string) string {
+	b.log.Warn(msg)
+	if p != nil {
+		p(Event{Time: time.Now(), Kind: EventWarning, Text: msg})
+	}
+	return msg
 }
 
 // cookOnce runs one cook build of r (key, tag), its vendored sources in
 // the vendor caches dirs (nil: bind mounts or the skeleton). With vendor
 // caches, an error event is held back until the caller knows whether the
 // cook runs again with every vendored crate shipped.
-func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, tag string, dirs []*vendorDir, p Progress) (*stream, error) {
+func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, builderID, tag string, dirs []*vendorDir, p Progress) (*stream, error) {
 	df, script := cookDockerfile(r, cookCacheID(key), dirs), cookScript(r, r.ShortHash(), b.noCache, dirs)
 	if n, all := vendorItemsShipped(dirs); all > 0 {
 		b.log.Debug("vendored crates shipped to the vendor cache", zap.Int("shipped", n), zap.Int("items", all))
@@ -309,7 +342,7 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
-		Labels:     withLabel(b.labels("cooked", r), labelCookKey, key),
+		Labels:     withLabel(withLabel(b.labels("cooked", r), labelCookKey, key), labelBuilder, builderID),
 		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
 	}, progress)
 	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing)) {

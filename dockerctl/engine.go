@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 	"go.uber.org/zap"
 )
@@ -35,6 +36,10 @@ type engineAPI interface {
 	ImageRemove(ctx context.Context, id string, opts image.RemoveOptions) ([]image.DeleteResponse, error)
 	DiskUsage(ctx context.Context, opts types.DiskUsageOptions) (types.DiskUsage, error)
 	BuildCachePrune(ctx context.Context, opts build.CachePruneOptions) (*build.CachePruneReport, error)
+	DistributionInspect(ctx context.Context, ref, encodedAuth string) (registry.DistributionInspect, error)
+	ImagePull(ctx context.Context, ref string, opts image.PullOptions) (io.ReadCloser, error)
+	ImagePush(ctx context.Context, ref string, opts image.PushOptions) (io.ReadCloser, error)
+	ImageTag(ctx context.Context, source, target string) error
 	Close() error
 }
 

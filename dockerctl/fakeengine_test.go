@@ -15,7 +15,10 @@ import (
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/recipe"
@@ -30,6 +33,90 @@ type fakeEngine struct {
 	removed []string    // image IDs and cache record IDs, in order
 	lists   int         // build-cache listings so far
 	onList  func(n int) // called (locked) at the nth listing
+
+	// a registry: reference -> image; its faults
+	registry  map[string]image.Summary
+	regErr    error // DistributionInspect's (down, refused)
+	pullErr   string
+	pushErr   string
+	pulls     []string
+	pushes    []string
+	gotAuth   []string
+	regBlocks chan struct{} // DistributionInspect waits for it or ctx
+}
+
+func (f *fakeEngine) DistributionInspect(ctx context.Context, ref, auth string) (registry.DistributionInspect, error) {
+	f.mu.Lock()
+	f.gotAuth = append(f.gotAuth, auth)
+	block, err := f.regBlocks, f.regErr
+	_, ok := f.registry[ref]
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return registry.DistributionInspect{}, ctx.Err()
+		}
+	}
+	if err != nil {
+		return registry.DistributionInspect{}, err
+	}
+	if !ok {
+		return registry.DistributionInspect{}, cerrdefs.ErrNotFound.WithMessage(ref + ": manifest unknown")
+	}
+	return registry.DistributionInspect{}, nil
+}
+
+func (f *fakeEngine) ImagePull(_ context.Context, ref string, opts image.PullOptions) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pulls = append(f.pulls, ref)
+	f.gotAuth = append(f.gotAuth, opts.RegistryAuth)
+	if f.pullErr != "" {
+		return io.NopCloser(strings.NewReader(`{"status":"Pulling fs layer","id":"abc"}` + "\n" + `{"errorDetail":{"message":"` + f.pullErr + `"},"error":"` + f.pullErr + `"}` + "\n")), nil
+	}
+	im, ok := f.registry[ref]
+	if !ok {
+		return nil, cerrdefs.ErrNotFound.WithMessage("manifest unknown")
+	}
+	im.RepoTags = []string{ref}
+	f.images = append(f.images, im)
+	return io.NopCloser(strings.NewReader(`{"status":"Pulling fs layer","id":"abc"}` + "\n" + `{"status":"Pull complete","id":"abc"}` + "\n")), nil
+}
+
+func (f *fakeEngine) ImagePush(_ context.Context, ref string, opts image.PushOptions) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pushes = append(f.pushes, ref)
+	f.gotAuth = append(f.gotAuth, opts.RegistryAuth)
+	if f.pushErr != "" {
+		return io.NopCloser(strings.NewReader(`{"errorDetail":{"message":"` + f.pushErr + `"},"error":"` + f.pushErr + `"}` + "\n")), nil
+	}
+	for _, im := range f.images {
+		if slices.Contains(im.RepoTags, ref) {
+			if f.registry == nil {
+				f.registry = map[string]image.Summary{}
+			}
+			f.registry[ref] = image.Summary{ID: im.ID, Labels: im.Labels}
+			return io.NopCloser(strings.NewReader(`{"status":"Pushed","id":"abc"}` + "\n")), nil
+		}
+	}
+	return nil, cerrdefs.ErrNotFound.WithMessage("no such image: " + ref)
+}
+
+func (f *fakeEngine) ImageTag(_ context.Context, source, target string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, im := range f.images {
+		if im.ID == source || slices.Contains(im.RepoTags, source) {
+			for j := range f.images { // a tag names one image
+				f.images[j].RepoTags = slices.DeleteFunc(slices.Clone(f.images[j].RepoTags), func(t string) bool { return t == target })
+			}
+			f.images[i].RepoTags = append(f.images[i].RepoTags, target)
+			return nil
+		}
+	}
+	return cerrdefs.ErrNotFound.WithMessage("no such image: " + source)
 }
 
 func (f *fakeEngine) ImageBuild(context.Context, io.Reader, build.ImageBuildOptions) (build.ImageBuildResponse, error) {
@@ -41,7 +128,7 @@ func (f *fakeEngine) ImageInspect(_ context.Context, ref string, _ ...client.Ima
 	defer f.mu.Unlock()
 	for _, im := range f.images {
 		if im.ID == ref || slices.Contains(im.RepoTags, ref) {
-			return image.InspectResponse{ID: im.ID}, nil
+			return image.InspectResponse{ID: im.ID, Config: &dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Labels: im.Labels}}}, nil
 		}
 	}
 	return image.InspectResponse{}, cerrdefs.ErrNotFound.WithMessage("no such image: " + ref)
@@ -72,6 +159,14 @@ func (f *fakeEngine) ImageRemove(_ context.Context, id string, _ image.RemoveOpt
 			f.images = slices.Delete(f.images, i, i+1)
 			f.removed = append(f.removed, id)
 			return []image.DeleteResponse{{Deleted: id}}, nil
+		}
+		if slices.Contains(im.RepoTags, id) { // a tag: untagged, the image goes with its last tag
+			f.removed = append(f.removed, id)
+			f.images[i].RepoTags = slices.DeleteFunc(slices.Clone(im.RepoTags), func(t string) bool { return t == id })
+			if len(f.images[i].RepoTags) == 0 {
+				f.images = slices.Delete(f.images, i, i+1)
+			}
+			return []image.DeleteResponse{{Untagged: id}}, nil
 		}
 	}
 	return nil, cerrdefs.ErrNotFound.WithMessage("no such image: " + id)

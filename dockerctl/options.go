@@ -40,7 +40,12 @@ type builderOpts struct {
 	// cleanupPause: the first pause before a leftover in use is tried
 	// again (retryPause; tests shorten it)
 	cleanupPause time.Duration
+	creds        Credentials // nil: DockerCredentials
 }
+
+// WithCredentials sets where registry credentials come from (default:
+// DockerCredentials, the Docker CLI's).
+func WithCredentials(c Credentials) BuilderOption { return func(o *builderOpts) { o.creds = c } }
 
 // WithBuilderLogger sets the builder's logger (default: none).
 func WithBuilderLogger(l *zap.Logger) BuilderOption {

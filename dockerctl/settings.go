@@ -1,6 +1,10 @@
 package dockerctl
 
-import "github.com/chefd/chefd/configs"
+import (
+	"time"
+
+	"github.com/chefd/chefd/configs"
+)
 
 // Settings are what dockerctl needs of a workspace's chefd.toml; nothing
 // else of its schema reaches this package.
@@ -24,6 +28,15 @@ type Settings struct {
 	// default (DefaultLargeContext, DefaultLargeFile), a negative size never
 	// warns.
 	LargeContext, LargeFile int64
+	// CookedRepo is the registry repository of shared cooked images
+	// (registry.go): a cook whose image the engine lacks pulls
+	// <CookedRepo>:<hash16> when the registry holds it. "": none.
+	CookedRepo string
+	// PushCooked pushes every image a cook makes to CookedRepo.
+	PushCooked bool
+	// RegistryTimeout bounds a manifest check, and a pull or push that
+	// makes no progress (0: DefaultRegistryTimeout).
+	RegistryTimeout time.Duration
 }
 
 // The defaults of Settings.LargeContext and Settings.LargeFile.
@@ -35,5 +48,6 @@ const (
 // SettingsOf takes the settings dockerctl needs out of cfg.
 func SettingsOf(cfg configs.Config) Settings {
 	return Settings{Image: cfg.Image, Tag: cfg.Tag, BuilderImage: cfg.BuilderImage, RuntimeImage: cfg.RuntimeImage,
-		Bins: cfg.Bins, Entrypoint: cfg.EntrypointBin(), Ignore: cfg.Ignore}
+		Bins: cfg.Bins, Entrypoint: cfg.EntrypointBin(), Ignore: cfg.Ignore,
+		CookedRepo: cfg.CookedRepo, PushCooked: cfg.PushCooked, RegistryTimeout: cfg.RegistryTimeout.Duration}
 }

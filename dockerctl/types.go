@@ -35,6 +35,14 @@ type CookResult struct {
 	// "interrupted" (a cook of the same key that did not finish), or ""
 	// (a cook from nothing).
 	Seed string `json:"seed,omitempty"`
+	// Pulled is the registry reference the cooked image was pulled from
+	// (Settings.CookedRepo) instead of cooked; Pushed the one it was
+	// pushed to.
+	Pulled string `json:"pulled,omitempty"`
+	Pushed string `json:"pushed,omitempty"`
+	// Warnings: the registry could not serve or take the image (the cook
+	// went on without it).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // BuildResult describes a finished code build.
@@ -64,6 +72,9 @@ const (
 	EventStep  EventKind = "step"  // a build step started or finished
 	EventLog   EventKind = "log"   // a line of output (cargo, rustc)
 	EventError EventKind = "error" // the build failed
+	// EventWarning: something went wrong that the build went on without
+	// (a registry that could not serve a cooked image)
+	EventWarning EventKind = "warning"
 	// EventInputs: the context is complete; Event.Inputs says what it holds.
 	EventInputs EventKind = "inputs"
 )

@@ -280,7 +280,14 @@ func writeCacheFile(path string, e *cacheEntry, r *Recipe) error {
 	if err := enc.Encode(e); err != nil {
 		return err
 	}
-	if err := enc.Encode(r); err != nil {
+	// the recipe as JSON: gob would decode its empty lists as nil, and
+	// what is derived from a recipe's JSON (a cook key) would differ
+	// between a fresh recipe and a cached one
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := enc.Encode(data); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -294,7 +301,7 @@ func writeCacheFile(path string, e *cacheEntry, r *Recipe) error {
 }
 
 // cacheVersion changes whenever what Compute reads or produces changes.
-const cacheVersion = "7"
+const cacheVersion = "8"
 
 func cachePath(dir, root, opts string) string {
 	sum := sha256.Sum256([]byte(root + "\x00" + opts))
@@ -341,7 +348,10 @@ func loadCached(dir, root, key string) *Recipe {
 	same := make(chan bool, 1)
 	go func() { same <- e.unchanged() }()
 	var r Recipe
-	err = dec.Decode(&r)
+	var data []byte
+	if err = dec.Decode(&data); err == nil {
+		err = json.Unmarshal(data, &r)
+	}
 	if !<-same || err != nil || r.Hash == "" {
 		return nil
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/gob"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/chefd/chefd/internal/testws"
@@ -98,10 +100,14 @@ func doctorCache(t *testing.T, cache string) {
 	dec := gob.NewDecoder(bytes.NewReader(data))
 	var e cacheEntry
 	var r Recipe
+	var raw []byte
 	if err := dec.Decode(&e); err != nil {
 		t.Fatal(err)
 	}
-	if err := dec.Decode(&r); err != nil {
+	if err := dec.Decode(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Fatal(err)
 	}
 	r.Hash = "doctored"
@@ -230,4 +236,24 @@ func TestCacheFollowsSymlinkTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	same("link target created")
+}
+
+// TestCacheHitEqualsFresh: a recipe from the cache is the one a fresh
+// compute makes, down to empty lists (gob decodes an empty list as nil,
+// which JSON-derived keys, such as dockerctl's cook key, tell apart: a
+// cache hit gave another cook cache than the first cook).
+func TestCacheHitEqualsFresh(t *testing.T) {
+	dir := t.TempDir()
+	copyTree(t, "testdata/hashbase", dir)
+	cache := t.TempDir()
+	for _, intent := range []Intent{{}, {Profile: "release", Features: []string{}, Bins: []string{}}} {
+		fresh := computeWith(t, dir, WithIntent(intent))
+		computeWith(t, dir, WithIntent(intent), WithCacheDir(cache), withRacyWindow(-1))
+		hit := computeWith(t, dir, WithIntent(intent), WithCacheDir(cache), withRacyWindow(-1))
+		if !reflect.DeepEqual(hit, fresh) {
+			a, _ := json.Marshal(fresh)
+			b, _ := json.Marshal(hit)
+			t.Errorf("a cache hit differs from a fresh compute:\nfresh %s\nhit   %s", a, b)
+		}
+	}
 }

@@ -13,6 +13,14 @@ else
   scripts/builder-image.sh
 fi
 
+# A real registry for the shared cooked image tests (Debian's
+# docker-registry; each test starts its own on a loopback port).
+if ! command -v docker-registry >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-registry >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-registry >/dev/null; } ||
+    echo "test.sh: could not install docker-registry; the registry tests need it" >&2
+fi
+
 files=$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')
 unformatted=$(gofmt -l $files)
 if [ -n "$unformatted" ]; then echo "test.sh: gofmt would change: $unformatted" >&2; exit 1; fi

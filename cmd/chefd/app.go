@@ -36,6 +36,7 @@ type app struct {
 	dir            string
 	verbose        bool
 	log            *zap.Logger
+	over           overrides
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -59,6 +60,8 @@ crates on top of it. 'chefd start' keeps that image warm while you edit.`,
 	}
 	root.PersistentFlags().StringVarP(&a.dir, "dir", "C", ".", "workspace directory")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logging")
+	root.PersistentFlags().StringVar(&a.over.cookedRepo, "cooked-repo", "",
+		"registry repository of shared cooked images (overrides "+cookedRepoEnv+" and cooked-repo in chefd.toml)")
 	root.AddCommand(a.versionCmd(), a.prepareCmd(), a.initCmd(), a.cookCmd(), a.buildCmd(), a.dockerfileCmd())
 	root.AddCommand(a.daemonCmds()...)
 	return root
@@ -99,7 +102,7 @@ func (a *app) versionCmd() *cobra.Command {
 
 // workspace opens the workspace of -C (see openWorkspace).
 func (a *app) workspace() (string, configs.Config, error) {
-	w, err := openWorkspace(a.dir)
+	w, err := openWorkspace(a.dir, a.over)
 	return w.root, w.cfg, err
 }
 

@@ -55,13 +55,22 @@ type session struct {
 // waits for chefd to exit.
 func (s *session) close() { s.engine.Close() }
 
-func (a *app) openSession(ctx context.Context, tag string, noCache bool) (*session, error) {
+// openSession opens the workspace and connects to the engine; tag
+// overrides the configured tag, pushCooked turns push-cooked on.
+func (a *app) openSession(ctx context.Context, tag string, noCache, pushCooked bool) (*session, error) {
 	root, cfg, err := a.workspace()
 	if err != nil {
 		return nil, err
 	}
 	if tag != "" {
 		cfg.Tag = tag
+	}
+	if pushCooked {
+		if cfg.CookedRepo == "" {
+			return nil, &exitError{code: 2, msg: "nowhere to push the cooked image: set cooked-repo in " + configs.FileName +
+				", " + cookedRepoEnv + " or --cooked-repo"}
+		}
+		cfg.PushCooked = true
 	}
 	t0 := time.Now()
 	r, err := computeRecipe(ctx, root, cfg, nil)
@@ -108,6 +117,8 @@ func progressPrinter(w io.Writer) dockerctl.Progress {
 			fmt.Fprintf(w, "   %s\n", ev.Text)
 		case dockerctl.EventError:
 			fmt.Fprintf(w, "error: %s\n", ev.Text)
+		case dockerctl.EventWarning:
+			fmt.Fprintf(w, "warning: %s\n", ev.Text)
 		}
 	}
 }
@@ -144,18 +155,24 @@ func plural(n int) string {
 }
 
 func (a *app) cookCmd() *cobra.Command {
-	var asJSON, noCache bool
+	var asJSON, noCache, push bool
 	cmd := &cobra.Command{
 		Use:   "cook",
 		Short: "Build the cooked dependency image of the current recipe (skipped when it exists)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			s, err := a.openSession(ctx, "", noCache)
+			// the push is this command's own, after the cook: its failure is
+			// the command's (a build's push is a warning)
+			s, err := a.openSession(ctx, "", noCache, false)
 			if err != nil {
 				return err
 			}
 			defer s.close()
+			if push && s.cfg.CookedRepo == "" {
+				return &exitError{code: 2, msg: "cook --push: nowhere to push: set cooked-repo in " + configs.FileName +
+					", " + cookedRepoEnv + " or --cooked-repo"}
+			}
 			var p dockerctl.Progress
 			if !asJSON {
 				p = progressPrinter(a.stderr)
@@ -164,19 +181,36 @@ func (a *app) cookCmd() *cobra.Command {
 			if err != nil {
 				return engineError(err)
 			}
+			var pushErr error
+			if push && res.Pulled == "" && res.Pushed == "" {
+				res.Pushed, pushErr = s.builder.PushCooked(ctx, s.recipe, p)
+			}
 			if asJSON {
-				return json.NewEncoder(a.stdout).Encode(res)
+				if err := json.NewEncoder(a.stdout).Encode(res); err != nil {
+					return err
+				}
+			} else {
+				switch {
+				case res.Pulled != "":
+					fmt.Fprintf(a.stdout, "%s %s\npulled from %s in %.1fs: nothing to cook\n", res.Tag, res.ImageID, res.Pulled, res.Duration.Seconds())
+				case res.Skipped:
+					fmt.Fprintf(a.stdout, "%s exists (%s): nothing to cook\n", res.Tag, shortID(res.ImageID))
+				default:
+					fmt.Fprintf(a.stdout, "%s %s\ncooked in %.1fs, %s\n", res.Tag, res.ImageID, res.Duration.Seconds(), cookLine(res.Seed, res.Compiled))
+				}
+				if res.Pushed != "" {
+					fmt.Fprintf(a.stdout, "pushed %s\n", res.Pushed)
+				}
 			}
-			if res.Skipped {
-				fmt.Fprintf(a.stdout, "%s exists (%s): nothing to cook\n", res.Tag, shortID(res.ImageID))
-				return nil
+			if pushErr != nil {
+				return &exitError{code: 1, msg: "cook --push: " + pushErr.Error()}
 			}
-			fmt.Fprintf(a.stdout, "%s %s\ncooked in %.1fs, %s\n", res.Tag, res.ImageID, res.Duration.Seconds(), cookLine(res.Seed, res.Compiled))
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
-	cmd.Flags().BoolVar(&noCache, "no-cache", false, "ignore the engine's layer cache")
+	cmd.Flags().BoolVar(&noCache, "no-cache", false, "ignore the engine's layer cache (and the cooked repository)")
+	cmd.Flags().BoolVar(&push, "push", false, "push the cooked image to the cooked repository (as <cooked-repo>:<recipe hash 16>)")
 	return cmd
 }
 
@@ -207,7 +241,7 @@ workspace, the build is asked of the daemon.`,
 			if handled, err := a.buildViaDaemon(cmd, root, f); handled {
 				return err
 			}
-			s, err := a.openSession(ctx, f.Tag, f.NoCache)
+			s, err := a.openSession(ctx, f.Tag, f.NoCache, f.PushCooked)
 			if err != nil {
 				return err
 			}
@@ -247,6 +281,7 @@ workspace, the build is asked of the daemon.`,
 	cmd.Flags().BoolVar(&f.WarmOnly, "warm-only", false, "fail fast when the current recipe has no cooked image")
 	cmd.Flags().BoolVar(&f.JSON, "json", false, "print the result as JSON")
 	cmd.Flags().StringVar(&f.Tag, "tag", "", "image tag (default: tag in chefd.toml, \"dev\")")
+	cmd.Flags().BoolVar(&f.PushCooked, "push-cooked", false, "push the image a cook makes to the cooked repository (without a daemon)")
 	cmd.Flags().BoolVar(&f.NoCache, "no-cache", false, "ignore the engine's layer cache and compile every local crate again (the target cache keeps the third-party artifacts)")
 	return cmd
 }
@@ -254,7 +289,9 @@ workspace, the build is asked of the daemon.`,
 func printResult(w io.Writer, res dockerctl.BuildResult) {
 	fmt.Fprintf(w, "%s %s\n", res.Image, res.ImageID)
 	fmt.Fprintf(w, "  mode     %s\n", res.Mode.Describe())
-	if res.Cook != nil && !res.Cook.Skipped {
+	if res.Cook != nil && res.Cook.Pulled != "" {
+		fmt.Fprintf(w, "  cook     %6.1fs  pulled %s\n", res.Cook.Duration.Seconds(), res.Cook.Pulled)
+	} else if res.Cook != nil && !res.Cook.Skipped {
 		fmt.Fprintf(w, "  cook     %6.1fs  %s (%s)\n", res.Cook.Duration.Seconds(), cookLine(res.Cook.Seed, res.Cook.Compiled), res.Cook.Tag)
 	}
 	for _, ph := range res.Phases {

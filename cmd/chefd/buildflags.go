@@ -9,4 +9,6 @@ type buildFlags struct {
 	Tag      string // image tag (default from chefd.toml)
 	NoCache  bool   // ignore the engine's layer cache
 	Exact    bool   // with a daemon: an exact build even when its mode is loop
+	// PushCooked pushes the image a cook makes to the cooked repository
+	PushCooked bool
 }

@@ -480,8 +480,14 @@ func recordLine(r api.Record, now time.Time) string {
 	if r.Kind == api.KindBuild && r.Mode != "" {
 		b.WriteString("  " + string(r.Mode))
 	}
-	if r.Kind == api.KindCook && r.Result == api.ResultOK && len(r.Phases) > 0 {
+	switch {
+	case r.Kind == api.KindCook && r.Pulled != "":
+		b.WriteString("  pulled " + r.Pulled)
+	case r.Kind == api.KindCook && r.Result == api.ResultOK && len(r.Phases) > 0:
 		b.WriteString("  " + cookLine(r.Seed, r.Compiled))
+	}
+	if r.Pushed != "" {
+		b.WriteString("  pushed " + r.Pushed)
 	}
 	if why := r.Why(); len(why) > 0 {
 		b.WriteString("  " + why[0])

@@ -28,7 +28,7 @@ import (
 
 // daemonPaths resolves the workspace, its config and its daemon's paths.
 func (a *app) daemonPaths() (string, configs.Config, api.Paths, error) {
-	w, err := openWorkspace(a.dir)
+	w, err := openWorkspace(a.dir, a.over)
 	if err != nil {
 		return "", configs.Config{}, api.Paths{}, err
 	}
@@ -113,6 +113,9 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 	if a.verbose {
 		args = append(args, "-v")
 	}
+	if a.over.cookedRepo != "" {
+		args = append(args, "--cooked-repo", a.over.cookedRepo)
+	}
 	info, err := daemon.Spawn(ctx, paths, root, exe, args)
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
@@ -195,7 +198,7 @@ func changedStartKeys(a, b configs.Config) []string {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var out []string
 	for _, k := range []string{"Image", "Tag", "BuilderImage", "RuntimeImage", "Bins", "Entrypoint",
-		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop"} {
+		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop", "CookedRepo", "PushCooked", "RegistryTimeout"} {
 		if !reflect.DeepEqual(va.FieldByName(k).Interface(), vb.FieldByName(k).Interface()) {
 			out = append(out, k)
 		}
@@ -206,10 +209,10 @@ func changedStartKeys(a, b configs.Config) []string {
 // daemonPlan computes the recipe with the intent of the current
 // chefd.toml (re-read each time: it is recipe-affecting for the watcher).
 // It runs on the scheduler's loop only, so its warning state needs no lock.
-func daemonPlan(root string, started configs.Config, log *zap.Logger) daemon.PlanFunc {
+func daemonPlan(root string, started configs.Config, o overrides, log *zap.Logger) daemon.PlanFunc {
 	warned := ""
 	return func(ctx context.Context) (*recipe.Recipe, error) {
-		w, err := openWorkspace(root)
+		w, err := openWorkspace(root, o)
 		if err != nil {
 			return nil, err
 		}
@@ -258,7 +261,7 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 	log.Info("build mode", zap.String("mode", string(mode)))
 	err = daemon.Run(ctx, daemon.Config{
 		Builder: daemonBuilder(absRoot, cfg, log),
-		Plan:    daemonPlan(absRoot, cfg, log),
+		Plan:    daemonPlan(absRoot, cfg, a.over, log),
 		Options: []daemon.Option{daemon.WithKeepCooked(cfg.KeepCooked), daemon.WithManual(f.manual), daemon.WithLog(log),
 			daemon.WithMode(mode)},
 		Paths: paths,

@@ -20,15 +20,42 @@ type workspace struct {
 	cfg  configs.Config
 }
 
+// overrides are the settings the environment and the command line set
+// over chefd.toml: the flag wins, then the environment.
+type overrides struct {
+	cookedRepo string // --cooked-repo
+}
+
+// cookedRepoEnv overrides cooked-repo of chefd.toml.
+const cookedRepoEnv = "CHEFD_COOKED_REPO"
+
+func (o overrides) apply(cfg *configs.Config) error {
+	repo, from := o.cookedRepo, "--cooked-repo"
+	if repo == "" {
+		repo, from = os.Getenv(cookedRepoEnv), cookedRepoEnv
+	}
+	if repo == "" {
+		return nil
+	}
+	if err := configs.ValidateRepo(repo); err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	cfg.CookedRepo = repo
+	return nil
+}
+
 // openWorkspace resolves dir to its workspace root, as cargo does from a
-// member directory, and loads the root's chefd.toml.
-func openWorkspace(dir string) (workspace, error) {
+// member directory, and loads the root's chefd.toml with o applied.
+func openWorkspace(dir string, o overrides) (workspace, error) {
 	root, err := recipe.FindRoot(dir)
 	if err != nil {
 		return workspace{}, err
 	}
 	cfg, err := configs.Load(root)
 	if err != nil {
+		return workspace{}, err
+	}
+	if err := o.apply(&cfg); err != nil {
 		return workspace{}, err
 	}
 	return workspace{root: root, cfg: cfg}, nil

@@ -74,9 +74,15 @@ type Record struct {
 	Phases   []dockerctl.Phase `json:"phases,omitempty"`
 	Compiled dockerctl.Crates  `json:"compiled"`
 	// Seed is what a cook started from (dockerctl.CookResult.Seed).
-	Seed   string `json:"seed,omitempty"`
-	Result Result `json:"result"`
-	Error  string `json:"error,omitempty"`
+	Seed string `json:"seed,omitempty"`
+	// Pulled and Pushed: the registry reference a cook pulled its image
+	// from instead of cooking, or pushed it to (dockerctl.CookResult).
+	Pulled string `json:"pulled,omitempty"`
+	Pushed string `json:"pushed,omitempty"`
+	// Warnings of a cook the registry could not serve.
+	Warnings []string `json:"warnings,omitempty"`
+	Result   Result   `json:"result"`
+	Error    string   `json:"error,omitempty"`
 	// ErrorCode classifies a failure the client acts on:
 	// CodeEngineUnreachable (the engine was down or went away).
 	ErrorCode string `json:"error_code,omitempty"`
@@ -142,6 +148,7 @@ func (r *Record) Clone() *Record {
 	c.RecipeDiff = append([]string(nil), r.RecipeDiff...)
 	c.Phases = append([]dockerctl.Phase(nil), r.Phases...)
 	c.Output = append([]string(nil), r.Output...)
+	c.Warnings = append([]string(nil), r.Warnings...)
 	c.Compiled.Names = append([]string(nil), r.Compiled.Names...)
 	return &c
 }
