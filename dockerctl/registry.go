@@ -175,6 +175,31 @@ func (b *WorkspaceBuilder) fetchCooked(ctx context.Context, r *recipe.Recipe, ke
 	return ins.ID, true, nil
 }
 
+// PullCooked takes r's cooked image from the cooked repository, never
+// cooking (the hotfix lane's --warm-only): found false when the registry
+// does not hold it. A registry fault is a *RegistryError.
+func (b *WorkspaceBuilder) PullCooked(ctx context.Context, r *recipe.Recipe, p Progress) (res CookResult, found bool, err error) {
+	start := time.Now()
+	res.Tag = b.CookedTag(r)
+	if b.cfg.CookedRepo == "" {
+		return res, false, nil
+	}
+	builderID, err := b.e.imageID(ctx, b.cfg.BuilderImage)
+	if err != nil {
+		return res, false, err
+	}
+	if builderID == "" {
+		return res, false, &MissingImageError{Image: b.cfg.BuilderImage, Role: "builder"}
+	}
+	b.use(r)
+	id, found, err := b.fetchCooked(ctx, r, cookKey(r, builderID), p)
+	if id != "" {
+		res.ImageID, res.Pulled = id, RemoteCookedRef(b.cfg.CookedRepo, r)
+	}
+	res.Duration = time.Since(start)
+	return res, found, err
+}
+
 // untrusted says why a pulled image is not r's cooked image with cook
 // key key ("" when it is).
 func untrusted(ins image.InspectResponse, r *recipe.Recipe, key string) string {

@@ -246,10 +246,25 @@ workspace, the build is asked of the daemon.`,
 				return err
 			}
 			defer s.close()
+			var pulled *dockerctl.CookResult // --warm-only took it from the registry
 			if f.WarmOnly {
 				ok, err := s.builder.HasCooked(ctx, s.recipe)
 				if err != nil {
 					return engineError(err)
+				}
+				if !ok && s.cfg.CookedRepo != "" {
+					// the hotfix runner: the shared image, or fail fast
+					ref := dockerctl.RemoteCookedRef(s.cfg.CookedRepo, s.recipe)
+					cr, found, err := s.builder.PullCooked(ctx, s.recipe, progressPrinter(a.stderr))
+					pulled = &cr
+					switch {
+					case err != nil:
+						return &exitError{code: 3, msg: fmt.Sprintf("--warm-only: %s does not exist on this engine, and %v", s.builder.CookedTag(s.recipe), err)}
+					case !found:
+						return &exitError{code: 3, msg: fmt.Sprintf("--warm-only: %s does not exist on this engine, nor %s in the registry (the recipe changed); "+
+							"run chefd cook --push where it can cook", s.builder.CookedTag(s.recipe), ref)}
+					}
+					ok = true
 				}
 				if !ok {
 					return &exitError{code: 3, msg: fmt.Sprintf("--warm-only: %s does not exist (the recipe changed); run chefd cook first",
@@ -261,6 +276,11 @@ workspace, the build is asked of the daemon.`,
 				p = progressPrinter(a.stderr)
 			}
 			res, err := s.builder.Build(ctx, s.recipe, dockerctl.ModeExact, p)
+			if pulled != nil && res.Cook == nil {
+				res.Cook = pulled
+				res.Phases = append([]dockerctl.Phase{{Name: "cook", Duration: pulled.Duration}}, res.Phases...)
+				res.Duration += pulled.Duration
+			}
 			res.Phases = append([]dockerctl.Phase{{Name: "prepare", Duration: s.prepare}}, res.Phases...)
 			if err != nil {
 				return engineError(err)

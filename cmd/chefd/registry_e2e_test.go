@@ -151,7 +151,8 @@ func TestE2ERegistryShare(t *testing.T) {
 	// the other machine: no cooked image, no tag of the repository
 	docker(t, "rmi", "-f", cookedTag, ref)
 
-	r := chefd(t, dir, []string{"CHEFD_COOKED_REPO=" + repo}, "build", "--json")
+	// the hotfix lane on a cold runner: --warm-only pulls
+	r := chefd(t, dir, []string{"CHEFD_COOKED_REPO=" + repo}, "build", "--warm-only", "--json")
 	if r.code != 0 {
 		t.Fatalf("build with the shared image: exit %d\n%s", r.code, r.stderr)
 	}
@@ -213,6 +214,10 @@ func TestE2ERegistryShare(t *testing.T) {
 	}
 	if r := chefd(t, dir, []string{"CHEFD_COOKED_REPO=" + repo}, "cook", "--push"); r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
 		t.Errorf("cook --push with the registry down: exit %d, want 1 and the reason\n%s", r.code, r.stderr)
+	}
+	newBin("extra3")
+	if r := chefd(t, dir, []string{"CHEFD_COOKED_REPO=" + repo}, "build", "--warm-only"); r.code != 3 || !strings.Contains(r.stderr, "connection refused") {
+		t.Errorf("build --warm-only with the registry down: exit %d, want 3 and the reason\n%s", r.code, r.stderr)
 	}
 }
 
