@@ -586,6 +586,22 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) 
 	if err != nil {
 		return nil, fmt.Errorf("list cooked images: %w", err)
 	}
+	if b.cfg.CookedRepo != "" {
+		// cooked images pulled from the cooked repository carry the
+		// workspace label of the machine that cooked them, and its tag
+		pulled, err := b.e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+			filters.Arg("label", "chefd.kind=cooked"),
+			filters.Arg("reference", b.cfg.CookedRepo),
+		)})
+		if err != nil {
+			return nil, fmt.Errorf("list cooked images: %w", err)
+		}
+		for _, im := range pulled {
+			if !slices.ContainsFunc(imgs, func(o image.Summary) bool { return o.ID == im.ID }) {
+				imgs = append(imgs, im)
+			}
+		}
+	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created > imgs[j].Created })
 	var removed []Removed
 	kept := map[string]bool{} // short recipe hashes whose target caches stay

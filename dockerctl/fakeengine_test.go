@@ -146,6 +146,11 @@ next:
 				continue next
 			}
 		}
+		for _, repo := range opts.Filters.Get("reference") {
+			if !slices.ContainsFunc(im.RepoTags, func(t string) bool { return strings.HasPrefix(t, repo+":") }) {
+				continue next
+			}
+		}
 		out = append(out, im)
 	}
 	return out, nil

@@ -147,3 +147,35 @@ func TestPushCooked(t *testing.T) {
 		t.Fatalf("a refused push: %v", err)
 	}
 }
+
+// TestGCPulledCooked: cooked images pulled from the cooked repository
+// (another machine's workspace label) are this workspace's for GC; a
+// cooked image of another checkout that never came from the repository
+// is not.
+func TestGCPulledCooked(t *testing.T) {
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	b.cfg.CookedRepo = "registry.example.com/team/app-cooked"
+	elsewhere, other := "/home/ci/checkout", t.TempDir()
+	a, c, d := hashOf('a'), hashOf('c'), hashOf('d')
+	f.cooked(b.root, "app", a, 300) // current
+	f.cooked(elsewhere, "app", c, 100)
+	f.images[1].RepoTags = append(f.images[1].RepoTags, b.cfg.CookedRepo+":"+c[:16]) // pulled
+	f.cooked(elsewhere, "app", d, 200)
+	f.images[2].RepoTags = append(f.images[2].RepoTags, b.cfg.CookedRepo+":"+d[:16]) // pulled, newer
+	f.cooked(other, "app", hashOf('f'), 50)                                           // another checkout's
+	b.KeepCurrent(&recipe.Recipe{Hash: a})
+	removed, err := b.GC(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recipes []string
+	for _, r := range removed {
+		if r.Recipe != "" {
+			recipes = append(recipes, r.Recipe)
+		}
+	}
+	if !slices.Equal(recipes, []string{c}) {
+		t.Fatalf("removed recipes %q, want the oldest pulled one only", recipes)
+	}
+}
