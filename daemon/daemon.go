@@ -31,6 +31,8 @@ type Config struct {
 	// only; tests).
 	Watch   func() (watcher.Notify, error)
 	Version string
+	// Engine is the Docker engine address the builder uses (for status).
+	Engine string
 	// Ready is called once the socket accepts requests.
 	Ready func(api.Info)
 }
@@ -160,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	info := api.Info{PID: os.Getpid(), Version: cfg.Version, Started: time.Now(), Paths: p,
-		Watching: notify != nil, Manual: given.Manual}
+		Watching: notify != nil, Manual: given.Manual, Engine: cfg.Engine}
 	// where clients of other environments find the socket (api.Locate)
 	if err := api.WriteRunning(p, info); err != nil {
 		return err

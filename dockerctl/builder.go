@@ -153,10 +153,38 @@ func RemovedNames(rs []Removed) []string {
 // ImageRef is the final image reference.
 func (b *WorkspaceBuilder) ImageRef() string { return b.cfg.Image + ":" + b.cfg.Tag }
 
-// HasCooked reports whether the cooked image of r exists.
+// HasCooked reports whether the cooked image of r exists (cooked with
+// the builder image the settings name now).
 func (b *WorkspaceBuilder) HasCooked(ctx context.Context, r *recipe.Recipe) (bool, error) {
-	id, err := b.e.imageID(ctx, b.CookedTag(r))
+	id, err := b.cookedID(ctx, r)
 	return id != "", err
+}
+
+// cookedID is the ID of r's cooked image, "" when there is none, or when
+// it was cooked with another builder image than the one the settings
+// name now (the tag moved: a new toolchain or crate source); the code
+// build runs in the builder image, on the cooked artifacts.
+func (b *WorkspaceBuilder) cookedID(ctx context.Context, r *recipe.Recipe) (string, error) {
+	tag := b.CookedTag(r)
+	ins, err := b.e.api.ImageInspect(ctx, tag)
+	if err != nil {
+		id, err := b.e.imageID(ctx, tag) // the same question, for its error handling
+		return id, err
+	}
+	var cookedWith string
+	if ins.Config != nil {
+		cookedWith = ins.Config.Labels[labelBuilder]
+	}
+	if cookedWith == "" {
+		return ins.ID, nil
+	}
+	now, err := b.e.imageID(ctx, b.cfg.BuilderImage)
+	if err != nil || now == "" || now == cookedWith {
+		return ins.ID, err
+	}
+	b.log.Info("the cooked image was cooked with another builder image: cooking again", zap.String("tag", tag),
+		zap.String("builder", b.cfg.BuilderImage), zap.String("cooked_with", cookedWith), zap.String("now", now))
+	return "", nil
 }
 
 func (b *WorkspaceBuilder) labels(kind string, r *recipe.Recipe) map[string]string {
@@ -182,7 +210,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	tag := b.CookedTag(r)
 	res := CookResult{Tag: tag}
 	b.use(r)
-	id, err := b.e.imageID(ctx, tag)
+	id, err := b.cookedID(ctx, r)
 	if err != nil {
 		return res, err
 	}
@@ -342,8 +370,9 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
-		Labels:     withLabel(withLabel(b.labels("cooked", r), labelCookKey, key), labelBuilder, builderID),
-		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
+		Labels: withLabel(withLabel(withLabel(b.labels("cooked", r), labelCookKey, key), labelBuilder, builderID),
+			labelCookedAt, time.Now().UTC().Format(time.RFC3339Nano)),
+		BuildArgs: map[string]*string{"BUILDER": &b.cfg.BuilderImage},
 	}, progress)
 	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing)) {
 		for _, ev := range held {
@@ -371,7 +400,7 @@ func ShippedBins(cfg Settings, r *recipe.Recipe) ([]string, string) {
 // mode and tags <image>:<tag> (labelled with the mode).
 func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mode, p Progress) (BuildResult, error) {
 	start := time.Now()
-	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r), Mode: mode}
+	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r), Mode: mode, Engine: b.e.Host()}
 	if !mode.Valid() {
 		return res, fmt.Errorf("build mode %q: want %q or %q", mode, ModeExact, ModeLoop)
 	}
@@ -391,8 +420,10 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 			return res, err
 		}
 	}
-	if err := b.e.requireImage(ctx, b.cfg.RuntimeImage, "runtime"); err != nil {
-		return res, err
+	for _, im := range []struct{ ref, role string }{{b.cfg.BuilderImage, "builder"}, {b.cfg.RuntimeImage, "runtime"}} {
+		if err := b.e.requireImage(ctx, im.ref, im.role); err != nil {
+			return res, err
+		}
 	}
 	bins, entry := ShippedBins(b.cfg, r)
 	if len(bins) == 0 {
@@ -467,7 +498,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{b.ImageRef()},
 		Labels:     withLabel(b.labels("image", r), labelMode, string(mode)),
-		BuildArgs:  map[string]*string{"COOKED": &cooked},
+		BuildArgs:  map[string]*string{"COOKED": &cooked, "BUILDER": &b.cfg.BuilderImage},
 	}, p)
 	res.Phases = append(res.Phases, Phase{Name: "build", Duration: time.Since(t1)})
 	t2 := time.Now()
@@ -602,7 +633,7 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) 
 			}
 		}
 	}
-	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created > imgs[j].Created })
+	sort.SliceStable(imgs, func(i, j int) bool { return cookedAt(imgs[i]).After(cookedAt(imgs[j])) })
 	var removed []Removed
 	kept := map[string]bool{} // short recipe hashes whose target caches stay
 	if current != "" {
@@ -632,6 +663,16 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) 
 	removed = append(removed, b.pruneTargetCaches(ctx, cache, kept)...)
 	cooks, err := b.pruneCookCaches(ctx, cache)
 	return append(removed, cooks...), err
+}
+
+// cookedAt is when a cooked image was cooked: its label (the image's own
+// creation time is that of its newest layer, which BuildKit's layer
+// cache may have made long before), else its creation time.
+func cookedAt(im image.Summary) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, im.Labels[labelCookedAt]); err == nil {
+		return t
+	}
+	return time.Unix(im.Created, 0)
 }
 
 // pruneCookCaches removes the cook caches (deltacook.go) of the keys no

@@ -22,8 +22,8 @@ package dockerctl
 // removes from the cache every entry no unit of the last cookCacheKeep
 // recipes has (what older recipes left, the local crates' dummies). The
 // image's size is that of a from-scratch cook, whatever came before: it is
-// the builder, the skeleton and one copy of the artifacts, never a layer on
-// an earlier cooked image.
+// one copy of the artifacts alone (FROM scratch), never a layer on an
+// earlier cooked image.
 //
 // What cargo does not see, the step handles:
 //   - a vendored crate changed in place (same name and version, new

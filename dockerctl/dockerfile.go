@@ -137,9 +137,8 @@ func under(p, dir string) bool {
 // when mountVendor). The script comes in on a bind
 // mount: however many crates the cleanup names, the Dockerfile stays a few
 // short lines. The cook runs in the build stage with its target directory
-// on the cook cache (deltacook.go); the cooked image is the builder, the
-// skeleton (the same layer as the cook stage's) and the copy of this
-// cook's third-party artifacts.
+// on the cook cache (deltacook.go); the cooked image is the copy of this
+// cook's third-party artifacts alone.
 //
 // With vendor caches (dirs, vendorcache.go) the vendored sources are their
 // cache mounts; without, bind mounts of the context (mountVendor) or part
@@ -161,13 +160,13 @@ func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir) strin
 	fmt.Fprintf(&b, "RUN %s \\\n    --mount=type=cache,id=%s,target=%s/target,sharing=locked \\\n"+
 		"    --mount=type=bind,source=chefd,target=%s \\\n%s    %s %s%s sh %s/cook.sh\n",
 		cacheMounts(), cookCache, wd, stepDir, vendor, cookMarker, cookCacheMarker, cookCache, stepDir)
-	// The image's first steps are the cook stage's, which BuildKit runs
-	// once for both; then the cooked artifacts, and the lockfile cargo
-	// wrote when the workspace has none.
-	fmt.Fprintf(&b, "FROM ${BUILDER}\n")
-	b.WriteString(envLines(r))
-	fmt.Fprintf(&b, "WORKDIR %s\n", wd)
-	fmt.Fprintf(&b, "COPY skeleton/ %s/\n", srcRootOf(r))
+	// The cooked image is the artifacts alone (and the lockfile cargo
+	// wrote when the workspace has none), not a layer on the builder: the
+	// code build runs in the builder image with them (codeDockerfile), and
+	// a cooked image shared through a registry moves only them (pulling
+	// one that carried the builder downloaded the builder's layers again:
+	// an engine cannot tell they are the ones it holds).
+	fmt.Fprintf(&b, "FROM scratch\n")
 	if r.LockFile == nil {
 		fmt.Fprintf(&b, "COPY --from=cook %s/Cargo.lock %s/Cargo.lock\n", wd, wd)
 	}
@@ -205,15 +204,21 @@ func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode) string {
 	return b.String()
 }
 
-// codeDockerfile builds the real code on the cooked image, with the
-// target dir on a cache mount seeded from the cooked image (its sources
-// stamped by stamp.sh, see sources.go), then the runtime image with only
-// the shipped binaries. The step's files (script, source list) come in on
-// a bind mount of the context's chefd/ directory.
+// codeDockerfile builds the real code in the builder image (the one the
+// cooked image was cooked with: the cook key says so), with the target
+// dir on a cache mount seeded from the cooked image (its sources stamped
+// by stamp.sh, see sources.go), then the runtime image with only the
+// shipped binaries. The step's files (script, source list) come in on a
+// bind mount of the context's chefd/ directory.
 func codeDockerfile(r *recipe.Recipe, targetCache, runtime string, entrypoint string) string {
 	wd := workdir(r)
 	var b strings.Builder
-	b.WriteString("ARG COOKED\nFROM ${COOKED} AS cooked\nFROM ${COOKED} AS build\n")
+	b.WriteString("ARG COOKED\nARG BUILDER\nFROM ${COOKED} AS cooked\nFROM ${BUILDER} AS build\n")
+	b.WriteString(envLines(r))
+	fmt.Fprintf(&b, "WORKDIR %s\n", wd)
+	if r.LockFile == nil {
+		fmt.Fprintf(&b, "COPY --from=cooked %s/Cargo.lock %s/Cargo.lock\n", wd, wd)
+	}
 	fmt.Fprintf(&b, "COPY src/ %s/\n", srcRootOf(r))
 	// The cache id is repeated in the command so that GC can find the cache
 	// mount's record: BuildKit's record describes the command, not the id.

@@ -105,6 +105,18 @@ func Connect(ctx context.Context, opts ...Option) (*Engine, error) {
 	return &Engine{api: cli, cli: cli, host: host, log: o.log}, nil
 }
 
+// EngineHost is the engine address Connect uses, as the Docker CLI
+// resolves it from the environment (DOCKER_HOST, else the default
+// socket), without connecting.
+func EngineHost() string {
+	cli, err := client.NewClientWithOpts(client.FromEnv)
+	if err != nil {
+		return os.Getenv("DOCKER_HOST")
+	}
+	defer cli.Close()
+	return cli.DaemonHost()
+}
+
 // Close releases the client.
 func (e *Engine) Close() error { return e.api.Close() }
 

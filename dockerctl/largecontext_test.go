@@ -35,8 +35,8 @@ func sparse(t *testing.T, p string, size int64) {
 	}
 }
 
-// buildWarnings runs a code build on a fake engine (which has the cooked
-// and runtime images, and builds nothing) and returns the output lines of
+// buildWarnings runs a code build on a fake engine (which has the cooked,
+// builder and runtime images, and builds nothing) and returns the output lines of
 // the context step.
 func buildWarnings(t *testing.T, root string, cfg Settings) []string {
 	t.Helper()
@@ -46,7 +46,8 @@ func buildWarnings(t *testing.T, root string, cfg Settings) []string {
 	}
 	f := &fakeEngine{}
 	f.cooked(root, cfg.Image, r.Hash, 1)
-	f.images = append(f.images, image.Summary{ID: "sha256:runtime", RepoTags: []string{cfg.RuntimeImage}})
+	f.images = append(f.images, image.Summary{ID: "sha256:runtime", RepoTags: []string{cfg.RuntimeImage}},
+		image.Summary{ID: "sha256:builder", RepoTags: []string{cfg.BuilderImage}})
 	b := NewWorkspaceBuilder(&Engine{api: f, host: "fake", log: zap.NewNop()}, root, cfg, WithStateDir(t.TempDir()))
 	var lines []string
 	b.Build(context.Background(), r, ModeExact, func(ev Event) {

@@ -41,6 +41,8 @@ const (
 	DefaultRegistryTimeout = 15 * time.Second
 	// labelBuilder labels a cooked image with its builder image's ID.
 	labelBuilder = "chefd.builder"
+	// labelCookedAt labels a cooked image with the time of its cook.
+	labelCookedAt = "chefd.cooked-at"
 	// stepPull and stepPush are the progress steps of a pull and a push.
 	stepPull = "pull"
 	stepPush = "push"

@@ -163,7 +163,7 @@ func TestGCPulledCooked(t *testing.T) {
 	f.images[1].RepoTags = append(f.images[1].RepoTags, b.cfg.CookedRepo+":"+c[:16]) // pulled
 	f.cooked(elsewhere, "app", d, 200)
 	f.images[2].RepoTags = append(f.images[2].RepoTags, b.cfg.CookedRepo+":"+d[:16]) // pulled, newer
-	f.cooked(other, "app", hashOf('f'), 50)                                           // another checkout's
+	f.cooked(other, "app", hashOf('f'), 50)                                          // another checkout's
 	b.KeepCurrent(&recipe.Recipe{Hash: a})
 	removed, err := b.GC(context.Background(), 2)
 	if err != nil {

@@ -50,6 +50,8 @@ type BuildResult struct {
 	Image     string `json:"image"`    // <image>:<tag>
 	ImageID   string `json:"image_id"` // sha256:...
 	CookedTag string `json:"cooked_tag"`
+	// Engine is the Docker engine that built it (its DOCKER_HOST address).
+	Engine string `json:"engine,omitempty"`
 	// Mode is how the code build compiled the workspace's crates.
 	Mode     Mode          `json:"mode"`
 	Cook     *CookResult   `json:"cook,omitempty"` // set when the build had to cook first

@@ -309,6 +309,9 @@ workspace, the build is asked of the daemon.`,
 func printResult(w io.Writer, res dockerctl.BuildResult) {
 	fmt.Fprintf(w, "%s %s\n", res.Image, res.ImageID)
 	fmt.Fprintf(w, "  mode     %s\n", res.Mode.Describe())
+	if res.Engine != "" {
+		fmt.Fprintf(w, "  engine   %s\n", res.Engine)
+	}
 	if res.Cook != nil && res.Cook.Pulled != "" {
 		fmt.Fprintf(w, "  cook     %6.1fs  pulled %s\n", res.Cook.Duration.Seconds(), res.Cook.Pulled)
 	} else if res.Cook != nil && !res.Cook.Skipped {

@@ -511,6 +511,9 @@ func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 		mode += ", " + string(st.Mode) + " mode"
 	}
 	fmt.Fprintf(w, "chefd daemon for %s (pid %d, up %s, %s)\n", d.Paths.Root, d.PID, fmtDur(now.Sub(d.Started)), mode)
+	if d.Engine != "" {
+		fmt.Fprintf(w, "engine:   %s\n", d.Engine)
+	}
 	fmt.Fprintf(w, "state:    %s\n", st.State)
 	if st.Held != "" {
 		fmt.Fprintf(w, "held:     git is in the middle of an operation (%s, %s): automatic builds wait for it; build --wait builds what is on disk\n",

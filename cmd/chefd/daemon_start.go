@@ -261,6 +261,7 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 	log.Info("build mode", zap.String("mode", string(mode)))
 	err = daemon.Run(ctx, daemon.Config{
 		Builder: daemonBuilder(absRoot, cfg, log),
+		Engine:  dockerctl.EngineHost(),
 		Plan:    daemonPlan(absRoot, cfg, a.over, log),
 		Options: []daemon.Option{daemon.WithKeepCooked(cfg.KeepCooked), daemon.WithManual(f.manual), daemon.WithLog(log),
 			daemon.WithMode(mode)},

@@ -50,14 +50,27 @@ func relock(t *testing.T, dir string) {
 	}
 }
 
-// cookedFiles lists the cooked image's target directory.
+// cookedFiles lists the cooked image's target directory (the image is
+// the artifacts alone: its file system is exported, not run).
 func cookedFiles(t *testing.T, tag, workdir string) []string {
 	t.Helper()
-	out, err := exec.Command("docker", "run", "--rm", "--entrypoint", "find", tag, workdir+"/target", "-mindepth", "1").CombinedOutput()
+	out, err := exec.Command("docker", "create", tag, "none").CombinedOutput()
 	if err != nil {
-		t.Fatalf("list %s: %v\n%s", tag, err, out)
+		t.Fatalf("create a container of %s: %v\n%s", tag, err, out)
 	}
-	files := strings.Fields(string(out))
+	id := strings.TrimSpace(string(out))
+	defer exec.Command("docker", "rm", id).Run()
+	list, err := exec.Command("sh", "-c", "docker export "+id+" | tar -t").Output()
+	if err != nil {
+		t.Fatalf("list %s: %v", tag, err)
+	}
+	prefix := strings.TrimPrefix(workdir, "/") + "/target/"
+	var files []string
+	for _, f := range strings.Split(string(list), "\n") {
+		if rest, ok := strings.CutPrefix(f, prefix); ok && rest != "" {
+			files = append(files, workdir+"/target/"+strings.TrimSuffix(rest, "/"))
+		}
+	}
 	slices.Sort(files)
 	return files
 }

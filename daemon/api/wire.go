@@ -12,6 +12,8 @@ type Info struct {
 	Paths    Paths     `json:"paths"`
 	Watching bool      `json:"watching"`
 	Manual   bool      `json:"manual,omitempty"`
+	// Engine is the Docker engine the daemon builds on (DOCKER_HOST).
+	Engine string `json:"engine,omitempty"`
 }
 
 // Warning is a recent problem of the watcher or the builder.
