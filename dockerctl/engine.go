@@ -79,10 +79,11 @@ func Connect(ctx context.Context, opts ...Option) (*Engine, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if o.host != "" {
-		copts = append(copts, client.WithHost(o.host))
+	target, err := resolveEngine(o.host)
+	if err != nil {
+		return nil, err
 	}
+	copts := append(target.opts, client.WithAPIVersionNegotiation())
 	if os.Getenv("DOCKER_API_VERSION") != "" {
 		o.log.Warn("DOCKER_API_VERSION is set: API version negotiation is disabled")
 	}
@@ -90,7 +91,7 @@ func Connect(ctx context.Context, opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	host := cli.DaemonHost()
+	host := target.name
 	pctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	if _, err := cli.Ping(pctx); err != nil {
@@ -105,16 +106,14 @@ func Connect(ctx context.Context, opts ...Option) (*Engine, error) {
 	return &Engine{api: cli, cli: cli, host: host, log: o.log}, nil
 }
 
-// EngineHost is the engine address Connect uses, as the Docker CLI
-// resolves it from the environment (DOCKER_HOST, else the default
-// socket), without connecting.
+// EngineHost names the engine Connect uses, resolved as the Docker CLI
+// does (enginehost.go), without connecting.
 func EngineHost() string {
-	cli, err := client.NewClientWithOpts(client.FromEnv)
+	t, err := resolveEngine("")
 	if err != nil {
 		return os.Getenv("DOCKER_HOST")
 	}
-	defer cli.Close()
-	return cli.DaemonHost()
+	return t.name
 }
 
 // Close releases the client.

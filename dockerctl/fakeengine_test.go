@@ -67,13 +67,23 @@ func (f *fakeEngine) DistributionInspect(ctx context.Context, ref, auth string) 
 	return registry.DistributionInspect{}, nil
 }
 
+// jsonLines is a pull's or push's message stream.
+func jsonLines(msgs ...string) io.ReadCloser {
+	return io.NopCloser(strings.NewReader(strings.Join(msgs, "\n") + "\n"))
+}
+
+// errorMessage is the engine's message of a failed pull or push.
+func errorMessage(msg string) string {
+	return `{"errorDetail":{"message":"` + msg + `"},"error":"` + msg + `"}`
+}
+
 func (f *fakeEngine) ImagePull(_ context.Context, ref string, opts image.PullOptions) (io.ReadCloser, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.pulls = append(f.pulls, ref)
 	f.gotAuth = append(f.gotAuth, opts.RegistryAuth)
 	if f.pullErr != "" {
-		return io.NopCloser(strings.NewReader(`{"status":"Pulling fs layer","id":"abc"}` + "\n" + `{"errorDetail":{"message":"` + f.pullErr + `"},"error":"` + f.pullErr + `"}` + "\n")), nil
+		return jsonLines(`{"status":"Pulling fs layer","id":"abc"}`, errorMessage(f.pullErr)), nil
 	}
 	im, ok := f.registry[ref]
 	if !ok {
@@ -81,7 +91,7 @@ func (f *fakeEngine) ImagePull(_ context.Context, ref string, opts image.PullOpt
 	}
 	im.RepoTags = []string{ref}
 	f.images = append(f.images, im)
-	return io.NopCloser(strings.NewReader(`{"status":"Pulling fs layer","id":"abc"}` + "\n" + `{"status":"Pull complete","id":"abc"}` + "\n")), nil
+	return jsonLines(`{"status":"Pulling fs layer","id":"abc"}`, `{"status":"Pull complete","id":"abc"}`), nil
 }
 
 func (f *fakeEngine) ImagePush(_ context.Context, ref string, opts image.PushOptions) (io.ReadCloser, error) {
@@ -90,7 +100,7 @@ func (f *fakeEngine) ImagePush(_ context.Context, ref string, opts image.PushOpt
 	f.pushes = append(f.pushes, ref)
 	f.gotAuth = append(f.gotAuth, opts.RegistryAuth)
 	if f.pushErr != "" {
-		return io.NopCloser(strings.NewReader(`{"errorDetail":{"message":"` + f.pushErr + `"},"error":"` + f.pushErr + `"}` + "\n")), nil
+		return jsonLines(errorMessage(f.pushErr)), nil
 	}
 	for _, im := range f.images {
 		if slices.Contains(im.RepoTags, ref) {
@@ -98,7 +108,7 @@ func (f *fakeEngine) ImagePush(_ context.Context, ref string, opts image.PushOpt
 				f.registry = map[string]image.Summary{}
 			}
 			f.registry[ref] = image.Summary{ID: im.ID, Labels: im.Labels}
-			return io.NopCloser(strings.NewReader(`{"status":"Pushed","id":"abc"}` + "\n")), nil
+			return jsonLines(`{"status":"Pushed","id":"abc"}`), nil
 		}
 	}
 	return nil, cerrdefs.ErrNotFound.WithMessage("no such image: " + ref)

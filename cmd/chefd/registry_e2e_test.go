@@ -30,18 +30,8 @@ type testRegistry struct {
 func startRegistry(t *testing.T, user, password string) *testRegistry {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("docker-registry is required under CI (apt-get install docker-registry; scripts/test.sh installs it): %v", err)
-		}
-		t.Skipf("no docker-registry: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := l.Addr().String()
-	l.Close()
+	needTool(t, "docker-registry (apt-get install docker-registry; scripts/test.sh installs it)", err)
+	host := freeLoopbackAddr(t)
 	dir := t.TempDir()
 	auth := ""
 	if user != "" {
@@ -77,6 +67,30 @@ func startRegistry(t *testing.T, user, password string) *testRegistry {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// needTool fails the test under CI when what is missing (err), and skips
+// it elsewhere.
+func needTool(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required under CI: %v", what, err)
+	}
+	t.Skipf("no %s: %v", what, err)
+}
+
+// freeLoopbackAddr is a loopback address with a port free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func (r *testRegistry) stop() {

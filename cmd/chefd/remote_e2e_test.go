@@ -51,24 +51,14 @@ func startEngine(t *testing.T) *testEngine {
 	if err == nil && os.Geteuid() != 0 {
 		err = fmt.Errorf("not root")
 	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("a second engine needs dockerd and root under CI: %v", err)
-		}
-		t.Skipf("no second engine: %v", err)
-	}
+	needTool(t, "a second engine (dockerd, as root)", err)
 	// not t.TempDir: the engine's overlay mounts may outlive a failed stop
 	dir, err := os.MkdirTemp("", "chefd-engine-b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	certs := makeCerts(t, filepath.Join(dir, "tls"))
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeLoopbackAddr(t)
 	// a bridge of its own: --bridge=none would delete the shared docker0
 	bridge := fmt.Sprintf("chefdb%d", os.Getpid()%10000)
 	subnet := fmt.Sprintf("10.231.%d.1/24", os.Getpid()%250)
@@ -241,6 +231,28 @@ func TestE2ERemoteEngine(t *testing.T) {
 	if out, _ := exec.Command("docker", "image", "inspect", id).CombinedOutput(); !strings.Contains(string(out), "No such image") {
 		t.Errorf("the image built on engine B is on engine A too")
 	}
+
+	// the same engine through a docker context (`docker context create`,
+	// then DOCKER_CONTEXT), without DOCKER_HOST
+	cfgDir := t.TempDir()
+	c := exec.Command("docker", "context", "create", "engine-b", "--docker",
+		"host="+b.host+",ca="+filepath.Join(b.cert, "ca.pem")+",cert="+filepath.Join(b.cert, "cert.pem")+",key="+filepath.Join(b.cert, "key.pem"))
+	c.Env = append(os.Environ(), "DOCKER_CONFIG="+cfgDir)
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("docker context create: %v\n%s", err, out)
+	}
+	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), "hello from chefd example", "hello through a context")
+	r = chefd(t, dir, []string{"DOCKER_HOST=", "DOCKER_CONFIG=" + cfgDir, "DOCKER_CONTEXT=engine-b", "CHEFD_COOKED_REPO=" + repo}, "build")
+	if r.code != 0 {
+		t.Fatalf("build through the context: exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "engine   context engine-b ("+b.host+")") || !strings.Contains(r.stderr, "(0 third-party") {
+		t.Errorf("the build through the context does not name it, or compiled third-party crates:\n%s", r.stderr)
+	}
+	if out := b.docker(t, "run", "--rm", strings.TrimSpace(r.stdout)); !strings.Contains(out, "app: hello through a context") {
+		t.Errorf("the image printed %q on engine B", out)
+	}
+	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), "hello through a context", "hello from chefd example")
 	if os.Getenv("CHEFD_BENCH_REMOTE") == "" {
 		return
 	}
