@@ -77,6 +77,10 @@ type Config struct {
 	// RegistryTimeout bounds the registry's answer to a manifest check,
 	// and a pull or push that makes no progress. Default 15s.
 	RegistryTimeout Duration `toml:"registry-timeout"`
+	// Pull says when the builder and runtime images are pulled, as docker
+	// build does: "missing" (default) when the engine lacks them, "never"
+	// (an offline machine), "always" before every cook and build.
+	Pull string `toml:"pull"`
 
 	// Path is the file the configuration was read from ("" for defaults).
 	Path string `toml:"-"`
@@ -117,6 +121,7 @@ func Default(dir string) Config {
 		KeepCooked:   3,
 
 		RegistryTimeout: Duration{15 * time.Second},
+		Pull:            "missing",
 	}
 }
 
@@ -403,6 +408,9 @@ func (c *Config) validate(data []byte) error {
 	}
 	if c.PushCooked && c.CookedRepo == "" {
 		return bad("push-cooked", "needs cooked-repo (the repository to push to)")
+	}
+	if !slices.Contains([]string{"missing", "never", "always"}, c.Pull) {
+		return bad("pull", fmt.Sprintf("%q: want \"missing\", \"never\" or \"always\"", c.Pull))
 	}
 	if c.RegistryTimeout.Duration <= 0 {
 		return bad("registry-timeout", "must be positive (e.g. \"15s\")")

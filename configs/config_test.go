@@ -51,6 +51,7 @@ func TestParse(t *testing.T) {
 		{"cooked repo with a tag", "\ncooked-repo = \"registry.example.com/x:latest\"\n", 2, "cooked-repo", "names a tag or digest"},
 		{"cooked repo not a name", "cooked-repo = \"Registry/X Y\"\n", 1, "cooked-repo", "not a repository name"},
 		{"push without a repo", "push-cooked = true\n", 1, "push-cooked", "needs cooked-repo"},
+		{"pull policy", "pull = \"sometimes\"\n", 1, "pull", "want \"missing\", \"never\" or \"always\""},
 		{"registry timeout zero", "registry-timeout = \"0s\"\n", 1, "registry-timeout", "must be positive"},
 	}
 	for _, tc := range cases {

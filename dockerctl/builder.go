@@ -222,12 +222,9 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	if err := checkSrcRoot(r); err != nil {
 		return res, err
 	}
-	builderID, err := b.e.imageID(ctx, b.cfg.BuilderImage)
+	builderID, err := b.baseImage(ctx, b.cfg.BuilderImage, "builder", p)
 	if err != nil {
 		return res, err
-	}
-	if builderID == "" {
-		return res, &MissingImageError{Image: b.cfg.BuilderImage, Role: "builder"}
 	}
 	key := cookKey(r, builderID)
 	b.log.Debug("cook key", zap.String("key", key), zap.String("builder", builderID))
@@ -421,7 +418,10 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		}
 	}
 	for _, im := range []struct{ ref, role string }{{b.cfg.BuilderImage, "builder"}, {b.cfg.RuntimeImage, "runtime"}} {
-		if err := b.e.requireImage(ctx, im.ref, im.role); err != nil {
+		if im.role == "builder" && res.Cook != nil && b.pullPolicy() == PullAlways {
+			continue // the cook pulled it
+		}
+		if _, err := b.baseImage(ctx, im.ref, im.role, p); err != nil {
 			return res, err
 		}
 	}

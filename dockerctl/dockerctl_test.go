@@ -298,7 +298,14 @@ func TestMissingBuilderImage(t *testing.T) {
 	if !errors.As(err, &mi) || mi.Image != "chefd/does-not-exist:1" {
 		t.Fatalf("want *MissingImageError naming the image, got %v", err)
 	}
-	if !strings.Contains(err.Error(), "never pulls") {
-		t.Errorf("message does not say how to provide it: %v", err)
+	// pull = "missing": the engine cannot reach the registry (no network
+	// here): one line naming the image and the policy
+	if !strings.Contains(err.Error(), `the pull failed (pull = "missing")`) || !strings.Contains(err.Error(), "docker pull chefd/does-not-exist:1") {
+		t.Errorf("message does not say what failed and how to provide it: %v", err)
+	}
+	cfg.Pull = "never"
+	_, err = NewWorkspaceBuilder(e, root, SettingsOf(cfg)).Cook(context.Background(), r, nil)
+	if !errors.As(err, &mi) || mi.Pull != nil || !strings.Contains(err.Error(), `is not on the engine and pull = "never"`) {
+		t.Errorf("pull = never: want the image named without a pull, got %v", err)
 	}
 }

@@ -141,10 +141,13 @@ func (e *Engine) imageID(ctx context.Context, ref string) (string, error) {
 	return ins.ID, nil
 }
 
-// MissingImageError: a base image is not on the engine (chefd never pulls).
+// MissingImageError: a base image is not on the engine, and the pull policy
+// did not pull it or the pull failed.
 type MissingImageError struct {
-	Image string
-	Role  string // "builder" or "runtime"
+	Image  string
+	Role   string     // "builder" or "runtime"
+	Policy PullPolicy // the pull policy in force
+	Pull   error      // the pull's failure (nil: the policy did not pull)
 }
 
 func (e *MissingImageError) Error() string {
@@ -152,23 +155,15 @@ func (e *MissingImageError) Error() string {
 	if e.Role == "builder" && strings.HasPrefix(e.Image, "chefd/rust-builder") {
 		fix = "build it offline with scripts/builder-image.sh (about 2-3 minutes), or set builder-image in chefd.toml"
 	}
-	return fmt.Sprintf("%s image %q is not on the engine and chefd never pulls: %s", e.Role, e.Image, fix)
+	if e.Pull != nil {
+		return fmt.Sprintf("%s image %q: the pull failed (pull = %q): %v; %s, or set pull = \"never\" on an offline machine",
+			e.Role, e.Image, e.Policy, shortErr(e.Pull), fix)
+	}
+	return fmt.Sprintf("%s image %q is not on the engine and pull = %q: %s, or set pull = \"missing\"", e.Role, e.Image, e.Policy, fix)
 }
 
-// requireImage fails with *MissingImageError when ref is not local.
-func (e *Engine) requireImage(ctx context.Context, ref, role string) error {
-	if ref == "scratch" {
-		return nil
-	}
-	id, err := e.imageID(ctx, ref)
-	if err != nil {
-		return err
-	}
-	if id == "" {
-		return &MissingImageError{Image: ref, Role: role}
-	}
-	return nil
-}
+func (e *MissingImageError) Unwrap() error { return e.Pull }
+
 
 // IsUnreachable reports whether err means the engine did not answer.
 func IsUnreachable(err error) bool {

@@ -186,12 +186,9 @@ func (b *WorkspaceBuilder) PullCooked(ctx context.Context, r *recipe.Recipe, p P
 	if b.cfg.CookedRepo == "" {
 		return res, false, nil
 	}
-	builderID, err := b.e.imageID(ctx, b.cfg.BuilderImage)
+	builderID, err := b.baseImage(ctx, b.cfg.BuilderImage, "builder", p)
 	if err != nil {
 		return res, false, err
-	}
-	if builderID == "" {
-		return res, false, &MissingImageError{Image: b.cfg.BuilderImage, Role: "builder"}
 	}
 	b.use(r)
 	id, found, err := b.fetchCooked(ctx, r, cookKey(r, builderID), p)

@@ -13,7 +13,7 @@ type Settings struct {
 	// cooked images are <image>-cooked:<short recipe hash>.
 	Image, Tag string
 	// BuilderImage has cargo and rustc; RuntimeImage is the final image's
-	// base. Neither is ever pulled.
+	// base. They are pulled under Pull.
 	BuilderImage, RuntimeImage string
 	// Bins are the binaries shipped (empty: every binary of the workspace)
 	// and Entrypoint the image's entrypoint ("": the first of them).
@@ -37,6 +37,9 @@ type Settings struct {
 	// RegistryTimeout bounds a manifest check, and a pull or push that
 	// makes no progress (0: DefaultRegistryTimeout).
 	RegistryTimeout time.Duration
+	// Pull is when the builder and runtime images are pulled ("":
+	// PullMissing).
+	Pull PullPolicy
 }
 
 // The defaults of Settings.LargeContext and Settings.LargeFile.
@@ -49,5 +52,6 @@ const (
 func SettingsOf(cfg configs.Config) Settings {
 	return Settings{Image: cfg.Image, Tag: cfg.Tag, BuilderImage: cfg.BuilderImage, RuntimeImage: cfg.RuntimeImage,
 		Bins: cfg.Bins, Entrypoint: cfg.EntrypointBin(), Ignore: cfg.Ignore,
-		CookedRepo: cfg.CookedRepo, PushCooked: cfg.PushCooked, RegistryTimeout: cfg.RegistryTimeout.Duration}
+		CookedRepo: cfg.CookedRepo, PushCooked: cfg.PushCooked, RegistryTimeout: cfg.RegistryTimeout.Duration,
+		Pull: PullPolicy(cfg.Pull)}
 }

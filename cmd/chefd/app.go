@@ -62,6 +62,8 @@ crates on top of it. 'chefd start' keeps that image warm while you edit.`,
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logging")
 	root.PersistentFlags().StringVar(&a.over.cookedRepo, "cooked-repo", "",
 		"registry repository of shared cooked images (overrides "+cookedRepoEnv+" and cooked-repo in chefd.toml)")
+	root.PersistentFlags().StringVar(&a.over.pull, "pull", "",
+		"when to pull the builder and runtime images: missing, never or always (overrides pull in chefd.toml)")
 	root.AddCommand(a.versionCmd(), a.prepareCmd(), a.initCmd(), a.cookCmd(), a.buildCmd(), a.dockerfileCmd())
 	root.AddCommand(a.daemonCmds()...)
 	return root

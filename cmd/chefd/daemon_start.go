@@ -116,6 +116,9 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 	if a.over.cookedRepo != "" {
 		args = append(args, "--cooked-repo", a.over.cookedRepo)
 	}
+	if a.over.pull != "" {
+		args = append(args, "--pull", a.over.pull)
+	}
 	info, err := daemon.Spawn(ctx, paths, root, exe, args)
 	if err != nil {
 		return &exitError{code: 1, msg: err.Error()}
@@ -198,7 +201,7 @@ func changedStartKeys(a, b configs.Config) []string {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var out []string
 	for _, k := range []string{"Image", "Tag", "BuilderImage", "RuntimeImage", "Bins", "Entrypoint",
-		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop", "CookedRepo", "PushCooked", "RegistryTimeout"} {
+		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop", "CookedRepo", "PushCooked", "RegistryTimeout", "Pull"} {
 		if !reflect.DeepEqual(va.FieldByName(k).Interface(), vb.FieldByName(k).Interface()) {
 			out = append(out, k)
 		}

@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -184,17 +186,28 @@ func makeCerts(t *testing.T, dir string) testCerts {
 	return c
 }
 
-// TestE2ERemoteEngine: engine A (this machine's) cooks and pushes the
-// cooked image to a real registry; engine B, another dockerd reached
-// through DOCKER_HOST over TLS that holds only the builder image, builds
-// the same workspace: it pulls the cooked image, its code build compiles
-// 0 third-party crates, the image runs on B, and the build names B.
+// TestE2ERemoteEngine: the builder image is in a real registry, and
+// engine A (this machine's) cooks and pushes the cooked image there;
+// engine B, another dockerd reached through DOCKER_HOST over TLS that
+// holds no image, builds the same workspace: with pull = "never" it fails
+// in one line naming the builder image and the policy; by default it
+// pulls the builder image (as docker build does) and the cooked image,
+// its code build compiles 0 third-party crates, the image runs on B, and
+// the build names B. Then the same through a docker context.
 func TestE2ERemoteEngine(t *testing.T) {
 	needEngine(t)
 	reg := startRegistry(t, "", "")
 	dir := exampleCopy(t)
 	image := ownImage(t, dir, "chefd-remote")
 	repo := reg.host + "/team/" + image + "-cooked"
+	// the builder image comes from the registry, as rust:1-bookworm would
+	builder := reg.host + "/" + builderImage(t)
+	docker(t, "tag", builderImage(t), builder)
+	t.Cleanup(func() { exec.Command("docker", "rmi", builder).Run() })
+	t0 := time.Now()
+	docker(t, "push", builder)
+	t.Logf("builder image pushed to the registry in %s", time.Since(t0).Round(time.Millisecond))
+	edit(t, filepath.Join(dir, "chefd.toml"), `builder-image = "`+builderImage(t)+`"`, `builder-image = "`+builder+`"`)
 	hash := prepareHash(t, dir)
 	ref := repo + ":" + hash[:16]
 
@@ -203,17 +216,21 @@ func TestE2ERemoteEngine(t *testing.T) {
 		t.Fatalf("cook --push pushed %q, want %q", cr.Pushed, ref)
 	}
 	b := startEngine(t)
-	t0 := time.Now()
-	save := exec.Command("sh", "-c", "docker save "+builderImage(t)+" | DOCKER_HOST="+b.host+" DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH="+b.cert+" docker load")
-	if out, err := save.CombinedOutput(); err != nil {
-		t.Fatalf("load the builder image into engine B: %v\n%s", err, out)
-	}
-	t.Logf("builder image loaded into engine B in %s", time.Since(t0).Round(time.Millisecond))
-
 	env := append([]string{"CHEFD_COOKED_REPO=" + repo}, b.env...)
+	r := chefd(t, dir, env, "--pull", "never", "build")
+	if r.code != 1 || !strings.Contains(r.stderr, `builder image "`+builder+`" is not on the engine and pull = "never"`) {
+		t.Errorf("pull = never on an engine without the builder image: exit %d, want 1 and one line naming both\n%s", r.code, r.stderr)
+	}
 	t1 := time.Now()
-	r := chefd(t, dir, env, "build")
+	r = chefd(t, dir, env, "build")
 	shared := time.Since(t1)
+	// the builder image's pull is B's first-time setup, not the build's
+	var builderPull time.Duration
+	if m := regexp.MustCompile(`step: pull ` + regexp.QuoteMeta(builder) + ` done in ([0-9.]+)s`).FindStringSubmatch(r.stderr); m != nil {
+		s, _ := strconv.ParseFloat(m[1], 64)
+		builderPull = time.Duration(s * float64(time.Second))
+	}
+	shared -= builderPull
 	t.Logf("first build on engine B with the shared cooked image: %s\n%s", shared.Round(time.Millisecond), r.stderr)
 	if r.code != 0 {
 		t.Fatalf("build on engine B: exit %d\n%s", r.code, r.stderr)
@@ -223,6 +240,9 @@ func TestE2ERemoteEngine(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "pulled "+ref) || !strings.Contains(r.stderr, "(0 third-party") {
 		t.Errorf("engine B did not pull the cooked image, or compiled third-party crates:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "step: pull "+builder) {
+		t.Errorf("engine B did not pull the builder image with progress:\n%s", r.stderr)
 	}
 	id := strings.TrimSpace(r.stdout)
 	if out := b.docker(t, "run", "--rm", id); !strings.Contains(out, "app: hello from chefd example") {
@@ -274,7 +294,8 @@ func TestE2ERemoteEngine(t *testing.T) {
 		t.Fatalf("warm build on engine A: %s", r.stderr)
 	}
 	warm := time.Since(t3)
-	t.Logf("| example | %.1f s | %.1f s | %.1fx | %.1f s |", shared.Seconds(), cold.Seconds(), cold.Seconds()/shared.Seconds(), warm.Seconds())
+	t.Logf("| example | %.1f s | %.1f s | %.1fx | %.1f s | builder pull %.1f s |", shared.Seconds(), cold.Seconds(), cold.Seconds()/shared.Seconds(),
+		warm.Seconds(), builderPull.Seconds())
 }
 
 // builderImage is the example's builder image.

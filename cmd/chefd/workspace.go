@@ -8,6 +8,7 @@ import (
 
 	"github.com/chefd/chefd/configs"
 	"github.com/chefd/chefd/daemon/api"
+	"github.com/chefd/chefd/dockerctl"
 	"github.com/chefd/chefd/internal/flock"
 	"github.com/chefd/chefd/recipe"
 )
@@ -24,12 +25,19 @@ type workspace struct {
 // over chefd.toml: the flag wins, then the environment.
 type overrides struct {
 	cookedRepo string // --cooked-repo
+	pull       string // --pull
 }
 
 // cookedRepoEnv overrides cooked-repo of chefd.toml.
 const cookedRepoEnv = "CHEFD_COOKED_REPO"
 
 func (o overrides) apply(cfg *configs.Config) error {
+	if o.pull != "" {
+		if !dockerctl.PullPolicy(o.pull).Valid() {
+			return fmt.Errorf("--pull %q: want missing, never or always", o.pull)
+		}
+		cfg.Pull = o.pull
+	}
 	repo, from := o.cookedRepo, "--cooked-repo"
 	if repo == "" {
 		repo, from = os.Getenv(cookedRepoEnv), cookedRepoEnv
