@@ -54,6 +54,9 @@ const (
 	// use again (each build's context has a URL of its own), and one in
 	// use is never removed.
 	recordSlack = 10 * time.Second
+	// contextSlack widens the window in which a code build's unpacked
+	// context is found by its size (leftovers).
+	contextSlack = 2 * time.Minute
 	// pruneTimeout bounds the cleanup after a build.
 	pruneTimeout = 30 * time.Second
 )
@@ -93,7 +96,11 @@ func (s *stream) stepWindows(name string) windows {
 // workspace but the newest.
 // Records in use are picked too (their removal waits until they are
 // free). The order is removable (children first).
-func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bool, elapsed time.Duration) []*build.CacheRecord {
+//
+// A code build's unpacked context (sent bytes) is also found by its size
+// in a wider window (contextSlack): on a loaded engine its record was
+// committed outside the narrow one and stayed for good.
+func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bool, elapsed time.Duration, sent int64) []*build.CacheRecord {
 	var out []*build.CacheRecord
 	byID := map[string]*build.CacheRecord{}
 	for _, r := range recs {
@@ -106,8 +113,10 @@ func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bo
 	// the build (elapsed before the unpacking) to the end of the unpacking.
 	unpack := s.stepWindows(contextCopyStep)
 	load := s.stepWindows(remoteContextStep)
+	var wide windows
 	if len(unpack) > 0 {
 		load = append(load, window{unpack[0].from.Add(-elapsed), unpack[len(unpack)-1].to})
+		wide = windows{{unpack[0].from.Add(-contextSlack), unpack[len(unpack)-1].to.Add(contextSlack)}}
 	}
 	for _, r := range recs {
 		if r == nil {
@@ -117,6 +126,8 @@ func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bo
 		case strings.HasPrefix(r.Description, httpContextPrefix) && load.hold(r.CreatedAt):
 			out = append(out, r)
 		case r.Description == fileOpRecord && parentOf(r) == "" && unpack.hold(r.CreatedAt):
+			out = append(out, r)
+		case r.Description == fileOpRecord && parentOf(r) == "" && sent > 0 && sizeNear(r.Size, sent) && wide.hold(r.CreatedAt):
 			out = append(out, r)
 		}
 	}
@@ -146,6 +157,16 @@ func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bo
 	return out
 }
 
+// sizeNear: a record of size n holds about sent bytes of files (a tar's
+// headers and the file system's blocks make them differ a little).
+func sizeNear(n, sent int64) bool {
+	d := n - sent
+	if d < 0 {
+		d = -d
+	}
+	return d <= 1<<20+sent/10
+}
+
 func parentOf(r *build.CacheRecord) string {
 	if len(r.Parents) > 0 {
 		return r.Parents[0]
@@ -170,13 +191,13 @@ func (b *WorkspaceBuilder) cleanup(ctx context.Context, s *stream, code bool, el
 		return false
 	}
 	if sent >= syncCleanupFrom && !b.bgCleanup {
-		b.pruneLeftovers(ctx, s, code, elapsed)
+		b.pruneLeftovers(ctx, s, code, elapsed, sent)
 		return true
 	}
 	b.cleanups.Add(1)
 	go func() {
 		defer b.cleanups.Done()
-		b.pruneLeftovers(ctx, s, code, elapsed)
+		b.pruneLeftovers(ctx, s, code, elapsed, sent)
 	}()
 	return false
 }
@@ -207,7 +228,7 @@ func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
 // the next build's cleanup, so no leftover outlives the build after next.
 // It is best effort: a failure is logged, never the build's. It runs even
 // when the build was cancelled (bounded by pruneTimeout).
-func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration) {
+func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration, sent int64) {
 	b.cleanMu.Lock()
 	defer b.cleanMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
@@ -221,7 +242,7 @@ func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code b
 			break
 		}
 		if attempt == 0 {
-			for _, r := range leftovers(cache, s, WorkspaceID(b.root), code, elapsed) {
+			for _, r := range leftovers(cache, s, WorkspaceID(b.root), code, elapsed, sent) {
 				want[r.ID] = true
 			}
 		}
@@ -240,7 +261,12 @@ func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code b
 			break
 		}
 		if len(free) > 0 && attempt < pruneAttempts {
-			b.pruneRecords(ctx, free)
+			for _, id := range b.pruneRecords(ctx, free) {
+				delete(want, id)
+			}
+			if len(want) == 0 {
+				break // no second listing: it takes seconds on a busy engine
+			}
 		}
 		if attempt >= pruneAttempts {
 			b.log.Debug("leftovers still in the build cache; the next build's cleanup tries again", zap.Int("records", len(want)))
@@ -269,8 +295,9 @@ const (
 	maxLeftovers  = 1024
 )
 
-// pruneRecords removes recs from the build cache.
-func (b *WorkspaceBuilder) pruneRecords(ctx context.Context, recs []*build.CacheRecord) {
+// pruneRecords removes recs from the build cache and returns the IDs of
+// the records the engine removed.
+func (b *WorkspaceBuilder) pruneRecords(ctx context.Context, recs []*build.CacheRecord) []string {
 	ids := make([]string, len(recs))
 	for i, r := range recs {
 		ids[i] = regexp.QuoteMeta(r.ID)
@@ -279,13 +306,18 @@ func (b *WorkspaceBuilder) pruneRecords(ctx context.Context, recs []*build.Cache
 	if err == nil && rep != nil && len(rep.CachesDeleted) > 0 {
 		b.log.Debug("removed a build's leftovers from the build cache", zap.Int("records", len(rep.CachesDeleted)),
 			zap.Uint64("bytes", rep.SpaceReclaimed))
-		return
+		return rep.CachesDeleted
 	}
+	var deleted []string
 	for _, r := range recs {
-		if _, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", r.ID))}); err != nil {
+		rep, err := b.e.api.BuildCachePrune(ctx, build.CachePruneOptions{Filters: filters.NewArgs(filters.Arg("id", r.ID))})
+		if err != nil {
 			b.log.Warn("could not remove a build's leftover", zap.String("record", r.ID), zap.String("what", r.Description), zap.Error(err))
+		} else if rep != nil {
+			deleted = append(deleted, rep.CachesDeleted...)
 		}
 	}
+	return deleted
 }
 
 // readLeftovers reads the IDs of the leftovers earlier builds could not

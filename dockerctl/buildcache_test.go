@@ -61,7 +61,7 @@ func TestLeftoversPicked(t *testing.T) {
 	if err := s.read(&body); err != nil {
 		t.Fatal(err)
 	}
-	b.pruneLeftovers(context.Background(), s, true, 10*time.Second)
+	b.pruneLeftovers(context.Background(), s, true, 10*time.Second, 0)
 	got := slices.Clone(f.removed)
 	slices.Sort(got)
 	want := []string{"code-1", "code-2", "copy-1", "copy-2", "http-ours", "unpack-ours"}
@@ -73,7 +73,7 @@ func TestLeftoversPicked(t *testing.T) {
 	f.removed = nil
 	f.caches = append(f.caches, rec("code-4", code(ws), "copy-3", at(13), false))
 	f.caches = append(f.caches, rec("unpack-2", fileOpRecord, "", at(10.3), false))
-	b.pruneLeftovers(context.Background(), s, false, 10*time.Second)
+	b.pruneLeftovers(context.Background(), s, false, 10*time.Second, 0)
 	if !slices.Equal(f.removed, []string{"unpack-2"}) {
 		t.Errorf("a cook removed %q, want only its context record", f.removed)
 	}
@@ -89,7 +89,7 @@ func TestLeftoversPicked(t *testing.T) {
 		}
 	}
 	later := NewWorkspaceBuilder(b.e, b.root, b.cfg, WithStateDir(b.stateDir))
-	later.pruneLeftovers(context.Background(), newStream(nil), false, time.Second)
+	later.pruneLeftovers(context.Background(), newStream(nil), false, time.Second, 0)
 	if !slices.Equal(f.removed, []string{"http-busy"}) {
 		t.Errorf("the next cleanup removed %q, want the record that was in use", f.removed)
 	}
@@ -118,8 +118,36 @@ func TestLeftoversRetried(t *testing.T) {
 	if err := s.read(&body); err != nil {
 		t.Fatal(err)
 	}
-	b.pruneLeftovers(context.Background(), s, false, 5*time.Second)
+	b.pruneLeftovers(context.Background(), s, false, 5*time.Second, 0)
 	if !slices.Equal(f.removed, []string{"http-late"}) {
 		t.Errorf("removed %q, want the record freed during the cleanup", f.removed)
+	}
+}
+
+// TestLeftoversBySize: a code build's unpacked context committed outside
+// the narrow window (a loaded engine) is found by its size within the
+// wide one; another parentless COPY of another size (a cooked image's
+// artifacts) is not.
+func TestLeftoversBySize(t *testing.T) {
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	t0 := time.Unix(1700000000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	const sent = 64 << 20
+	f.caches = []*build.CacheRecord{
+		{ID: "unpack-late", Description: fileOpRecord, CreatedAt: at(45), Size: sent + 4096, Type: "regular"},
+		{ID: "cooked-copy", Description: fileOpRecord, CreatedAt: at(8), Size: 75 << 20, Type: "regular"},
+		{ID: "unpack-long-after", Description: fileOpRecord, CreatedAt: at(600), Size: sent, Type: "regular"},
+	}
+	var body bytes.Buffer
+	body.Write(traceMsg([][]byte{pbVertex("v2", contextCopyStep, at(20), at(21), false, "")}, nil))
+	body.WriteString(`{"id":"moby.image.id","aux":{"ID":"sha256:abc"}}` + "\n")
+	s := newStream(nil)
+	if err := s.read(&body); err != nil {
+		t.Fatal(err)
+	}
+	b.pruneLeftovers(context.Background(), s, true, 5*time.Second, sent)
+	if !slices.Equal(f.removed, []string{"unpack-late"}) {
+		t.Errorf("removed %q, want the late unpacked context only", f.removed)
 	}
 }

@@ -164,7 +164,6 @@ func (e *MissingImageError) Error() string {
 
 func (e *MissingImageError) Unwrap() error { return e.Pull }
 
-
 // IsUnreachable reports whether err means the engine did not answer.
 func IsUnreachable(err error) bool {
 	var u *UnreachableError
