@@ -12,6 +12,7 @@ package dockerctl
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/docker/cli/cli/config"
@@ -20,6 +21,20 @@ import (
 	"github.com/docker/cli/cli/context/store"
 	"github.com/docker/docker/client"
 )
+
+// cliConfigDir is the Docker CLI's configuration directory:
+// $DOCKER_CONFIG, else ~/.docker. (The CLI's config.Dir reads the
+// environment once per process; the tests change it.)
+func cliConfigDir() string {
+	if d := os.Getenv("DOCKER_CONFIG"); d != "" {
+		return d
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".docker"
+	}
+	return filepath.Join(home, ".docker")
+}
 
 // engineTarget is a resolved engine: the client options and a name for
 // people ("tcp://10.0.0.5:2376", "context build-server (ssh://ci@builder)").
@@ -56,19 +71,20 @@ func resolveEngine(host string) (engineTarget, error) {
 func resolveContext() (engineTarget, error) {
 	name := os.Getenv("DOCKER_CONTEXT")
 	if name == "" {
-		if cf, err := config.Load(config.Dir()); err == nil {
+		if cf, err := config.Load(cliConfigDir()); err == nil {
 			name = cf.CurrentContext
 		}
 	}
 	if name == "" || name == "default" {
 		return engineTarget{opts: []client.Opt{client.FromEnv}, name: client.DefaultDockerHost}, nil
 	}
-	s := store.New(config.ContextStoreDir(), store.NewConfig(
+	dir := filepath.Join(cliConfigDir(), "contexts")
+	s := store.New(dir, store.NewConfig(
 		func() any { return &map[string]any{} },
 		store.EndpointTypeGetter(dcontext.DockerEndpoint, func() any { return &dcontext.EndpointMeta{} })))
 	bad := func(err error) (engineTarget, error) {
 		return engineTarget{}, fmt.Errorf("docker context %q (DOCKER_CONTEXT or `docker context use`, in %s): %w; see `docker context ls`",
-			name, config.ContextStoreDir(), err)
+			name, dir, err)
 	}
 	meta, err := s.GetMetadata(name)
 	if err != nil {

@@ -59,9 +59,9 @@ type Credentials func(host string) (string, error)
 // $DOCKER_CONFIG/config.json (default ~/.docker), its credsStore and
 // credHelpers. None stored: anonymous.
 func DockerCredentials(host string) (string, error) {
-	cf, err := config.Load(config.Dir())
+	cf, err := config.Load(cliConfigDir())
 	if err != nil {
-		return "", fmt.Errorf("read the Docker CLI's configuration in %s: %w", config.Dir(), err)
+		return "", fmt.Errorf("read the Docker CLI's configuration in %s: %w", cliConfigDir(), err)
 	}
 	key := host
 	if host == "docker.io" {

@@ -261,7 +261,7 @@ func TestE2ERemoteEngine(t *testing.T) {
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("docker context create: %v\n%s", err, out)
 	}
-	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), "hello from chefd example", "hello through a context")
+	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), `GREETING: &str = "hello from chefd example"`, `GREETING: &str = "hello through a context"`)
 	r = chefd(t, dir, []string{"DOCKER_HOST=", "DOCKER_CONFIG=" + cfgDir, "DOCKER_CONTEXT=engine-b", "CHEFD_COOKED_REPO=" + repo}, "build")
 	if r.code != 0 {
 		t.Fatalf("build through the context: exit %d\n%s", r.code, r.stderr)
@@ -272,7 +272,7 @@ func TestE2ERemoteEngine(t *testing.T) {
 	if out := b.docker(t, "run", "--rm", strings.TrimSpace(r.stdout)); !strings.Contains(out, "app: hello through a context") {
 		t.Errorf("the image printed %q on engine B", out)
 	}
-	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), "hello through a context", "hello from chefd example")
+	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), `GREETING: &str = "hello through a context"`, `GREETING: &str = "hello from chefd example"`)
 	if os.Getenv("CHEFD_BENCH_REMOTE") == "" {
 		return
 	}
@@ -288,7 +288,7 @@ func TestE2ERemoteEngine(t *testing.T) {
 	}
 	t.Logf("first build on engine B cooking: %s\n%s", cold.Round(time.Millisecond), r.stderr)
 	chefd(t, dir, nil, "build")
-	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), "hello from chefd example", "hello from a warm machine")
+	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), `GREETING: &str = "hello from chefd example"`, `GREETING: &str = "hello from a warm machine"`)
 	t3 := time.Now()
 	if r := chefd(t, dir, nil, "build"); r.code != 0 {
 		t.Fatalf("warm build on engine A: %s", r.stderr)
