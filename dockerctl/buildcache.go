@@ -223,65 +223,74 @@ func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
 // builds that outlived their own cleanup, in one call (by IDs: the engine
 // reads the id filter as a regular expression; one ID a call when it does
 // not). A record still in use (a loaded engine releases a finished build's
-// records late), or one the prune left, is tried again after a pause, a
-// few times; what remains is kept in the state dir (leftoversFile) for
-// the next build's cleanup, so no leftover outlives the build after next.
-// It is best effort: a failure is logged, never the build's. It runs even
-// when the build was cancelled (bounded by pruneTimeout).
+// records late), or one the prune left, is kept by ID in the state dir
+// (leftoversFile) for the next build's cleanup, in this process or
+// another, and tried again in the background after a pause, a few times
+// (WaitCleanup waits for that too): a build waits for one listing and one
+// prune at most. It is best effort: a failure is logged, never the
+// build's. It runs even when the build was cancelled (bounded by
+// pruneTimeout).
 func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration, sent int64) {
 	b.cleanMu.Lock()
 	defer b.cleanMu.Unlock()
+	want := b.readLeftovers()
+	want = b.pruneOnce(ctx, want, func(cache []*build.CacheRecord) []*build.CacheRecord {
+		return leftovers(cache, s, WorkspaceID(b.root), code, elapsed, sent)
+	})
+	b.writeLeftovers(want)
+	if len(want) == 0 {
+		return
+	}
+	b.cleanups.Add(1)
+	go func() {
+		defer b.cleanups.Done()
+		pause := b.cleanupPause
+		for attempt := 1; attempt <= pruneAttempts && len(want) > 0; attempt++ {
+			time.Sleep(pause)
+			pause *= 2
+			b.cleanMu.Lock()
+			want = b.pruneOnce(ctx, b.readLeftovers(), nil)
+			b.writeLeftovers(want)
+			b.cleanMu.Unlock()
+		}
+		if len(want) > 0 {
+			b.log.Debug("leftovers still in the build cache; the next build's cleanup tries again", zap.Int("records", len(want)))
+		}
+	}()
+}
+
+// pruneOnce lists the build cache, adds what pick picks (nil: nothing) to
+// want, removes those of want that are not in use, and returns the IDs of
+// want still in the cache.
+func (b *WorkspaceBuilder) pruneOnce(ctx context.Context, want map[string]bool, pick func([]*build.CacheRecord) []*build.CacheRecord) map[string]bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pruneTimeout)
 	defer cancel()
-	want := b.readLeftovers()
-	pause := b.cleanupPause
-	for attempt := 0; ; attempt++ {
-		cache, err := b.e.BuildCache(ctx)
-		if err != nil {
-			b.log.Warn("could not list the build cache to remove a build's leftovers", zap.Error(err))
-			break
-		}
-		if attempt == 0 {
-			for _, r := range leftovers(cache, s, WorkspaceID(b.root), code, elapsed, sent) {
-				want[r.ID] = true
-			}
-		}
-		var free []*build.CacheRecord
-		left := map[string]bool{}
-		for _, r := range cache {
-			if r != nil && want[r.ID] {
-				left[r.ID] = true
-				if !r.InUse {
-					free = append(free, r)
-				}
-			}
-		}
-		want = left
-		if len(want) == 0 {
-			break
-		}
-		if len(free) > 0 && attempt < pruneAttempts {
-			for _, id := range b.pruneRecords(ctx, free) {
-				delete(want, id)
-			}
-			if len(want) == 0 {
-				break // no second listing: it takes seconds on a busy engine
-			}
-		}
-		if attempt >= pruneAttempts {
-			b.log.Debug("leftovers still in the build cache; the next build's cleanup tries again", zap.Int("records", len(want)))
-			break
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(pause):
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		pause *= 2
+	cache, err := b.e.BuildCache(ctx)
+	if err != nil {
+		b.log.Warn("could not list the build cache to remove a build's leftovers", zap.Error(err))
+		return want
 	}
-	b.writeLeftovers(want)
+	if pick != nil {
+		for _, r := range pick(cache) {
+			want[r.ID] = true
+		}
+	}
+	var free []*build.CacheRecord
+	left := map[string]bool{}
+	for _, r := range cache {
+		if r != nil && want[r.ID] {
+			left[r.ID] = true
+			if !r.InUse {
+				free = append(free, r)
+			}
+		}
+	}
+	if len(free) > 0 {
+		for _, id := range b.pruneRecords(ctx, free) {
+			delete(left, id)
+		}
+	}
+	return left
 }
 
 const (

@@ -62,6 +62,7 @@ func TestLeftoversPicked(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.pruneLeftovers(context.Background(), s, true, 10*time.Second, 0)
+	b.WaitCleanup(context.Background())
 	got := slices.Clone(f.removed)
 	slices.Sort(got)
 	want := []string{"code-1", "code-2", "copy-1", "copy-2", "http-ours", "unpack-ours"}
@@ -74,6 +75,7 @@ func TestLeftoversPicked(t *testing.T) {
 	f.caches = append(f.caches, rec("code-4", code(ws), "copy-3", at(13), false))
 	f.caches = append(f.caches, rec("unpack-2", fileOpRecord, "", at(10.3), false))
 	b.pruneLeftovers(context.Background(), s, false, 10*time.Second, 0)
+	b.WaitCleanup(context.Background())
 	if !slices.Equal(f.removed, []string{"unpack-2"}) {
 		t.Errorf("a cook removed %q, want only its context record", f.removed)
 	}
@@ -90,6 +92,7 @@ func TestLeftoversPicked(t *testing.T) {
 	}
 	later := NewWorkspaceBuilder(b.e, b.root, b.cfg, WithStateDir(b.stateDir))
 	later.pruneLeftovers(context.Background(), newStream(nil), false, time.Second, 0)
+	later.WaitCleanup(context.Background())
 	if !slices.Equal(f.removed, []string{"http-busy"}) {
 		t.Errorf("the next cleanup removed %q, want the record that was in use", f.removed)
 	}
@@ -119,6 +122,7 @@ func TestLeftoversRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.pruneLeftovers(context.Background(), s, false, 5*time.Second, 0)
+	b.WaitCleanup(context.Background())
 	if !slices.Equal(f.removed, []string{"http-late"}) {
 		t.Errorf("removed %q, want the record freed during the cleanup", f.removed)
 	}
@@ -147,6 +151,7 @@ func TestLeftoversBySize(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.pruneLeftovers(context.Background(), s, true, 5*time.Second, sent)
+	b.WaitCleanup(context.Background())
 	if !slices.Equal(f.removed, []string{"unpack-late"}) {
 		t.Errorf("removed %q, want the late unpacked context only", f.removed)
 	}
