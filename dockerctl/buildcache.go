@@ -202,6 +202,10 @@ func (b *WorkspaceBuilder) cleanup(ctx context.Context, s *stream, code bool, el
 	return false
 }
 
+// StopRetries ends the background retries of leftovers (a stopping
+// process: their IDs are kept for the next build's cleanup).
+func (b *WorkspaceBuilder) StopRetries() { b.quitOnce.Do(func() { close(b.quit) }) }
+
 // WaitCleanup waits until the leftovers of the builds made so far are
 // removed from the engine's build cache (after a build with a small
 // context that runs in the background), or ctx is done.
@@ -246,7 +250,11 @@ func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code b
 		defer b.cleanups.Done()
 		pause := b.cleanupPause
 		for attempt := 1; attempt <= pruneAttempts && len(want) > 0; attempt++ {
-			time.Sleep(pause)
+			select {
+			case <-time.After(pause):
+			case <-b.quit: // the process is stopping: the next one's cleanup takes them
+				return
+			}
 			pause *= 2
 			b.cleanMu.Lock()
 			want = b.pruneOnce(ctx, b.readLeftovers(), nil)
@@ -295,9 +303,10 @@ func (b *WorkspaceBuilder) pruneOnce(ctx context.Context, want map[string]bool, 
 
 const (
 	// pruneAttempts and retryPause: a leftover in use is tried again after
-	// 0.25, 0.5, 1 and 2 s.
-	pruneAttempts = 4
-	retryPause    = 250 * time.Millisecond
+	// 0.5 and 1 s (each try lists the build cache, seconds of the engine's
+	// time on a busy one), then by the next build's cleanup.
+	pruneAttempts = 2
+	retryPause    = 500 * time.Millisecond
 	// leftoversFile, in the state dir, lists the IDs of leftovers that
 	// outlived their build's cleanup (at most maxLeftovers).
 	leftoversFile = "leftovers"

@@ -42,6 +42,8 @@ type WorkspaceBuilder struct {
 
 	cleanups sync.WaitGroup // background removals of builds' leftovers (buildcache.go)
 	cleanMu  sync.Mutex     // one removal of leftovers at a time (they share leftoversFile)
+	quit     chan struct{}  // closed by StopRetries
+	quitOnce sync.Once
 }
 
 func (b *WorkspaceBuilder) use(r *recipe.Recipe) {
@@ -65,7 +67,7 @@ func NewWorkspaceBuilder(e *Engine, root string, cfg Settings, opts ...BuilderOp
 	for _, f := range opts {
 		f(&o)
 	}
-	return &WorkspaceBuilder{e: e, root: root, cfg: cfg, builderOpts: o}
+	return &WorkspaceBuilder{e: e, root: root, cfg: cfg, builderOpts: o, quit: make(chan struct{})}
 }
 
 // writeStateFile replaces a file of the client's state dir whole (a

@@ -169,10 +169,12 @@ type daemonEngineBuilder struct {
 }
 
 // Close waits (up to 10 s) for the background removal of the last builds'
-// leftovers, then closes the engine.
+// leftovers, but not for the retries of those the engine still held (the
+// next daemon's first cleanup takes them), then closes the engine.
 func (b *daemonEngineBuilder) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	b.StopRetries()
 	_ = b.WaitCleanup(ctx)
 	return b.e.Close()
 }

@@ -870,7 +870,7 @@ func TestE2EOracle(t *testing.T) {
 		t.Skip("end-to-end")
 	}
 	needEngine(t)
-	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 3), envInt("CHEFD_ORACLE_STEPS", 32)
+	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 2), envInt("CHEFD_ORACLE_STEPS", 32)
 	base := time.Now().UnixNano() % 1_000_000
 	list := make([]int64, seeds)
 	for i := range list {
