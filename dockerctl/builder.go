@@ -168,10 +168,9 @@ func (b *WorkspaceBuilder) HasCooked(ctx context.Context, r *recipe.Recipe) (boo
 // build runs in the builder image, on the cooked artifacts.
 func (b *WorkspaceBuilder) cookedID(ctx context.Context, r *recipe.Recipe) (string, error) {
 	tag := b.CookedTag(r)
-	ins, err := b.e.api.ImageInspect(ctx, tag)
-	if err != nil {
-		id, err := b.e.imageID(ctx, tag) // the same question, for its error handling
-		return id, err
+	ins, err := b.e.inspectImage(ctx, tag)
+	if ins == nil {
+		return "", err
 	}
 	var cookedWith string
 	if ins.Config != nil {
@@ -295,6 +294,14 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	return res, nil
 }
 
+// cookedLabels are a cooked image's labels: chefd's, the cook key, the
+// builder image's ID (cookedID) and the time of the cook (GC's order).
+func (b *WorkspaceBuilder) cookedLabels(r *recipe.Recipe, key, builderID string) map[string]string {
+	l := b.labels("cooked", r)
+	l[labelCookKey], l[labelBuilder], l[labelCookedAt] = key, builderID, time.Now().UTC().Format(time.RFC3339Nano)
+	return l
+}
+
 // warn logs a warning and reports it as progress; it returns msg.
 func (b *WorkspaceBuilder) warn(p Progress, msg string) string {
 	b.log.Warn(msg)
@@ -369,9 +376,8 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
-		Labels: withLabel(withLabel(withLabel(b.labels("cooked", r), labelCookKey, key), labelBuilder, builderID),
-			labelCookedAt, time.Now().UTC().Format(time.RFC3339Nano)),
-		BuildArgs: map[string]*string{"BUILDER": &b.cfg.BuilderImage},
+		Labels:     b.cookedLabels(r, key, builderID),
+		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
 	}, progress)
 	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing)) {
 		for _, ev := range held {

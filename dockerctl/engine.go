@@ -128,17 +128,27 @@ func (e *Engine) Client() *client.Client { return e.cli }
 
 // imageID returns the ID of a local image, "" when it does not exist.
 func (e *Engine) imageID(ctx context.Context, ref string) (string, error) {
+	ins, err := e.inspectImage(ctx, ref)
+	if ins == nil {
+		return "", err
+	}
+	return ins.ID, nil
+}
+
+// inspectImage inspects a local image: nil and no error when it does not
+// exist.
+func (e *Engine) inspectImage(ctx context.Context, ref string) (*image.InspectResponse, error) {
 	ins, err := e.api.ImageInspect(ctx, ref)
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
-			return "", nil
+			return nil, nil
 		}
 		if client.IsErrConnectionFailed(err) {
-			return "", &UnreachableError{Host: e.host, Err: err}
+			return nil, &UnreachableError{Host: e.host, Err: err}
 		}
-		return "", fmt.Errorf("inspect image %s: %w", ref, err)
+		return nil, fmt.Errorf("inspect image %s: %w", ref, err)
 	}
-	return ins.ID, nil
+	return &ins, nil
 }
 
 // MissingImageError: a base image is not on the engine, and the pull policy

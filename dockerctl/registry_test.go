@@ -179,3 +179,29 @@ func TestGCPulledCooked(t *testing.T) {
 		t.Fatalf("removed recipes %q, want the oldest pulled one only", recipes)
 	}
 }
+
+// TestCookedStaleBuilder: a cooked image whose builder label is not the
+// builder image's ID now (the tag moved) is not the cooked image: the
+// build cooks again instead of mixing toolchains; one without the label
+// (an older chefd's) still serves.
+func TestCookedStaleBuilder(t *testing.T) {
+	r := &recipe.Recipe{Hash: hashOf('s')}
+	f := &fakeEngine{}
+	b := fakeBuilder(t, f)
+	b.cfg.BuilderImage = "builder:1"
+	f.images = []image.Summary{
+		{ID: "sha256:new", RepoTags: []string{"builder:1"}},
+		{ID: "sha256:cooked", RepoTags: []string{b.CookedTag(r)}, Labels: map[string]string{labelBuilder: "sha256:old"}},
+	}
+	if has, err := b.HasCooked(context.Background(), r); err != nil || has {
+		t.Fatalf("a cooked image of another builder serves: %v %v", has, err)
+	}
+	f.images[1].Labels = map[string]string{labelBuilder: "sha256:new"}
+	if has, _ := b.HasCooked(context.Background(), r); !has {
+		t.Fatal("the cooked image of this builder does not serve")
+	}
+	f.images[1].Labels = nil
+	if has, _ := b.HasCooked(context.Background(), r); !has {
+		t.Fatal("a cooked image without the builder label does not serve")
+	}
+}
