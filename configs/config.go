@@ -30,7 +30,18 @@ type Config struct {
 	// Image is the repository of the final image (tagged Image:Tag); the
 	// cooked dependency images are Image-cooked:<recipe hash>.
 	// Default: the workspace directory name, lower-cased.
-	Image string `toml:"image"`
+	// With [[image]] tables (Images) it names the cooked images only.
+	Image string `toml:"-"`
+	// ImageKey is the "image" key as written: a string (Image) or
+	// [[image]] tables (Images); see decodeImage.
+	ImageKey toml.Primitive `toml:"image"`
+	// Images are the [[image]] tables: several service images from one
+	// cook and one code build (images.go). Empty: one image, described by
+	// image, tag, bins, entrypoint and runtime-image.
+	Images []ImageConfig `toml:"-"`
+	// KeepImages is how many superseded final images per image garbage
+	// collection keeps for rollback. Default 2.
+	KeepImages int `toml:"keep-images"`
 	// Tag of the final image. Default "dev".
 	Tag string `toml:"tag"`
 	// BuilderImage holds cargo and rustc. Default "rust:1-bookworm".
@@ -119,6 +130,7 @@ func Default(dir string) Config {
 		Debounce:     Duration{100 * time.Millisecond},
 		MaxWait:      Duration{2 * time.Second},
 		KeepCooked:   3,
+		KeepImages:   2,
 
 		RegistryTimeout: Duration{15 * time.Second},
 		Pull:            "missing",
@@ -232,12 +244,19 @@ func Parse(dir, path string, data []byte) (Config, error) {
 	if err != nil {
 		return Config{}, decodeError(path, err)
 	}
+	cfg.Path, cfg.raw = path, data
+	if err := cfg.decodeImage(md, data); err != nil {
+		return Config{}, err
+	}
 	if und := md.Undecoded(); len(und) > 0 {
 		key := und[0].String()
+		known := KnownKeys()
+		if len(und[0]) > 1 && und[0][0] == "image" {
+			known = imageKeys() // a key of an [[image]] table
+		}
 		return Config{}, &Error{File: path, Line: lineOfKey(data, und[0]), Key: key,
-			Msg: fmt.Sprintf("unknown key; known keys are %s", strings.Join(KnownKeys(), ", "))}
+			Msg: fmt.Sprintf("unknown key; known keys are %s", strings.Join(known, ", "))}
 	}
-	cfg.Path, cfg.raw = path, data
 	if err := cfg.validate(data); err != nil {
 		return Config{}, err
 	}
@@ -279,7 +298,8 @@ func lineOfKey(data []byte, key toml.Key) int {
 func KnownKeys() []string {
 	keys := []string{"image", "tag", "builder-image", "runtime-image", "profile", "features",
 		"no-default-features", "target", "rustflags", "bins", "entrypoint", "debounce",
-		"max-wait", "ignore", "keep-cooked", "loop"}
+		"max-wait", "ignore", "keep-cooked", "keep-images", "loop", "cooked-repo", "push-cooked",
+		"registry-timeout", "pull"}
 	sort.Strings(keys)
 	return keys
 }
@@ -400,6 +420,14 @@ func (c *Config) validate(data []byte) error {
 	}
 	if c.KeepCooked < 1 {
 		return bad("keep-cooked", "must be at least 1")
+	}
+	if c.KeepImages < 0 {
+		return bad("keep-images", "must not be negative (0: keep no superseded image)")
+	}
+	if len(c.Images) > 0 {
+		if err := c.validateImages(); err != nil {
+			return err
+		}
 	}
 	if c.CookedRepo != "" {
 		if err := ValidateRepo(c.CookedRepo); err != nil {

@@ -53,6 +53,16 @@ func TestParse(t *testing.T) {
 		{"push without a repo", "push-cooked = true\n", 1, "push-cooked", "needs cooked-repo"},
 		{"pull policy", "pull = \"sometimes\"\n", 1, "pull", "want \"missing\", \"never\" or \"always\""},
 		{"registry timeout zero", "registry-timeout = \"0s\"\n", 1, "registry-timeout", "must be positive"},
+		{"images", "tag = \"t\"\n[[image]]\nname = \"shop-api\"\nbins = [\"api\"]\n[[image]]\nname = \"reg.example.com/shop/worker\"\nbins = [\"worker\", \"cli\"]\nentrypoint = \"cli\"\ntag = \"v1\"\n", 0, "", ""},
+		{"image table unknown key", "[[image]]\nname = \"a\"\nbins = [\"a\"]\nbinz = [\"b\"]\n", 4, "image.binz", "known keys are bins, entrypoint, name, runtime-image, tag"},
+		{"image without name", "[[image]]\nname = \"a\"\nbins = [\"a\"]\n\n[[image]]\nbins = [\"b\"]\n", 5, "image.name", "needs a name"},
+		{"image without bins", "[[image]]\nname = \"a\"\n", 1, "image.bins", "list the binaries"},
+		{"image names twice", "[[image]]\nname = \"a\"\nbins = [\"a\"]\n[[image]]\nname = \"x/a\"\nbins = [\"b\"]\n", 4, "image.name", "could not tell them apart"},
+		{"image entrypoint", "[[image]]\nname = \"a\"\nbins = [\"a\"]\nentrypoint = \"b\"\n", 1, "image.entrypoint", "not one of bins"},
+		{"image bad name", "[[image]]\nname = \"A B\"\nbins = [\"a\"]\n", 1, "image.name", "not a valid image repository"},
+		{"bins beside images", "bins = [\"a\"]\n[[image]]\nname = \"a\"\nbins = [\"a\"]\n", 1, "bins", "move it into them"},
+		{"image an integer", "image = 3\n", 1, "image", "incompatible types"},
+		{"keep-images negative", "keep-images = -1\n", 1, "keep-images", "must not be negative"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -76,7 +86,7 @@ func TestParse(t *testing.T) {
 
 // The template chefd init writes is valid and lists the binaries.
 func TestTemplateParses(t *testing.T) {
-	text := Template("app", []string{"server", "cli"})
+	text := Template("app", []string{"server", "cli"}, false)
 	cfg, err := Parse("/w", "/w/chefd.toml", []byte(text))
 	if err != nil {
 		t.Fatalf("template does not parse: %v\n%s", err, text)
@@ -93,6 +103,52 @@ func TestTemplateParses(t *testing.T) {
 	var m map[string]any
 	if _, err := toml.Decode(text, &m); err != nil {
 		t.Fatal(err)
+	}
+	// chefd init --images: one image per binary
+	text = Template("app", []string{"server", "cli"}, true)
+	cfg, err = Parse("/w", "/w/chefd.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("the per-image template does not parse: %v\n%s", err, text)
+	}
+	if len(cfg.Images) != 2 || cfg.Images[0].Ref() != "app-server:dev" || cfg.Images[1].EntrypointBin() != "cli" ||
+		strings.Join(cfg.AllBins(), ",") != "cli,server" || cfg.Image != "w" {
+		t.Errorf("per-image template config %+v", cfg)
+	}
+}
+
+func TestSelectImages(t *testing.T) {
+	cfg, err := Parse("/w", "/w/chefd.toml", []byte("[[image]]\nname = \"reg/shop-api\"\nbins = [\"api\"]\n"+
+		"[[image]]\nname = \"shop-worker\"\nbins = [\"worker\"]\nruntime-image = \"scratch\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Images[0].RuntimeImage != "debian:bookworm-slim" || cfg.Images[1].RuntimeImage != "scratch" || cfg.Images[1].Tag != "dev" {
+		t.Errorf("defaults of the tables: %+v", cfg.Images)
+	}
+	for _, tc := range []struct {
+		names []string
+		want  string
+		err   string
+	}{
+		{nil, "shop-api,shop-worker", ""},
+		{[]string{"shop-worker"}, "shop-worker", ""},
+		{[]string{"reg/shop-api", "shop-worker:dev"}, "shop-api,shop-worker", ""},
+		{[]string{"nope"}, "", "no such image in /w/chefd.toml (its images: shop-api, shop-worker)"},
+	} {
+		got, err := cfg.SelectImages(tc.names)
+		var names []string
+		for _, im := range got {
+			names = append(names, im.Service())
+		}
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: err %v, want %q", tc.names, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || strings.Join(names, ",") != tc.want {
+			t.Errorf("%v: %v %v, want %s", tc.names, names, err, tc.want)
+		}
 	}
 }
 

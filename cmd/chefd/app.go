@@ -168,7 +168,7 @@ and print its hash with a one-line summary.`,
 }
 
 func (a *app) initCmd() *cobra.Command {
-	var force bool
+	var force, perImage bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Write a commented chefd.toml listing the workspace's binaries",
@@ -186,7 +186,7 @@ func (a *app) initCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			text := configs.Template(configs.DefaultImageName(root), r.Bins())
+			text := configs.Template(configs.DefaultImageName(root), r.Bins(), perImage)
 			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 				return fmt.Errorf("write %s: %w", path, err)
 			}
@@ -195,5 +195,6 @@ func (a *app) initCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "overwrite an existing chefd.toml")
+	cmd.Flags().BoolVar(&perImage, "images", false, "one image per binary ([[image]] tables), all from one cook and one code build")
 	return cmd
 }
