@@ -122,6 +122,10 @@ func (c *Config) validateImages() error {
 				im.Name, c.Images[j].Name, j+1, im.Service()))
 		}
 		seen[im.Name], services[im.Service()] = i, i
+		if svc := im.Service(); !isLower(svc[0]) || slices.Contains([]string{"skeleton", "cook", "cooked", "build", "bins"}, svc) {
+			return bad("name", fmt.Sprintf("the service name %q (the name's last element) must start with a letter and not be "+
+				"skeleton, cook, cooked, build or bins: it names a stage of chefd dockerfile's output", svc))
+		}
 		if !validTag(im.Tag) {
 			return bad("tag", fmt.Sprintf("%q is not a valid image tag", im.Tag))
 		}

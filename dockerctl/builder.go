@@ -406,6 +406,9 @@ func ShippedBins(cfg Settings, r *recipe.Recipe) ([]string, string) {
 func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mode, p Progress) (BuildResult, error) {
 	start := time.Now()
 	res := BuildResult{Image: b.ImageRef(), CookedTag: b.CookedTag(r), Mode: mode, Engine: b.e.Host()}
+	if len(b.cfg.Images) > 0 {
+		res.Image = b.cfg.Images[0].Ref()
+	}
 	if !mode.Valid() {
 		return res, fmt.Errorf("build mode %q: want %q or %q", mode, ModeExact, ModeLoop)
 	}
@@ -425,15 +428,33 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 			return res, err
 		}
 	}
-	for _, im := range []struct{ ref, role string }{{b.cfg.BuilderImage, "builder"}, {b.cfg.RuntimeImage, "runtime"}} {
+	multi := len(b.cfg.Images) > 0
+	bases := []struct{ ref, role string }{{b.cfg.BuilderImage, "builder"}}
+	if !multi {
+		bases = append(bases, struct{ ref, role string }{b.cfg.RuntimeImage, "runtime"})
+	}
+	for _, im := range b.cfg.Images {
+		if !slices.ContainsFunc(bases, func(o struct{ ref, role string }) bool { return o.ref == im.RuntimeImage }) {
+			bases = append(bases, struct{ ref, role string }{im.RuntimeImage, "runtime"})
+		}
+	}
+	runtimeIDs := map[string]string{}
+	for _, im := range bases {
 		if im.role == "builder" && res.Cook != nil && b.pullPolicy() == PullAlways {
 			continue // the cook pulled it
 		}
-		if _, err := b.baseImage(ctx, im.ref, im.role, p); err != nil {
+		id, err := b.baseImage(ctx, im.ref, im.role, p)
+		if err != nil {
 			return res, err
+		}
+		if im.role == "runtime" {
+			runtimeIDs[im.ref] = id
 		}
 	}
 	bins, entry := ShippedBins(b.cfg, r)
+	if multi {
+		bins, entry = allBins(b.cfg.Images), ""
+	}
 	if len(bins) == 0 {
 		return res, fmt.Errorf("no binary to ship: the workspace has no binary target (set bins in %s)", configs.FileName)
 	}
@@ -464,7 +485,13 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 	}
 
 	df := codeDockerfile(r, cacheID, b.cfg.RuntimeImage, entry)
-	script := codeScript(r, bins, b.noCache, mode)
+	tag, labels := b.ImageRef(), withLabel(withLabel(b.labels("image", r), labelMode, string(mode)), labelImage, b.cfg.Image)
+	if multi {
+		// the binaries alone, under a tag of this build's own (images.go)
+		df = binsDockerfile(r, cacheID)
+		tag, labels = b.cfg.Image+"-bins:"+randomTag(), b.labels("bins", r)
+	}
+	script := codeScript(r, bins, b.noCache, mode, multi)
 	src := newSourceIndex(r)
 	in := newInputs(r, t0)
 	written := make(chan struct{})
@@ -504,10 +531,13 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
 		NoCache:    b.noCache,
 		Dockerfile: "chefd/Dockerfile",
-		Tags:       []string{b.ImageRef()},
-		Labels:     withLabel(b.labels("image", r), labelMode, string(mode)),
+		Tags:       []string{tag},
+		Labels:     labels,
 		BuildArgs:  map[string]*string{"COOKED": &cooked, "BUILDER": &b.cfg.BuilderImage},
 	}, p)
+	if multi && s != nil && s.imageID != "" {
+		defer b.e.removeBins(ctx, tag)
+	}
 	res.Phases = append(res.Phases, Phase{Name: "build", Duration: time.Since(t1)})
 	t2 := time.Now()
 	if b.cleanup(ctx, s, true, t2.Sub(t1), contextSize(files)) {
@@ -517,6 +547,24 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		res.Compiled = s.crates
 		res.ImageID = s.imageID
 	}
+	if err == nil && multi {
+		t3 := time.Now()
+		res.Images, err = b.serviceImages(ctx, r, mode, tag, runtimeIDs, p)
+		res.Phases = append(res.Phases, Phase{Name: "images", Duration: time.Since(t3)})
+		if len(res.Images) > 0 {
+			res.Image, res.ImageID = res.Images[0].Image, res.Images[0].ImageID
+		}
+	}
+	if err == nil {
+		// the image this build superseded, and older ones beyond keep-images
+		keep := b.cfg.KeepImages
+		if keep == 0 {
+			keep = DefaultKeepImages
+		}
+		for _, rm := range b.pruneSuperseded(ctx, max(keep, 0)) {
+			b.log.Info("removed a superseded image", zap.String("image", rm.Name))
+		}
+	}
 	res.Duration = time.Since(start)
 	if err != nil {
 		return res, err
@@ -525,6 +573,12 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 	case <-written: // an image means the engine read the whole context
 		done := *in // in itself went out with EventInputs: never written again
 		done.image = res.ImageID
+		if multi {
+			done.tagged = map[string]string{}
+			for _, im := range res.Images {
+				done.tagged[im.Image] = im.ImageID
+			}
+		}
 		res.Inputs = &done
 	default:
 	}

@@ -142,10 +142,10 @@ func TestMountVendor(t *testing.T) {
 // compilation on, and each mode has a target cache of its own.
 func TestCodeScriptModes(t *testing.T) {
 	r := &recipe.Recipe{Hash: hashOf('m'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"}}
-	if s := codeScript(r, []string{"app"}, false, ModeLoop); !strings.Contains(s, "export CARGO_INCREMENTAL=1\n") {
+	if s := codeScript(r, []string{"app"}, false, ModeLoop, false); !strings.Contains(s, "export CARGO_INCREMENTAL=1\n") {
 		t.Errorf("loop mode without incremental compilation:\n%s", s)
 	}
-	if s := codeScript(r, []string{"app"}, false, ModeExact); strings.Contains(s, "CARGO_INCREMENTAL=1") {
+	if s := codeScript(r, []string{"app"}, false, ModeExact, false); strings.Contains(s, "CARGO_INCREMENTAL=1") {
 		t.Errorf("exact mode with incremental compilation:\n%s", s)
 	}
 	if !strings.Contains(envLines(r), "CARGO_INCREMENTAL=0") {

@@ -181,7 +181,9 @@ func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir) strin
 // (CARGO_INCREMENTAL=1 overrides the profile; cargo never applies it to a
 // crate that is not a path package), with rustc's incremental state in the
 // target cache next to the artifacts.
-func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode) string {
+//
+// With sums the step also writes the binaries' SHA-256 sums (sumsFile).
+func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode, sums bool) string {
 	wd := workdir(r)
 	var b strings.Builder
 	b.WriteString("# chefd code step (generated)\nset -e\n")
@@ -201,6 +203,9 @@ func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode) string {
 	fmt.Fprintf(&b, "sh %s/stamp.sh commit\n", stepDir)
 	b.WriteString(echoSubStep(titleCodeCopy) + "\n")
 	b.WriteString(copyBins(r, "target", outDir, bins) + "\n")
+	if sums {
+		fmt.Fprintf(&b, "(cd %s && sha256sum -- *) > %s/%s\n", outDir, outDir, sumsFile)
+	}
 	return b.String()
 }
 
@@ -211,6 +216,39 @@ func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode) string {
 // shipped binaries. The step's files (script, source list) come in on a
 // bind mount of the context's chefd/ directory.
 func codeDockerfile(r *recipe.Recipe, targetCache, runtime string, entrypoint string) string {
+	var b strings.Builder
+	b.WriteString(codeStages(r, targetCache))
+	fmt.Fprintf(&b, "FROM %s\n", runtime)
+	fmt.Fprintf(&b, "COPY --from=build %s/ /usr/local/bin/\n", outDir)
+	if entrypoint != "" {
+		fmt.Fprintf(&b, "ENTRYPOINT [%q]\n", "/usr/local/bin/"+entrypoint)
+	}
+	return b.String()
+}
+
+// binsDockerfile is the code build of several images (images.go): the
+// same stages, and a final stage of the shipped binaries alone (and their
+// checksums, sumsFile), from which each service image is made.
+func binsDockerfile(r *recipe.Recipe, targetCache string) string {
+	return codeStages(r, targetCache) + fmt.Sprintf("FROM scratch\nCOPY --from=build %s/ /\n", outDir)
+}
+
+// serviceDockerfile makes one service image from the binaries image
+// (build arg BINS): its runtime base, its binaries, its entrypoint.
+func serviceDockerfile(runtime string, bins []string, entrypoint string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ARG BINS\nFROM ${BINS} AS bins\nFROM %s\n", runtime)
+	for _, bin := range bins {
+		fmt.Fprintf(&b, "COPY --from=bins /%s /usr/local/bin/%s\n", bin, bin)
+	}
+	if entrypoint != "" {
+		fmt.Fprintf(&b, "ENTRYPOINT [%q]\n", "/usr/local/bin/"+entrypoint)
+	}
+	return b.String()
+}
+
+// codeStages are the cooked and build stages of the code build.
+func codeStages(r *recipe.Recipe, targetCache string) string {
 	wd := workdir(r)
 	var b strings.Builder
 	b.WriteString("ARG COOKED\nARG BUILDER\nFROM ${COOKED} AS cooked\nFROM ${BUILDER} AS build\n")
@@ -225,10 +263,5 @@ func codeDockerfile(r *recipe.Recipe, targetCache, runtime string, entrypoint st
 	fmt.Fprintf(&b, "RUN %s \\\n    --mount=type=cache,id=%s,target=%s/target,from=cooked,source=%s/target,sharing=locked \\\n"+
 		"    --mount=type=bind,source=chefd,target=%s \\\n    %s %s%s sh %s/code.sh\n",
 		cacheMounts(), targetCache, wd, wd, stepDir, codeMarker, cacheMarker, targetCache, stepDir)
-	fmt.Fprintf(&b, "FROM %s\n", runtime)
-	fmt.Fprintf(&b, "COPY --from=build %s/ /usr/local/bin/\n", outDir)
-	if entrypoint != "" {
-		fmt.Fprintf(&b, "ENTRYPOINT [%q]\n", "/usr/local/bin/"+entrypoint)
-	}
 	return b.String()
 }

@@ -12,9 +12,12 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.uber.org/zap"
 )
 
@@ -40,6 +43,11 @@ type engineAPI interface {
 	ImagePull(ctx context.Context, ref string, opts image.PullOptions) (io.ReadCloser, error)
 	ImagePush(ctx context.Context, ref string, opts image.PushOptions) (io.ReadCloser, error)
 	ImageTag(ctx context.Context, source, target string) error
+	// containers are made only to read a file out of an image (readSums)
+	ContainerCreate(ctx context.Context, config *container.Config, host *container.HostConfig,
+		net *network.NetworkingConfig, platform *ocispec.Platform, name string) (container.CreateResponse, error)
+	CopyFromContainer(ctx context.Context, id, src string) (io.ReadCloser, container.PathStat, error)
+	ContainerRemove(ctx context.Context, id string, opts container.RemoveOptions) error
 	Close() error
 }
 

@@ -2,6 +2,7 @@ package dockerctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -14,7 +15,9 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -220,6 +223,17 @@ func (f *fakeEngine) BuildCachePrune(_ context.Context, opts build.CachePruneOpt
 }
 
 func (f *fakeEngine) Close() error { return nil }
+
+func (f *fakeEngine) ContainerCreate(context.Context, *container.Config, *container.HostConfig,
+	*network.NetworkingConfig, *ocispec.Platform, string) (container.CreateResponse, error) {
+	return container.CreateResponse{}, errors.New("fake engine: no containers")
+}
+
+func (f *fakeEngine) CopyFromContainer(context.Context, string, string) (io.ReadCloser, container.PathStat, error) {
+	return nil, container.PathStat{}, errors.New("fake engine: no containers")
+}
+
+func (f *fakeEngine) ContainerRemove(context.Context, string, container.RemoveOptions) error { return nil }
 
 // cooked adds a cooked image of hash for the workspace at root.
 func (f *fakeEngine) cooked(root, img, hash string, created int64) {

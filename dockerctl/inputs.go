@@ -28,6 +28,9 @@ type Inputs struct {
 	taken  time.Time
 	files  map[string]inputFile
 	image  string // the image the build made from them, once it succeeded
+	// tagged: for several images, each image's ref and the ID it named
+	// after the build (all must still name them)
+	tagged map[string]string
 }
 
 type inputFile struct {
@@ -60,6 +63,11 @@ func (b *WorkspaceBuilder) Unchanged(ctx context.Context, r *recipe.Recipe, in *
 	}
 	if in.image != "" && b.e != nil {
 		if id, err := b.e.imageID(ctx, in.image); err != nil || id == "" {
+			return false, err
+		}
+	}
+	for ref, want := range in.tagged {
+		if id, err := b.e.imageID(ctx, ref); err != nil || id != want {
 			return false, err
 		}
 	}

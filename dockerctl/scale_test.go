@@ -180,7 +180,7 @@ func TestDockerfilesOfALargeWorkspace(t *testing.T) {
 	checkDockerfile(t, "cook Dockerfile", cookDockerfile(r, "chefd-cook-test", nil))
 	checkDockerfile(t, "code Dockerfile", codeDockerfile(r, "chefd-target-x", cfg.RuntimeImage, entry))
 	checkDockerfile(t, "exported Dockerfile", standalone)
-	for name, script := range map[string]string{"cook.sh": cookScript(r, r.ShortHash(), false, nil), "code.sh": codeScript(r, bins, false, ModeLoop)} {
+	for name, script := range map[string]string{"cook.sh": cookScript(r, r.ShortHash(), false, nil), "code.sh": codeScript(r, bins, false, ModeLoop, false)} {
 		for i, l := range strings.Split(script, "\n") {
 			if len(l) > readableLine {
 				t.Errorf("%s:%d: a line of %d bytes: %.120s...", name, i+1, len(l), l)

@@ -40,7 +40,27 @@ type Settings struct {
 	// Pull is when the builder and runtime images are pulled ("":
 	// PullMissing).
 	Pull PullPolicy
+	// Images are several service images made from one cook and one code
+	// build (images.go); empty: the one image of Image, Tag, Bins,
+	// Entrypoint and RuntimeImage.
+	Images []ImageSpec
+	// KeepImages is how many superseded final images of each image a
+	// build leaves (for rollback); older ones are removed. 0 means
+	// DefaultKeepImages, a negative number none.
+	KeepImages int
 }
+
+// ImageSpec is one service image of a workspace.
+type ImageSpec struct {
+	Name, Tag    string // repository and tag
+	Service      string // short name (the repository's last element)
+	Bins         []string
+	Entrypoint   string // "": none
+	RuntimeImage string
+}
+
+// Ref is Name:Tag.
+func (s ImageSpec) Ref() string { return s.Name + ":" + s.Tag }
 
 // The defaults of Settings.LargeContext and Settings.LargeFile.
 const (
@@ -53,5 +73,25 @@ func SettingsOf(cfg configs.Config) Settings {
 	return Settings{Image: cfg.Image, Tag: cfg.Tag, BuilderImage: cfg.BuilderImage, RuntimeImage: cfg.RuntimeImage,
 		Bins: cfg.Bins, Entrypoint: cfg.EntrypointBin(), Ignore: cfg.Ignore,
 		CookedRepo: cfg.CookedRepo, PushCooked: cfg.PushCooked, RegistryTimeout: cfg.RegistryTimeout.Duration,
-		Pull: PullPolicy(cfg.Pull)}
+		Pull: PullPolicy(cfg.Pull), Images: ImageSpecs(cfg.Images), KeepImages: keepImages(cfg.KeepImages)}
+}
+
+// DefaultKeepImages is the default of Settings.KeepImages.
+const DefaultKeepImages = 2
+
+func keepImages(n int) int {
+	if n == 0 {
+		return -1 // keep-images = 0: none
+	}
+	return n
+}
+
+// ImageSpecs converts [[image]] tables.
+func ImageSpecs(imgs []configs.ImageConfig) []ImageSpec {
+	var out []ImageSpec
+	for _, im := range imgs {
+		out = append(out, ImageSpec{Name: im.Name, Tag: im.Tag, Service: im.Service(), Bins: im.Bins,
+			Entrypoint: im.EntrypointBin(), RuntimeImage: im.RuntimeImage})
+	}
+	return out
 }

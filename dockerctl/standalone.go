@@ -84,6 +84,23 @@ func Standalone(r *recipe.Recipe, cfg Settings, bins []string, entrypoint string
 	fmt.Fprintf(&b, "%s \\\n && %s\n\n", cargoBuild(r, r.LockFile != nil), copyBins(r, standaloneTarget, out, bins))
 
 	// runtime
+	if len(cfg.Images) > 0 {
+		// one final stage per image, named after it: docker build --target <service>
+		for i, im := range cfg.Images {
+			if i > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "# %s: docker build --target %s -t %s .\n", im.Ref(), im.Service, im.Ref())
+			fmt.Fprintf(&b, "FROM %s AS %s\n", im.RuntimeImage, im.Service)
+			for _, bin := range im.Bins {
+				fmt.Fprintf(&b, "COPY --from=build %s/%s /usr/local/bin/%s\n", out, bin, bin)
+			}
+			if im.Entrypoint != "" {
+				fmt.Fprintf(&b, "ENTRYPOINT [%q]\n", "/usr/local/bin/"+im.Entrypoint)
+			}
+		}
+		return b.String()
+	}
 	fmt.Fprintf(&b, "FROM %s\n", cfg.RuntimeImage)
 	fmt.Fprintf(&b, "COPY --from=build %s/ /usr/local/bin/\n", out)
 	if entrypoint != "" {

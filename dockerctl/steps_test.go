@@ -187,7 +187,7 @@ func TestScriptsNameTheirParts(t *testing.T) {
 		parts  []string
 	}{
 		{cookScript(r, r.ShortHash(), false, nil), []string{titleCookSeed, titleCookBuild, titleCookClean}},
-		{codeScript(r, []string{"app"}, false, ModeLoop), []string{titleCodeStamp, titleCodeBuild, titleCodeCopy}},
+		{codeScript(r, []string{"app"}, false, ModeLoop, false), []string{titleCodeStamp, titleCodeBuild, titleCodeCopy}},
 	} {
 		at := -1
 		for _, p := range tt.parts {

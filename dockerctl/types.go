@@ -65,6 +65,24 @@ type BuildResult struct {
 	// Inputs is what the build shipped from the workspace (see
 	// WorkspaceBuilder.Unchanged).
 	Inputs *Inputs `json:"-"`
+	// Images are the service images of a workspace with several
+	// (Settings.Images), in the configuration's order; Image and ImageID
+	// are then the first one's.
+	Images []ImageResult `json:"images,omitempty"`
+}
+
+// ImageResult is what a build did to one service image.
+type ImageResult struct {
+	Service string `json:"service"`
+	Image   string `json:"image"`    // <name>:<tag>
+	ImageID string `json:"image_id"` // sha256:...
+	// Changed: the image moved to a new ID. An image whose binaries,
+	// runtime base, entrypoint and labels (but the commit) equal those of
+	// the image its tag named keeps that image.
+	Changed bool `json:"changed"`
+	// Reason says why it changed or not ("binaries identical", "api
+	// changed", "new image", "runtime image changed", ...).
+	Reason string `json:"reason"`
 }
 
 // EventKind classifies progress events.

@@ -57,13 +57,16 @@ func (s *session) close() { s.engine.Close() }
 
 // openSession opens the workspace and connects to the engine; tag
 // overrides the configured tag, pushCooked turns push-cooked on.
-func (a *app) openSession(ctx context.Context, tag string, noCache, pushCooked bool) (*session, error) {
+func (a *app) openSession(ctx context.Context, tag string, noCache, pushCooked bool, images ...string) (*session, error) {
 	root, cfg, err := a.workspace()
 	if err != nil {
 		return nil, err
 	}
 	if tag != "" {
 		cfg.Tag = tag
+		for i := range cfg.Images {
+			cfg.Images[i].Tag = tag
+		}
 	}
 	if pushCooked {
 		if cfg.CookedRepo == "" {
@@ -78,6 +81,11 @@ func (a *app) openSession(ctx context.Context, tag string, noCache, pushCooked b
 		return nil, err
 	}
 	prep := time.Since(t0)
+	// --image: fewer images, the same recipe and code build (the union of
+	// every image's binaries), so the cook and target cache are shared
+	if cfg.Images, err = cfg.SelectImages(images); err != nil {
+		return nil, &exitError{code: 2, msg: err.Error()}
+	}
 	e, err := dockerctl.Connect(ctx, dockerctl.WithLogger(a.log))
 	if err != nil {
 		return nil, engineError(err)
@@ -241,7 +249,7 @@ workspace, the build is asked of the daemon.`,
 			if handled, err := a.buildViaDaemon(cmd, root, f); handled {
 				return err
 			}
-			s, err := a.openSession(ctx, f.Tag, f.NoCache, f.PushCooked)
+			s, err := a.openSession(ctx, f.Tag, f.NoCache, f.PushCooked, f.Images...)
 			if err != nil {
 				return err
 			}
@@ -291,7 +299,7 @@ workspace, the build is asked of the daemon.`,
 			// stdout: the image ID alone (docker run $(chefd build) works);
 			// the summary goes to stderr, as through the daemon.
 			printResult(a.stderr, res)
-			fmt.Fprintln(a.stdout, res.ImageID)
+			printIDs(a.stdout, res)
 			return nil
 		},
 	}
@@ -303,7 +311,20 @@ workspace, the build is asked of the daemon.`,
 	cmd.Flags().StringVar(&f.Tag, "tag", "", "image tag (default: tag in chefd.toml, \"dev\")")
 	cmd.Flags().BoolVar(&f.PushCooked, "push-cooked", false, "push the image a cook makes to the cooked repository (without a daemon)")
 	cmd.Flags().BoolVar(&f.NoCache, "no-cache", false, "ignore the engine's layer cache and compile every local crate again (the target cache keeps the third-party artifacts)")
+	cmd.Flags().StringArrayVar(&f.Images, "image", nil, "build only this image of the [[image]] tables (its name or service name; repeatable)")
 	return cmd
+}
+
+// printIDs prints the image ID alone (docker run $(chefd build) works), or
+// with several images one line each, in the configuration's order.
+func printIDs(w io.Writer, res dockerctl.BuildResult) {
+	if len(res.Images) == 0 {
+		fmt.Fprintln(w, res.ImageID)
+		return
+	}
+	for _, im := range res.Images {
+		fmt.Fprintln(w, im.ImageID)
+	}
 }
 
 func printResult(w io.Writer, res dockerctl.BuildResult) {
@@ -328,4 +349,28 @@ func printResult(w io.Writer, res dockerctl.BuildResult) {
 		fmt.Fprintf(w, "  %-8s %6.1fs  %s\n", ph.Name, ph.Duration.Seconds(), line)
 	}
 	fmt.Fprintf(w, "  total    %6.1fs\n", res.Duration.Seconds())
+	printImages(w, res.Images)
+}
+
+// printImages lists several images: each one's ID, changed or unchanged,
+// and why.
+func printImages(w io.Writer, imgs []dockerctl.ImageResult) {
+	if len(imgs) == 0 {
+		return
+	}
+	changed, width := 0, 0
+	for _, im := range imgs {
+		if im.Changed {
+			changed++
+		}
+		width = max(width, len(im.Image))
+	}
+	fmt.Fprintf(w, "  images   %d changed, %d unchanged\n", changed, len(imgs)-changed)
+	for _, im := range imgs {
+		state := "unchanged"
+		if im.Changed {
+			state = "changed"
+		}
+		fmt.Fprintf(w, "    %-*s %s  %-9s (%s)\n", width, im.Image, shortID(im.ImageID), state, im.Reason)
+	}
 }

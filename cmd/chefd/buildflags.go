@@ -11,4 +11,7 @@ type buildFlags struct {
 	Exact    bool   // with a daemon: an exact build even when its mode is loop
 	// PushCooked pushes the image a cook makes to the cooked repository
 	PushCooked bool
+	// Images limits the build to these images of the [[image]] tables
+	// (names or service names; none: all)
+	Images []string
 }

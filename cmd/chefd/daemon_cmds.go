@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -318,6 +319,20 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 		}
 		return false, nil
 	}
+	var only []string // --image: the refs whose IDs to print (the daemon builds them all)
+	if len(opts.Images) > 0 {
+		_, cfg, err := a.workspace()
+		if err != nil {
+			return true, err
+		}
+		sel, err := cfg.SelectImages(opts.Images)
+		if err != nil {
+			return true, &exitError{code: 2, msg: err.Error()}
+		}
+		for _, im := range sel {
+			only = append(only, im.Ref())
+		}
+	}
 	req := api.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly, Exact: opts.Exact}
 	var onEvent func(api.Event)
 	if opts.Wait && !opts.JSON {
@@ -345,12 +360,13 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 			return true, err
 		}
 	}
-	return true, a.reportDaemonBuild(rec, opts.JSON)
+	return true, a.reportDaemonBuild(rec, opts.JSON, only...)
 }
 
 // reportDaemonBuild prints the answer of the daemon: the image ID on
 // stdout, the rest on stderr; a failed build is an exit error.
-func (a *app) reportDaemonBuild(rec api.Record, quiet bool) error {
+// With several images, each image's ID is a line (only: those images).
+func (a *app) reportDaemonBuild(rec api.Record, quiet bool, only ...string) error {
 	say := func(format string, args ...any) {
 		if !quiet {
 			fmt.Fprintf(a.stderr, format, args...)
@@ -383,12 +399,22 @@ func (a *app) reportDaemonBuild(rec api.Record, quiet bool) error {
 		}
 		return &exitError{code: code, msg: fmt.Sprintf("build #%d %s: %s", rec.ID, rec.Result, rec.Error)}
 	}
-	if !quiet {
-		if rec.Image != "" {
-			say("%s\n", rec.Image)
-		}
-		fmt.Fprintln(a.stdout, rec.ImageID)
+	if quiet {
+		return nil
 	}
+	if len(rec.Images) > 0 {
+		printImages(a.stderr, rec.Images)
+		for _, im := range rec.Images {
+			if len(only) == 0 || slices.Contains(only, im.Image) {
+				fmt.Fprintln(a.stdout, im.ImageID)
+			}
+		}
+		return nil
+	}
+	if rec.Image != "" {
+		say("%s\n", rec.Image)
+	}
+	fmt.Fprintln(a.stdout, rec.ImageID)
 	return nil
 }
 
@@ -563,7 +589,16 @@ func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 			fmt.Fprintf(w, "          waiting for %s\n", r.Waiting)
 		}
 	}
-	if r := st.LastOK; r != nil {
+	if r := st.LastOK; r != nil && len(r.Images) > 0 {
+		fmt.Fprintf(w, "images:   build #%d, %s, %s ago\n", r.ID, r.Mode, fmtDur(now.Sub(r.Finished)))
+		for _, im := range r.Images {
+			state := "unchanged"
+			if im.Changed {
+				state = "changed"
+			}
+			fmt.Fprintf(w, "          %s %s %s (%s)\n", im.Image, shortID(im.ImageID), state, im.Reason)
+		}
+	} else if r != nil {
 		fmt.Fprintf(w, "image:    %s %s (build #%d, %s, %s ago)\n", r.Image, shortID(r.ImageID), r.ID, r.Mode, fmtDur(now.Sub(r.Finished)))
 	}
 	if len(st.Recent) > 0 {

@@ -166,7 +166,7 @@ func (w workspace) recipe(ctx context.Context, bins []string) (*recipe.Recipe, e
 
 func intentOf(cfg configs.Config, bins []string) recipe.Intent {
 	if len(bins) == 0 {
-		bins = cfg.Bins
+		bins = cfg.AllBins()
 	}
 	return recipe.Intent{
 		Profile:           cfg.Profile,

@@ -90,6 +90,9 @@ type Record struct {
 	SupersededBy int64  `json:"superseded_by,omitempty"`
 	Image        string `json:"image,omitempty"`
 	ImageID      string `json:"image_id,omitempty"`
+	// Images: each service image of a workspace with several, changed or
+	// not and why (dockerctl.BuildResult.Images).
+	Images []dockerctl.ImageResult `json:"images,omitempty"`
 	CookedTag    string `json:"cooked_tag,omitempty"`
 	// Mode is how a build compiles the workspace's crates: "loop"
 	// (incremental) or "exact" (what ships).

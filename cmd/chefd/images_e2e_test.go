@@ -1,0 +1,258 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chefd/chefd/dockerctl"
+)
+
+// servicesWorkspace writes a workspace of six services and three shared
+// libraries, with images named <prefix>-sN:
+//
+//	s1 -> base        s4 -> text          s6 (no library)
+//	s2 -> base        s5 -> extra -> itoa (third-party)
+//	s3 -> base, text
+//
+// Each service prints "sN" and what its libraries return.
+func servicesWorkspace(t *testing.T, prefix string, keepImages int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "services")
+	deps := map[string][]string{"s1": {"base"}, "s2": {"base"}, "s3": {"base", "text"}, "s4": {"text"}, "s5": {"extra"}, "s6": nil}
+	write := func(rel, text string) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var members []string
+	for _, lib := range []string{"base", "text", "extra"} {
+		members = append(members, "libs/"+lib)
+		extra := ""
+		body := fmt.Sprintf("pub fn hello() -> String {\n    String::from(%q)\n}\n", lib+"-v1")
+		if lib == "extra" {
+			extra = "itoa = \"1\"\n"
+			body = "pub fn hello() -> String {\n    let mut b = itoa::Buffer::new();\n    format!(\"extra-{}\", b.format(1u8))\n}\n"
+		}
+		write("libs/"+lib+"/Cargo.toml", fmt.Sprintf("[package]\nname = %q\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n%s", lib, extra))
+		write("libs/"+lib+"/src/lib.rs", body)
+	}
+	var tables strings.Builder
+	for i := 1; i <= 6; i++ {
+		s := fmt.Sprintf("s%d", i)
+		members = append(members, "services/"+s)
+		var dl, calls strings.Builder
+		for _, lib := range deps[s] {
+			fmt.Fprintf(&dl, "%s = { path = \"../../libs/%s\" }\n", lib, lib)
+			fmt.Fprintf(&calls, "    print!(\" {}\", %s::hello());\n", lib)
+		}
+		write("services/"+s+"/Cargo.toml", fmt.Sprintf("[package]\nname = %q\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n%s", s, dl.String()))
+		write("services/"+s+"/src/main.rs", fmt.Sprintf("fn main() {\n    print!(%q);\n%s    println!();\n}\n", s, calls.String()))
+		fmt.Fprintf(&tables, "[[image]]\nname = \"%s-%s\"\nbins = [%q]\n\n", prefix, s, s)
+	}
+	quoted := make([]string, len(members))
+	for i, m := range members {
+		quoted[i] = fmt.Sprintf("%q", m)
+	}
+	write("Cargo.toml", "[workspace]\nmembers = ["+strings.Join(quoted, ", ")+"]\nresolver = \"2\"\n")
+	write("chefd.toml", fmt.Sprintf(`builder-image = "chefd/rust-builder:bookworm-1.96"
+runtime-image = "scratch"
+target = "x86_64-unknown-linux-gnu"
+rustflags = "-C target-feature=+crt-static"
+keep-images = %d
+
+%s`, keepImages, tables.String()))
+	return dir
+}
+
+// imagesByService maps a build's images by service name.
+func imagesByService(t *testing.T, res dockerctl.BuildResult) map[string]dockerctl.ImageResult {
+	t.Helper()
+	m := map[string]dockerctl.ImageResult{}
+	for _, im := range res.Images {
+		m[im.Service[strings.LastIndex(im.Service, "-")+1:]] = im
+	}
+	return m
+}
+
+// changedServices lists the services whose image ID differs from before,
+// checking that the result's changed flags say the same.
+func changedServices(t *testing.T, before, after map[string]dockerctl.ImageResult) []string {
+	t.Helper()
+	var out []string
+	for s, im := range after {
+		moved := before[s].ImageID != im.ImageID
+		if moved != im.Changed {
+			t.Errorf("%s: image ID moved %v, but changed is %v (%s)", s, moved, im.Changed, im.Reason)
+		}
+		if moved {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestE2EServiceImages: six services and three shared libraries from one
+// cook and one code build; an edit moves exactly the images whose
+// binaries it changes; --image builds a subset; superseded images do not
+// pile up.
+func TestE2EServiceImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	needEngine(t)
+	prefix := fmt.Sprintf("chefd-svc-%d", time.Now().UnixNano())
+	dir := servicesWorkspace(t, prefix, 2)
+	t.Cleanup(func() {
+		for i := 1; i <= 6; i++ {
+			removeImages(fmt.Sprintf("%s-s%d", prefix, i))
+		}
+		removeImages("services-cooked")
+		removeDangling(t, dir)
+	})
+	run := func(s string) string {
+		return strings.TrimSpace(dockerRun(t, fmt.Sprintf("%s-%s:dev", prefix, s)))
+	}
+
+	// first build: every image new, one code build for all six
+	first := buildJSON(t, dir)
+	if len(first.Images) != 6 {
+		t.Fatalf("want 6 images, got %+v", first.Images)
+	}
+	cur := imagesByService(t, first)
+	for s, im := range cur {
+		if !im.Changed || im.Reason != "new image" {
+			t.Errorf("%s: first build: %+v", s, im)
+		}
+	}
+	if first.Compiled.Local != 9 {
+		t.Errorf("first build compiled %d local crates, want 9 (each library once, each service once)", first.Compiled.Local)
+	}
+	want := map[string]string{"s1": "s1 base-v1", "s2": "s2 base-v1", "s3": "s3 base-v1 text-v1", "s4": "s4 text-v1",
+		"s5": "s5 extra-1", "s6": "s6"}
+	for s, w := range want {
+		if got := run(s); got != w {
+			t.Errorf("%s prints %q, want %q", s, got, w)
+		}
+	}
+
+	step := func(name string, change func(), wantChanged []string) {
+		t.Helper()
+		change()
+		res := buildJSON(t, dir)
+		next := imagesByService(t, res)
+		if got := changedServices(t, cur, next); !slices.Equal(got, wantChanged) {
+			t.Errorf("%s: changed images %v, want %v", name, got, wantChanged)
+			for s, im := range next {
+				t.Logf("  %s: %v %s", s, im.Changed, im.Reason)
+			}
+		}
+		cur = next
+	}
+	// an edit in one service's crate moves that image alone
+	step("edit s5", func() {
+		edit(t, filepath.Join(dir, "services/s5/src/main.rs"), `print!("s5")`, `print!("s5!")`)
+		want["s5"] = "s5! extra-1"
+	}, []string{"s5"})
+	if cur["s5"].Reason != "s5 changed" {
+		t.Errorf("s5's reason: %q", cur["s5"].Reason)
+	}
+	// an edit of a shared library moves exactly the images that link it
+	step("edit text", func() {
+		edit(t, filepath.Join(dir, "libs/text/src/lib.rs"), "text-v1", "text-v2")
+		want["s3"], want["s4"] = "s3 base-v1 text-v2", "s4 text-v2"
+	}, []string{"s3", "s4"})
+	step("edit base", func() {
+		edit(t, filepath.Join(dir, "libs/base/src/lib.rs"), "base-v1", "base-v2")
+		want["s1"], want["s2"], want["s3"] = "s1 base-v2", "s2 base-v2", "s3 base-v2 text-v2"
+	}, []string{"s1", "s2", "s3"})
+	// a comment that leaves every binary identical moves nothing (at the
+	// end of the file: no line number in the binary moves)
+	step("comment", func() {
+		f := filepath.Join(dir, "libs/base/src/lib.rs")
+		b, _ := os.ReadFile(f)
+		os.WriteFile(f, append(b, []byte("// a comment\n")...), 0o644)
+	}, nil)
+	for s, im := range cur {
+		if im.Reason != "binaries identical" {
+			t.Errorf("%s after a comment: %q", s, im.Reason)
+		}
+	}
+	for s, w := range want {
+		if got := run(s); got != w {
+			t.Errorf("%s prints %q, want %q", s, got, w)
+		}
+	}
+
+	// --image: only the named images; stdout their IDs
+	edit(t, filepath.Join(dir, "services/s2/src/main.rs"), `print!("s2")`, `print!("s2?")`)
+	edit(t, filepath.Join(dir, "services/s6/src/main.rs"), `print!("s6")`, `print!("s6?")`)
+	r := chefd(t, dir, nil, "build", "--image", prefix+"-s2")
+	if r.code != 0 {
+		t.Fatalf("build --image: %d %s", r.code, r.stderr)
+	}
+	ids := strings.Fields(r.stdout)
+	if len(ids) != 1 || !strings.Contains(r.stderr, "1 changed, 0 unchanged") {
+		t.Fatalf("build --image s2: stdout %q\n%s", r.stdout, r.stderr)
+	}
+	if got := run("s2"); got != "s2? base-v2" {
+		t.Errorf("s2 prints %q after build --image", got)
+	}
+	if got := run("s6"); got != "s6" {
+		t.Errorf("s6 moved with build --image s2: %q", got)
+	}
+	if r := chefd(t, dir, nil, "build", "--image", "nope"); r.code != 2 || !strings.Contains(r.stderr, "no such image") {
+		t.Errorf("build --image nope: %d %s", r.code, r.stderr)
+	}
+
+	// superseded images: s6 changes on every build; keep-images = 2
+	const builds = 20
+	for i := 0; i < builds; i++ {
+		f := filepath.Join(dir, "services/s6/src/main.rs")
+		b, _ := os.ReadFile(f)
+		os.WriteFile(f, []byte(strings.Replace(string(b), `print!("s6`, fmt.Sprintf(`print!("s6-%d`, i), 1)), 0o644)
+		res := buildJSON(t, dir, "--image", "s6")
+		if len(res.Images) != 1 || !res.Images[0].Changed {
+			t.Fatalf("build %d of s6: %+v", i, res.Images)
+		}
+	}
+	if n := supersededImages(t, dir, prefix+"-s6"); n != 2 {
+		t.Errorf("after %d builds of s6: %d superseded images of it, want 2 (keep-images)", builds+1, n)
+	}
+	for _, s := range []string{"s1", "s3", "s5"} {
+		if n := supersededImages(t, dir, prefix+"-"+s); n > 2 {
+			t.Errorf("%s: %d superseded images", s, n)
+		}
+	}
+}
+
+// supersededImages counts the untagged final images of one image
+// repository chefd built in the workspace dir.
+func supersededImages(t *testing.T, dir, name string) int {
+	t.Helper()
+	out, err := exec.Command("docker", "images", "-q", "--no-trunc", "--filter", "dangling=true",
+		"--filter", "label=chefd.workspace="+dir, "--filter", "label=chefd.image="+name).Output()
+	if err != nil {
+		t.Fatalf("docker images: %v", err)
+	}
+	return len(strings.Fields(string(out)))
+}
+
+// removeDangling removes the superseded images a test left.
+func removeDangling(t *testing.T, dir string) {
+	out, _ := exec.Command("docker", "images", "-q", "--no-trunc", "--filter", "dangling=true",
+		"--filter", "label=chefd.workspace="+dir).Output()
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("docker", "rmi", "-f", id).Run()
+	}
+}

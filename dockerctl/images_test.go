@@ -1,0 +1,109 @@
+package dockerctl
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseSums(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("0", 63)+"f"
+	got, err := parseSums(strings.NewReader(a + "  api\n" + b + " *worker\n"))
+	if err != nil || got["api"] != a || got["worker"] != b || len(got) != 2 {
+		t.Fatalf("parseSums: %v %v", got, err)
+	}
+	for _, bad := range []string{"xyz  api\n", strings.Repeat("g", 64) + "  api\n", a + "api\n"} {
+		if _, err := parseSums(strings.NewReader(bad)); err == nil {
+			t.Errorf("parseSums(%q): no error", bad)
+		}
+	}
+}
+
+// The content key moves with what an image ships and how it starts, never
+// with the commit or the build time; the reason names what moved.
+func TestContentKey(t *testing.T) {
+	spec := ImageSpec{Name: "shop-api", Tag: "dev", Service: "shop-api", Bins: []string{"api", "cli"}, Entrypoint: "api", RuntimeImage: "debian"}
+	sums := map[string]string{"api": "1", "cli": "2", "worker": "3"}
+	labels := map[string]string{"chefd": "1", "chefd.mode": "exact", "chefd.commit": "abc", labelBuiltAt: "t1"}
+	base, binSums, err := contentKey(spec, sums, "sha256:r", labels)
+	if err != nil || binSums != "api=1,cli=2" {
+		t.Fatalf("contentKey: %q %v", binSums, err)
+	}
+	same := func(f func(ImageSpec, map[string]string, string, map[string]string) (ImageSpec, map[string]string, string, map[string]string)) string {
+		s2, sums2, rt2, l2 := f(spec, clone(sums), "sha256:r", clone(labels))
+		k, _, err := contentKey(s2, sums2, rt2, l2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	for _, tc := range []struct {
+		name    string
+		f       func(ImageSpec, map[string]string, string, map[string]string) (ImageSpec, map[string]string, string, map[string]string)
+		changes bool
+	}{
+		{"another commit and time", func(s ImageSpec, m map[string]string, r string, l map[string]string) (ImageSpec, map[string]string, string, map[string]string) {
+			l["chefd.commit"], l[labelBuiltAt], l["org.opencontainers.image.revision"] = "def", "t2", "def"
+			return s, m, r, l
+		}, false},
+		{"a binary it does not ship", func(s ImageSpec, m map[string]string, r string, l map[string]string) (ImageSpec, map[string]string, string, map[string]string) {
+			m["worker"] = "4"
+			return s, m, r, l
+		}, false},
+		{"a binary it ships", func(s ImageSpec, m map[string]string, r string, l map[string]string) (ImageSpec, map[string]string, string, map[string]string) {
+			m["cli"] = "5"
+			return s, m, r, l
+		}, true},
+		{"runtime", func(s ImageSpec, m map[string]string, r string, l map[string]string) (ImageSpec, map[string]string, string, map[string]string) {
+			return s, m, "sha256:r2", l
+		}, true},
+		{"entrypoint", func(s ImageSpec, m map[string]string, r string, l map[string]string) (ImageSpec, map[string]string, string, map[string]string) {
+			s.Entrypoint = "cli"
+			return s, m, r, l
+		}, true},
+		{"mode", func(s ImageSpec, m map[string]string, r string, l map[string]string) (ImageSpec, map[string]string, string, map[string]string) {
+			l["chefd.mode"] = "loop"
+			return s, m, r, l
+		}, true},
+	} {
+		if got := same(tc.f) != base; got != tc.changes {
+			t.Errorf("%s: key changed %v, want %v", tc.name, got, tc.changes)
+		}
+	}
+	if _, _, err := contentKey(spec, map[string]string{"api": "1"}, "r", labels); err == nil || !strings.Contains(err.Error(), "cli") {
+		t.Errorf("a missing binary: %v", err)
+	}
+	for _, tc := range []struct {
+		old  map[string]string
+		sums string
+		rt   string
+		want string
+	}{
+		{nil, "api=1", "r", "new image"},
+		{map[string]string{}, "api=1", "r", "not built by chefd"},
+		{map[string]string{labelContent: "k", labelBinSums: "api=1,cli=2", labelRuntime: "r"}, "api=1,cli=3", "r", "cli changed"},
+		{map[string]string{labelContent: "k", labelBinSums: "api=1,cli=2", labelRuntime: "r"}, "api=1,cli=2", "r2", "runtime image changed"},
+		{map[string]string{labelContent: "k", labelBinSums: "api=1,cli=2", labelRuntime: "r", "chefd.mode": "loop"}, "api=1,cli=2", "r", "label chefd.mode changed"},
+		{map[string]string{labelContent: "k", labelBinSums: "api=1,cli=2", labelRuntime: "r", "chefd.mode": "exact"}, "api=1,cli=2", "r", "entrypoint changed"},
+	} {
+		if got := changeReason(tc.old, map[string]string{"chefd.mode": "exact", labelRuntime: tc.rt, "chefd.commit": "x"}, tc.sums, tc.rt); !strings.Contains(got, tc.want) {
+			t.Errorf("changeReason(%v, %s, %s) = %q, want ~%q", tc.old, tc.sums, tc.rt, got, tc.want)
+		}
+	}
+}
+
+func clone(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func TestServiceDockerfile(t *testing.T) {
+	got := serviceDockerfile("debian:bookworm-slim", []string{"api", "cli"}, "api")
+	want := "ARG BINS\nFROM ${BINS} AS bins\nFROM debian:bookworm-slim\nCOPY --from=bins /api /usr/local/bin/api\n" +
+		"COPY --from=bins /cli /usr/local/bin/cli\nENTRYPOINT [\"/usr/local/bin/api\"]\n"
+	if got != want {
+		t.Errorf("serviceDockerfile:\n%s\nwant\n%s", got, want)
+	}
+}
