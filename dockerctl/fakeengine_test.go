@@ -233,7 +233,9 @@ func (f *fakeEngine) CopyFromContainer(context.Context, string, string) (io.Read
 	return nil, container.PathStat{}, errors.New("fake engine: no containers")
 }
 
-func (f *fakeEngine) ContainerRemove(context.Context, string, container.RemoveOptions) error { return nil }
+func (f *fakeEngine) ContainerRemove(context.Context, string, container.RemoveOptions) error {
+	return nil
+}
 
 // cooked adds a cooked image of hash for the workspace at root.
 func (f *fakeEngine) cooked(root, img, hash string, created int64) {
