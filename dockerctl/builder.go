@@ -561,7 +561,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		if keep == 0 {
 			keep = DefaultKeepImages
 		}
-		for _, rm := range b.pruneSuperseded(ctx, max(keep, 0)) {
+		for _, rm := range b.pruneSuperseded(ctx, max(keep, 0), tag) {
 			b.log.Info("removed a superseded image", zap.String("image", rm.Name))
 		}
 	}

@@ -36,6 +36,7 @@ type fakeEngine struct {
 	removed []string    // image IDs and cache record IDs, in order
 	lists   int         // build-cache listings so far
 	onList  func(n int) // called (locked) at the nth listing
+	inUse   map[string]bool // image IDs a container uses
 
 	// a registry: reference -> image; its faults
 	registry  map[string]image.Summary
@@ -159,6 +160,9 @@ next:
 				continue next
 			}
 		}
+		if slices.Contains(opts.Filters.Get("dangling"), "true") && len(im.RepoTags) > 0 {
+			continue next
+		}
 		for _, repo := range opts.Filters.Get("reference") {
 			if !slices.ContainsFunc(im.RepoTags, func(t string) bool { return strings.HasPrefix(t, repo+":") }) {
 				continue next
@@ -169,10 +173,13 @@ next:
 	return out, nil
 }
 
-func (f *fakeEngine) ImageRemove(_ context.Context, id string, _ image.RemoveOptions) ([]image.DeleteResponse, error) {
+func (f *fakeEngine) ImageRemove(_ context.Context, id string, opts image.RemoveOptions) ([]image.DeleteResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i, im := range f.images {
+		if im.ID == id && f.inUse[id] && !opts.Force {
+			return nil, cerrdefs.ErrConflict.WithMessage("image " + id + " is being used by a container")
+		}
 		if im.ID == id {
 			f.images = slices.Delete(f.images, i, i+1)
 			f.removed = append(f.removed, id)

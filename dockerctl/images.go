@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -307,7 +308,11 @@ func (e *Engine) removeBins(ctx context.Context, ref string) {
 // tag names any more (superseded by a later build), beyond the newest
 // keep of each image; never one a container uses (the engine refuses,
 // and it stays) nor one tagged by anyone (it is not dangling).
-func (b *WorkspaceBuilder) pruneSuperseded(ctx context.Context, keep int) []Removed {
+//
+// It also removes the binaries images of this workspace's earlier builds
+// but current (a build killed before it removed its own): it runs under
+// the workspace's build lock, so no other build of it uses them.
+func (b *WorkspaceBuilder) pruneSuperseded(ctx context.Context, keep int, current string) []Removed {
 	imgs, err := b.e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", "chefd.kind=image"),
 		filters.Arg("label", "chefd.workspace="+b.root),
@@ -319,7 +324,7 @@ func (b *WorkspaceBuilder) pruneSuperseded(ctx context.Context, keep int) []Remo
 	}
 	sort.SliceStable(imgs, func(i, j int) bool { return builtAt(imgs[i]).After(builtAt(imgs[j])) })
 	seen := map[string]int{}
-	var removed []Removed
+	removed := b.pruneBins(ctx, current)
 	for _, im := range imgs {
 		name := im.Labels[labelImage]
 		if name == "" {
@@ -351,4 +356,26 @@ func shortImageID(id string) string {
 		return id[:12]
 	}
 	return id
+}
+
+// pruneBins removes the binaries images of this workspace but current.
+func (b *WorkspaceBuilder) pruneBins(ctx context.Context, current string) []Removed {
+	imgs, err := b.e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", "chefd.kind=bins"),
+		filters.Arg("label", "chefd.workspace="+b.root),
+	)})
+	if err != nil {
+		b.log.Warn("list binaries images", zap.Error(err))
+		return nil
+	}
+	var removed []Removed
+	for _, im := range imgs {
+		if slices.Contains(im.RepoTags, current) {
+			continue
+		}
+		if _, err := b.e.api.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true}); err == nil {
+			removed = append(removed, Removed{Name: "binaries@" + shortImageID(im.ID)})
+		}
+	}
+	return removed
 }

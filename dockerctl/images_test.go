@@ -1,8 +1,13 @@
 package dockerctl
 
 import (
+	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/docker/docker/api/types/image"
 )
 
 func TestParseSums(t *testing.T) {
@@ -105,5 +110,39 @@ func TestServiceDockerfile(t *testing.T) {
 		"COPY --from=bins /cli /usr/local/bin/cli\nENTRYPOINT [\"/usr/local/bin/api\"]\n"
 	if got != want {
 		t.Errorf("serviceDockerfile:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A build leaves keep superseded images per image, the newest; never one a
+// container uses, one with a tag, or another workspace's; and removes the
+// binaries images of earlier builds but its own.
+func TestPruneSuperseded(t *testing.T) {
+	f := &fakeEngine{inUse: map[string]bool{}}
+	b := fakeBuilder(t, f)
+	add := func(id, kind, ws, name string, at int64, tags ...string) {
+		f.images = append(f.images, image.Summary{ID: id, Created: at, RepoTags: tags,
+			Labels: map[string]string{"chefd.kind": kind, "chefd.workspace": ws, labelImage: name}})
+	}
+	for i := int64(1); i <= 5; i++ {
+		add(fmt.Sprintf("api-%d", i), "image", b.root, "shop-api", i)
+	}
+	add("api-6", "image", b.root, "shop-api", 6, "shop-api:dev") // the current one
+	add("api-0", "image", b.root, "shop-api", 0, "mine:rollback") // tagged by the user
+	f.inUse["api-1"] = true                                        // a stopped container's
+	add("worker-1", "image", b.root, "shop-worker", 1)
+	add("other-1", "image", "/elsewhere", "shop-api", 1)
+	add("other-2", "image", "/elsewhere", "shop-api", 2)
+	add("other-3", "image", "/elsewhere", "shop-api", 3)
+	add("bins-old", "bins", b.root, "", 1, "app-bins:aaaa")
+	add("bins-now", "bins", b.root, "", 2, "app-bins:bbbb")
+	add("bins-other", "bins", "/elsewhere", "", 2, "app-bins:cccc")
+	removed := b.pruneSuperseded(context.Background(), 2, "app-bins:bbbb")
+	var names []string
+	for _, r := range removed {
+		names = append(names, r.Name)
+	}
+	slices.Sort(f.removed)
+	if want := []string{"api-2", "api-3", "bins-old"}; !slices.Equal(f.removed, want) {
+		t.Errorf("removed %v (%v), want %v", f.removed, names, want)
 	}
 }
