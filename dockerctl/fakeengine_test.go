@@ -33,9 +33,9 @@ type fakeEngine struct {
 	mu      sync.Mutex
 	images  []image.Summary
 	caches  []*build.CacheRecord
-	removed []string    // image IDs and cache record IDs, in order
-	lists   int         // build-cache listings so far
-	onList  func(n int) // called (locked) at the nth listing
+	removed []string        // image IDs and cache record IDs, in order
+	lists   int             // build-cache listings so far
+	onList  func(n int)     // called (locked) at the nth listing
 	inUse   map[string]bool // image IDs a container uses
 
 	// a registry: reference -> image; its faults

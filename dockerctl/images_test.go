@@ -126,9 +126,9 @@ func TestPruneSuperseded(t *testing.T) {
 	for i := int64(1); i <= 5; i++ {
 		add(fmt.Sprintf("api-%d", i), "image", b.root, "shop-api", i)
 	}
-	add("api-6", "image", b.root, "shop-api", 6, "shop-api:dev") // the current one
+	add("api-6", "image", b.root, "shop-api", 6, "shop-api:dev")  // the current one
 	add("api-0", "image", b.root, "shop-api", 0, "mine:rollback") // tagged by the user
-	f.inUse["api-1"] = true                                        // a stopped container's
+	f.inUse["api-1"] = true                                       // a stopped container's
 	add("worker-1", "image", b.root, "shop-worker", 1)
 	add("other-1", "image", "/elsewhere", "shop-api", 1)
 	add("other-2", "image", "/elsewhere", "shop-api", 2)
