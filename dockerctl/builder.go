@@ -549,7 +549,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 	}
 	if err == nil && multi {
 		t3 := time.Now()
-		res.Images, err = b.serviceImages(ctx, r, mode, tag, runtimeIDs, p)
+		res.Images, err = b.serviceImages(ctx, r, mode, tag, runtimeIDs, sumsFromLog(s), p)
 		res.Phases = append(res.Phases, Phase{Name: "images", Duration: time.Since(t3)})
 		if len(res.Images) > 0 {
 			res.Image, res.ImageID = res.Images[0].Image, res.Images[0].ImageID

@@ -205,6 +205,8 @@ func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode, sums boo
 	b.WriteString(copyBins(r, "target", outDir, bins) + "\n")
 	if sums {
 		fmt.Fprintf(&b, "(cd %s && sha256sum -- *) > %s/%s\n", outDir, outDir, sumsFile)
+		// the sums in the log too: no container to read them when this step ran
+		fmt.Fprintf(&b, "sed 's/^/%s/' %s/%s\n", sumLinePrefix, outDir, sumsFile)
 	}
 	return b.String()
 }

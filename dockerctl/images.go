@@ -42,6 +42,8 @@ const (
 	sumsFile = ".chefd-sums"
 	// sumsLimit bounds what is read of it.
 	sumsLimit = 1 << 20
+	// sumLinePrefix marks the sums in the code step's log
+	sumLinePrefix = "chefd-sum "
 
 	labelContent = "chefd.content" // a service image's content key
 	labelBinSums = "chefd.bins"    // its binaries' sums: "name=sha256,..."
@@ -96,6 +98,37 @@ func (e *Engine) readSums(ctx context.Context, ref string) (map[string]string, e
 		return nil, fmt.Errorf("read the binaries' sums from %s: %w", ref, err)
 	}
 	return parseSums(io.LimitReader(tr, sumsLimit))
+}
+
+// sumsFromLog takes the sums out of the code step's log lines (nil when
+// the step printed none).
+func sumsFromLog(s *stream) map[string]string {
+	if s == nil || !s.ran(codeMarker) {
+		return nil
+	}
+	var b strings.Builder
+	for _, l := range s.lines {
+		if rest, ok := strings.CutPrefix(l, sumLinePrefix); ok {
+			b.WriteString(rest + "\n")
+		}
+	}
+	sums, err := parseSums(strings.NewReader(b.String()))
+	if err != nil {
+		return nil
+	}
+	return sums
+}
+
+func hasAll(sums map[string]string, bins []string) bool {
+	if sums == nil {
+		return false
+	}
+	for _, b := range bins {
+		if sums[b] == "" {
+			return false
+		}
+	}
+	return true
 }
 
 // parseSums reads sha256sum's output: "<64 hex>  <name>" (or " *<name>").
@@ -199,11 +232,18 @@ func changeReason(old map[string]string, labels map[string]string, binSums, runt
 
 // serviceImages makes (or keeps) each image of imgs from the binaries
 // image binsRef, a few at a time. The results are in imgs' order.
+//
+// The binaries' sums come from the code step's log when that step ran
+// (this build's output), else (a step BuildKit answered from its cache
+// prints nothing) from the binaries image itself.
 func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, mode Mode, binsRef string,
-	runtimeIDs map[string]string, p Progress) ([]ImageResult, error) {
-	sums, err := b.e.readSums(ctx, binsRef)
-	if err != nil {
-		return nil, err
+	runtimeIDs map[string]string, logSums map[string]string, p Progress) ([]ImageResult, error) {
+	sums := logSums
+	if !hasAll(sums, allBins(b.cfg.Images)) {
+		var err error
+		if sums, err = b.e.readSums(ctx, binsRef); err != nil {
+			return nil, err
+		}
 	}
 	imgs := b.cfg.Images
 	out := make([]ImageResult, len(imgs))

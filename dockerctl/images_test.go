@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/image"
 )
@@ -144,5 +145,37 @@ func TestPruneSuperseded(t *testing.T) {
 	slices.Sort(f.removed)
 	if want := []string{"api-2", "api-3", "bins-old"}; !slices.Equal(f.removed, want) {
 		t.Errorf("removed %v (%v), want %v", f.removed, names, want)
+	}
+}
+
+// The sums come from the code step's log only when that step ran; a
+// cached step (no log) leaves them to the image.
+func TestSumsFromLog(t *testing.T) {
+	a, c := strings.Repeat("a", 64), strings.Repeat("c", 64)
+	mk := func(cached bool, lines ...string) *stream {
+		s := newStream(nil)
+		now := time.Now()
+		s.vertices["d"] = &vertex{name: "RUN " + codeMarker + " sh code.sh", cached: cached, started: now, completed: now}
+		s.order = []string{"d"}
+		for _, l := range lines {
+			s.logLine("code", l)
+		}
+		return s
+	}
+	got := sumsFromLog(mk(false, "   Compiling app", sumLinePrefix+a+"  api", sumLinePrefix+c+"  worker"))
+	if got["api"] != a || got["worker"] != c || !hasAll(got, []string{"api", "worker"}) || hasAll(got, []string{"api", "cli"}) {
+		t.Errorf("sums from the log: %v", got)
+	}
+	if got := sumsFromLog(mk(true)); got != nil {
+		t.Errorf("a cached step: %v", got)
+	}
+	if got := sumsFromLog(mk(false, sumLinePrefix+"garbage")); got != nil {
+		t.Errorf("a garbled line: %v", got)
+	}
+	var seen []string
+	s := newStream(func(ev Event) { seen = append(seen, ev.Text) })
+	s.logLine("code", sumLinePrefix+a+"  api")
+	if len(seen) != 0 {
+		t.Errorf("a sum line reached the progress: %v", seen)
 	}
 }

@@ -125,6 +125,9 @@ func (s *stream) fail(msg string) error {
 
 func (s *stream) logLine(step, line string) {
 	s.lines = append(s.lines, line)
+	if strings.HasPrefix(line, sumLinePrefix) {
+		return // the binaries' sums (images.go): not for people
+	}
 	if m := compilingRe.FindStringSubmatch(line); m != nil {
 		s.crates.Names = append(s.crates.Names, m[1]+" v"+m[2])
 		if strings.HasPrefix(m[3], "/") {

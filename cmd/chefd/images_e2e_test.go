@@ -216,14 +216,17 @@ func TestE2EServiceImages(t *testing.T) {
 	}
 
 	// superseded images: s6 changes on every build; keep-images = 2
-	const builds = 20
+	builds := envInt("CHEFD_E2E_IMAGE_BUILDS", 20)
 	for i := 0; i < builds; i++ {
 		f := filepath.Join(dir, "services/s6/src/main.rs")
 		b, _ := os.ReadFile(f)
 		os.WriteFile(f, []byte(strings.Replace(string(b), `print!("s6`, fmt.Sprintf(`print!("s6-%d`, i), 1)), 0o644)
-		res := buildJSON(t, dir, "--image", "s6")
+		res := buildJSON(t, dir, "--image", prefix+"-s6")
 		if len(res.Images) != 1 || !res.Images[0].Changed {
 			t.Fatalf("build %d of s6: %+v", i, res.Images)
+		}
+		if i == builds-1 {
+			t.Logf("build %d of s6: %.1fs, phases %v", i+1, res.Duration.Seconds(), res.Phases)
 		}
 	}
 	if n := supersededImages(t, dir, prefix+"-s6"); n != 2 {
