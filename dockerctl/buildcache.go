@@ -235,12 +235,45 @@ func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
 // build's. It runs even when the build was cancelled (bounded by
 // pruneTimeout).
 func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration, sent int64) {
+	b.prunePicked(ctx, func(cache []*build.CacheRecord) []*build.CacheRecord {
+		return leftovers(cache, s, WorkspaceID(b.root), code, elapsed, sent)
+	})
+}
+
+// traced is one build's trace for cleanupAll.
+type traced struct {
+	s       *stream
+	elapsed time.Duration
+	sent    int64
+}
+
+// cleanupAll removes the leftovers of several builds (the service images
+// of one code build) in the background with one listing of the build
+// cache, not one each.
+func (b *WorkspaceBuilder) cleanupAll(ctx context.Context, builds []traced) {
+	if len(builds) == 0 || b.e == nil {
+		return
+	}
+	b.cleanups.Add(1)
+	go func() {
+		defer b.cleanups.Done()
+		b.prunePicked(ctx, func(cache []*build.CacheRecord) []*build.CacheRecord {
+			var all []*build.CacheRecord
+			for _, t := range builds {
+				all = append(all, leftovers(cache, t.s, WorkspaceID(b.root), false, t.elapsed, t.sent)...)
+			}
+			return all
+		})
+	}()
+}
+
+// prunePicked removes what pick picks, and the leftovers of earlier
+// builds, retrying those in use in the background.
+func (b *WorkspaceBuilder) prunePicked(ctx context.Context, pick func([]*build.CacheRecord) []*build.CacheRecord) {
 	b.cleanMu.Lock()
 	defer b.cleanMu.Unlock()
 	want := b.readLeftovers()
-	want = b.pruneOnce(ctx, want, func(cache []*build.CacheRecord) []*build.CacheRecord {
-		return leftovers(cache, s, WorkspaceID(b.root), code, elapsed, sent)
-	})
+	want = b.pruneOnce(ctx, want, pick)
 	b.writeLeftovers(want)
 	if len(want) == 0 {
 		return

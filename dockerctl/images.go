@@ -248,6 +248,16 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 	imgs := b.cfg.Images
 	out := make([]ImageResult, len(imgs))
 	errs := make([]error, len(imgs))
+	traces := make([]traced, len(imgs))
+	defer func() { // one cleanup of their leftovers, with one listing
+		var done []traced
+		for _, t := range traces {
+			if t.s != nil {
+				done = append(done, t)
+			}
+		}
+		b.cleanupAll(ctx, done)
+	}()
 	sem := make(chan struct{}, serviceBuilds)
 	var wg sync.WaitGroup
 	for i, spec := range imgs {
@@ -261,7 +271,7 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 				errs[i] = ctx.Err()
 				return
 			}
-			out[i], errs[i] = b.serviceImage(ctx, r, mode, spec, sums, runtimeIDs[spec.RuntimeImage], binsRef, p)
+			out[i], traces[i], errs[i] = b.serviceImage(ctx, r, mode, spec, sums, runtimeIDs[spec.RuntimeImage], binsRef, p)
 		}()
 	}
 	wg.Wait()
@@ -276,18 +286,18 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 // serviceImage makes one service image, or keeps the one its tag names
 // when its content key is the new one's.
 func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, mode Mode, spec ImageSpec,
-	sums map[string]string, runtimeID, binsRef string, p Progress) (ImageResult, error) {
+	sums map[string]string, runtimeID, binsRef string, p Progress) (ImageResult, traced, error) {
 	res := ImageResult{Service: spec.Service, Image: spec.Ref()}
 	labels := withLabel(b.labels("image", r), labelMode, string(mode))
 	labels[labelImage] = spec.Name
 	labels[labelRuntime] = runtimeID
 	key, binSums, err := contentKey(spec, sums, runtimeID, labels)
 	if err != nil {
-		return res, err
+		return res, traced{}, err
 	}
 	old, err := b.e.inspectImage(ctx, spec.Ref())
 	if err != nil {
-		return res, err
+		return res, traced{}, err
 	}
 	var oldLabels map[string]string
 	if old != nil {
@@ -297,7 +307,7 @@ func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, m
 		}
 		if oldLabels[labelContent] == key {
 			res.ImageID, res.Reason = old.ID, "binaries identical"
-			return res, nil
+			return res, traced{}, nil
 		}
 	}
 	res.Changed, res.Reason = true, changeReason(oldLabels, labels, binSums, runtimeID)
@@ -314,13 +324,13 @@ func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, m
 		Labels:     labels,
 		BuildArgs:  map[string]*string{"BINS": &binsRef},
 	}, servicePrefix(spec.Service, p))
-	b.cleanup(ctx, s, false, time.Since(t0), int64(len(df)))
+	tr := traced{s: s, elapsed: time.Since(t0), sent: int64(len(df))}
 	if err != nil {
-		return res, fmt.Errorf("image %s: %w", spec.Ref(), err)
+		return res, tr, fmt.Errorf("image %s: %w", spec.Ref(), err)
 	}
 	res.ImageID = s.imageID
 	b.log.Info("service image", zap.String("image", spec.Ref()), zap.String("id", res.ImageID), zap.String("reason", res.Reason))
-	return res, nil
+	return res, tr, nil
 }
 
 // servicePrefix names the service in its build's step events.

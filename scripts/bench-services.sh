@@ -129,11 +129,14 @@ edit_ledger "$WORK/a" 1
 t0=$(now); "$CHEFD" -C "$WORK/a" build --json > "$WORK/a.edit.json" 2>"$WORK/a.edit.log"; T[a,edit]=$(secs "$t0" "$(now)")
 $D run --rm "bench-svc1-$RUN_ID:dev" | grep -q "edit 1" || { echo "bench: svc1 does not print the edit" >&2; exit 1; }
 CHANGED=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum(1 for i in r["images"] if i["changed"]), "of", len(r["images"]))' "$WORK/a.edit.json")
+PHASES=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(", ".join("%s %.1fs" % (p["name"], p["duration_ns"]/1e9) for p in r["phases"]))' "$WORK/a.edit.json")
+echo "(a) cold ${T[a,cold]} s, after the edit ${T[a,edit]} s ($CHANGED images changed; $PHASES)" >&2
 
 # (b) the cargo-chef way: a Dockerfile per service, built one after another
 gen "$WORK/b"
+mkdir -p "$WORK/bcfg"; cp "$WORK/b/chefd.toml" "$WORK/bcfg/chefd.toml.orig"
 for i in $(seq 1 "$N"); do
-  mkdir -p "$WORK/bcfg/svc$i"; cp -a "$WORK/b/chefd.toml" "$WORK/bcfg/chefd.toml.orig"
+  mkdir -p "$WORK/bcfg/svc$i"
   cp "$WORK/bcfg/chefd.toml.orig" "$WORK/b/chefd.toml"; single "$WORK/b" "svc$i"
   "$CHEFD" -C "$WORK/b" dockerfile > "$WORK/bcfg/svc$i/Dockerfile"
 done
@@ -191,5 +194,5 @@ for v in a b c f; do
 done
 echo
 echo "(a) after the edit: $CHANGED images changed; (a) vs floor: $(echo "${T[a,edit]} / ${T[f,edit]}" | bc -l | xargs printf '%.2f')x"
-python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("(a) phases after the edit:", ", ".join("%s %.1fs" % (p["name"], p["duration_ns"]/1e9) for p in r["phases"]))' "$WORK/a.edit.json"
+echo "(a) phases after the edit: $PHASES"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
