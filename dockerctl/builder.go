@@ -440,16 +440,15 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 	}
 	runtimeIDs := map[string]string{}
 	for _, im := range bases {
+		pull := b.baseImage
 		if im.role == "builder" && res.Cook != nil && b.pullPolicy() == PullAlways {
-			continue // the cook pulled it
+			pull = func(ctx context.Context, ref, _ string, _ Progress) (string, error) { return b.e.imageID(ctx, ref) } // the cook pulled it
 		}
-		id, err := b.baseImage(ctx, im.ref, im.role, p)
+		id, err := pull(ctx, im.ref, im.role, p)
 		if err != nil {
 			return res, err
 		}
-		if im.role == "runtime" {
-			runtimeIDs[im.ref] = id
-		}
+		runtimeIDs[im.ref] = id // a runtime image may be the builder image too
 	}
 	bins, entry := ShippedBins(b.cfg, r)
 	if multi {

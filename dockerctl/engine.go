@@ -43,6 +43,7 @@ type engineAPI interface {
 	ImagePull(ctx context.Context, ref string, opts image.PullOptions) (io.ReadCloser, error)
 	ImagePush(ctx context.Context, ref string, opts image.PushOptions) (io.ReadCloser, error)
 	ImageTag(ctx context.Context, source, target string) error
+	ImageLoad(ctx context.Context, input io.Reader, opts ...client.ImageLoadOption) (image.LoadResponse, error)
 	// containers are made only to read a file out of an image (readSums)
 	ContainerCreate(ctx context.Context, config *container.Config, host *container.HostConfig,
 		net *network.NetworkingConfig, platform *ocispec.Platform, name string) (container.CreateResponse, error)

@@ -240,6 +240,10 @@ func (f *fakeEngine) CopyFromContainer(context.Context, string, string) (io.Read
 	return nil, container.PathStat{}, errors.New("fake engine: no containers")
 }
 
+func (f *fakeEngine) ImageLoad(context.Context, io.Reader, ...client.ImageLoadOption) (image.LoadResponse, error) {
+	return image.LoadResponse{}, errors.New("fake engine: no image load")
+}
+
 func (f *fakeEngine) ContainerRemove(context.Context, string, container.RemoveOptions) error {
 	return nil
 }

@@ -245,6 +245,25 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 			return nil, err
 		}
 	}
+	// what the images are made of without a build (imageload.go): the
+	// binaries, and the runtime bases' configs and layers
+	src, err := b.e.openBins(ctx, binsRef, sums)
+	if err != nil {
+		return nil, err
+	}
+	defer src.close(ctx)
+	bases := map[string]*image.InspectResponse{}
+	for _, im := range b.cfg.Images {
+		ref := im.RuntimeImage
+		if ref == "scratch" {
+			ref = binsRef // scratch: the platform of the binaries
+		}
+		if _, ok := bases[im.RuntimeImage]; !ok {
+			if bases[im.RuntimeImage], err = b.e.inspectImage(ctx, ref); err != nil {
+				return nil, err
+			}
+		}
+	}
 	imgs := b.cfg.Images
 	out := make([]ImageResult, len(imgs))
 	errs := make([]error, len(imgs))
@@ -271,7 +290,8 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 				errs[i] = ctx.Err()
 				return
 			}
-			out[i], traces[i], errs[i] = b.serviceImage(ctx, r, mode, spec, sums, runtimeIDs[spec.RuntimeImage], binsRef, p)
+			out[i], traces[i], errs[i] = b.serviceImage(ctx, r, mode, spec, sums, runtimeIDs[spec.RuntimeImage], binsRef,
+				src, bases[spec.RuntimeImage], p)
 		}()
 	}
 	wg.Wait()
@@ -286,7 +306,7 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 // serviceImage makes one service image, or keeps the one its tag names
 // when its content key is the new one's.
 func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, mode Mode, spec ImageSpec,
-	sums map[string]string, runtimeID, binsRef string, p Progress) (ImageResult, traced, error) {
+	sums map[string]string, runtimeID, binsRef string, src *binSource, base *image.InspectResponse, p Progress) (ImageResult, traced, error) {
 	res := ImageResult{Service: spec.Service, Image: spec.Ref()}
 	labels := withLabel(b.labels("image", r), labelMode, string(mode))
 	labels[labelImage] = spec.Name
@@ -313,11 +333,31 @@ func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, m
 	res.Changed, res.Reason = true, changeReason(oldLabels, labels, binSums, runtimeID)
 	labels[labelContent], labels[labelBinSums] = key, binSums
 	labels[labelBuiltAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	t0 := time.Now()
+	onBase := base
+	if spec.RuntimeImage == "scratch" {
+		onBase = nil // base is the binaries image: its platform only
+	}
+	id, err := b.loadServiceImage(ctx, src, spec, onBase, base, labels)
+	if err == nil {
+		res.ImageID = id
+		b.log.Info("service image", zap.String("image", spec.Ref()), zap.String("id", id), zap.String("reason", res.Reason),
+			zap.Duration("took", time.Since(t0)))
+		if p != nil {
+			p(Event{Time: time.Now(), Kind: EventLog, Step: "images", Text: fmt.Sprintf("%s %s (%s)", spec.Ref(), shortImageID(id), res.Reason)})
+		}
+		return res, traced{}, nil
+	}
+	if ctx.Err() != nil {
+		return res, traced{}, ctx.Err()
+	}
+	// an engine that would not load it: the same image by a build
+	b.log.Warn("could not load the image; building it", zap.String("image", spec.Ref()), zap.Error(err))
 	df := serviceDockerfile(spec.RuntimeImage, spec.Bins, spec.Entrypoint)
 	write := func(cw *contextWriter) error {
 		return cw.add("", ctxFile{rel: "Dockerfile", data: []byte(df), mode: 0o644})
 	}
-	t0 := time.Now()
+	t0 = time.Now()
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
 		Dockerfile: "Dockerfile",
 		Tags:       []string{spec.Ref()},

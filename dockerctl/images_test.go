@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/image"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 func TestParseSums(t *testing.T) {
@@ -177,5 +179,35 @@ func TestSumsFromLog(t *testing.T) {
 	s.logLine("code", sumLinePrefix+a+"  api")
 	if len(seen) != 0 {
 		t.Errorf("a sum line reached the progress: %v", seen)
+	}
+}
+
+// A loaded service image inherits its base as a Dockerfile's FROM does:
+// config, labels merged, CMD reset by an entrypoint, the base's layers
+// then the new one.
+func TestServiceConfig(t *testing.T) {
+	base := &image.InspectResponse{Architecture: "amd64", Os: "linux", Created: "2026-01-02T03:04:05Z",
+		RootFS: image.RootFS{Layers: []string{"sha256:b1", "sha256:b2"}},
+		Config: &dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Env: []string{"PATH=/x"}, Cmd: []string{"bash"},
+			WorkingDir: "/w", User: "app", Labels: map[string]string{"vendor": "debian", "chefd.mode": "old"}}}}
+	spec := ImageSpec{Name: "shop-api", Tag: "dev", Bins: []string{"api", "cli"}, Entrypoint: "api"}
+	c := serviceConfig(spec, base, base, map[string]string{"chefd.mode": "exact"}, "sha256:new")
+	if !slices.Equal(c.RootFS.DiffIDs, []string{"sha256:b1", "sha256:b2", "sha256:new"}) || c.RootFS.Type != "layers" {
+		t.Errorf("rootfs %+v", c.RootFS)
+	}
+	if c.Config.Cmd != nil || !slices.Equal(c.Config.Entrypoint, []string{"/usr/local/bin/api"}) || c.Config.WorkingDir != "/w" ||
+		c.Config.User != "app" || !slices.Equal(c.Config.Env, []string{"PATH=/x"}) {
+		t.Errorf("config %+v", c.Config)
+	}
+	if c.Config.Labels["vendor"] != "debian" || c.Config.Labels["chefd.mode"] != "exact" || base.Config.Labels["chefd.mode"] != "old" {
+		t.Errorf("labels %v (base %v)", c.Config.Labels, base.Config.Labels)
+	}
+	if c.Architecture != "amd64" || c.OS != "linux" || c.Created.Year() != 2026 {
+		t.Errorf("platform and time %+v", c)
+	}
+	// scratch: the binaries image's platform, no base layer, CMD none
+	s := serviceConfig(ImageSpec{Bins: []string{"api"}}, nil, base, nil, "sha256:new")
+	if !slices.Equal(s.RootFS.DiffIDs, []string{"sha256:new"}) || s.Config.Cmd != nil || s.Config.Entrypoint != nil || s.OS != "linux" || s.Created.Unix() != 0 {
+		t.Errorf("on scratch %+v", s)
 	}
 }

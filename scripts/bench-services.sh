@@ -8,9 +8,10 @@
 #   (c) N separate chefd configurations (one workspace copy per service)
 #   floor: one bare `cargo build` of all N binaries in the builder image,
 #       warm target directory, after the same edit
-# Cold runs of (b) and (c) cook once per service (30 cooks of ~1 min); they
-# are measured on COLD_SAMPLE services and scaled to N (said in the table).
-# Usage: scripts/bench-services.sh [N] (COLD_SAMPLE=3 by default)
+# (b) and (c) cook once per service (30 cooks of ~1 min each) and build
+# one service at a time: both are measured on SAMPLE services, cold and
+# after the edit, and scaled to N (said in the table).
+# Usage: scripts/bench-services.sh [N] (SAMPLE=3 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -18,7 +19,7 @@ export DOCKER_BUILDKIT=1
 D=/usr/bin/docker; [ -x "$D" ] || D=docker
 BUILDER=${CHEFD_BUILDER_IMAGE:-chefd/rust-builder:bookworm-1.96}
 N=${1:-30}
-COLD_SAMPLE=${COLD_SAMPLE:-3}
+SAMPLE=${SAMPLE:-3}
 RUN_ID=$(date +%s)
 
 scripts/ensure-engine.sh >/dev/null
@@ -140,35 +141,34 @@ for i in $(seq 1 "$N"); do
   cp "$WORK/bcfg/chefd.toml.orig" "$WORK/b/chefd.toml"; single "$WORK/b" "svc$i"
   "$CHEFD" -C "$WORK/b" dockerfile > "$WORK/bcfg/svc$i/Dockerfile"
 done
-cold=0
-for i in $(seq 1 "$COLD_SAMPLE"); do
+cold=0 edit=0
+for i in $(seq 1 "$SAMPLE"); do
   t0=$(now); $D build -q --build-arg BUILDER="$BUILDER" -f "$WORK/bcfg/svc$i/Dockerfile" -t "bench-b-svc$i-$RUN_ID" "$WORK/b" >/dev/null
   cold=$(echo "$cold + $(secs "$t0" "$(now)")" | bc -l)
 done
-T[b,cold]=$(echo "$cold * $N / $COLD_SAMPLE" | bc -l | xargs printf '%.0f')
-for i in $(seq $((COLD_SAMPLE + 1)) "$N"); do # the rest cold too, untimed, so that the edit finds every cook warm
-  $D build -q --build-arg BUILDER="$BUILDER" -f "$WORK/bcfg/svc$i/Dockerfile" -t "bench-b-svc$i-$RUN_ID" "$WORK/b" >/dev/null
-done
 edit_ledger "$WORK/b" 1
-t0=$(now)
-for i in $(seq 1 "$N"); do
-  $D build -q --build-arg BUILDER="$BUILDER" -f "$WORK/bcfg/svc$i/Dockerfile" -t "bench-b-svc$i-$RUN_ID" "$WORK/b" >/dev/null
+for i in $(seq 1 "$SAMPLE"); do
+  t0=$(now); $D build -q --build-arg BUILDER="$BUILDER" -f "$WORK/bcfg/svc$i/Dockerfile" -t "bench-b-svc$i-$RUN_ID" "$WORK/b" >/dev/null
+  edit=$(echo "$edit + $(secs "$t0" "$(now)")" | bc -l)
 done
-T[b,edit]=$(secs "$t0" "$(now)")
+T[b,cold]=$(echo "$cold * $N / $SAMPLE" | bc -l | xargs printf '%.0f')
+T[b,edit]=$(echo "$edit * $N / $SAMPLE" | bc -l | xargs printf '%.0f')
+echo "(b) $SAMPLE services: cold $cold s, after the edit $edit s" >&2
 
 # (c) N separate chefd configurations
 gen "$WORK/c0"
-for i in $(seq 1 "$N"); do cp -a "$WORK/c0" "$WORK/c$i"; single "$WORK/c$i" "svc$i"; done
-cold=0
-for i in $(seq 1 "$N"); do
-  t0=$(now); "$CHEFD" -C "$WORK/c$i" build --json > /dev/null 2>"$WORK/c.log"; t=$(secs "$t0" "$(now)")
-  if (( i <= COLD_SAMPLE )); then cold=$(echo "$cold + $t" | bc -l); fi
+cold=0 edit=0
+for i in $(seq 1 "$SAMPLE"); do
+  cp -a "$WORK/c0" "$WORK/c$i"; single "$WORK/c$i" "svc$i"
+  t0=$(now); "$CHEFD" -C "$WORK/c$i" build --json > /dev/null 2>"$WORK/c.log"; cold=$(echo "$cold + $(secs "$t0" "$(now)")" | bc -l)
 done
-T[c,cold]=$(echo "$cold * $N / $COLD_SAMPLE" | bc -l | xargs printf '%.0f')
-for i in $(seq 1 "$N"); do edit_ledger "$WORK/c$i" 1; done
-t0=$(now)
-for i in $(seq 1 "$N"); do "$CHEFD" -C "$WORK/c$i" build --json > /dev/null 2>"$WORK/c.log"; done
-T[c,edit]=$(secs "$t0" "$(now)")
+for i in $(seq 1 "$SAMPLE"); do
+  edit_ledger "$WORK/c$i" 1
+  t0=$(now); "$CHEFD" -C "$WORK/c$i" build --json > /dev/null 2>"$WORK/c.log"; edit=$(echo "$edit + $(secs "$t0" "$(now)")" | bc -l)
+done
+T[c,cold]=$(echo "$cold * $N / $SAMPLE" | bc -l | xargs printf '%.0f')
+T[c,edit]=$(echo "$edit * $N / $SAMPLE" | bc -l | xargs printf '%.0f')
+echo "(c) $SAMPLE services: cold $cold s, after the edit $edit s" >&2
 
 # floor: one bare cargo build of all N binaries, warm target directory
 gen "$WORK/f"
@@ -184,7 +184,7 @@ edit_ledger "$WORK/f" 1
 T[f,edit]=$(floor)
 
 echo
-echo "$N services, one edit in ledger (linked by all); seconds. Cold (b) and (c): $COLD_SAMPLE services timed, scaled to $N."
+echo "$N services, one edit in ledger (linked by all); seconds. (b) and (c): $SAMPLE services timed, scaled to $N."
 echo
 echo "| variant | cold (s) | after the edit (s) | after the edit vs (a) |"
 echo "|---|---|---|---|"
