@@ -155,62 +155,90 @@ func serviceConfig(spec ImageSpec, base, plat *image.InspectResponse, labels map
 	return c
 }
 
-// loadServiceImage makes spec's image from its layer and config and tags
-// it, returning its ID.
-func (b *WorkspaceBuilder) loadServiceImage(ctx context.Context, src *binSource, spec ImageSpec, base, plat *image.InspectResponse,
-	labels map[string]string) (string, error) {
+// loadItem is one image ready to load: its layer in a temp file and its
+// config.
+type loadItem struct {
+	spec   ImageSpec
+	layer  string // temp file
+	size   int64
+	config []byte
+	base   int // base layers (named, not sent)
+}
+
+// id is the image ID the engine gives the item: its config's digest.
+func (it *loadItem) id() string { return "sha256:" + hex.EncodeToString(sha256Of(it.config)) }
+
+// prepareLoad writes spec's layer and config.
+func (b *WorkspaceBuilder) prepareLoad(ctx context.Context, src *binSource, spec ImageSpec, base, plat *image.InspectResponse,
+	labels map[string]string) (*loadItem, error) {
 	f, err := os.CreateTemp(b.stateDir, "layer-*.tar")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer os.Remove(f.Name())
 	defer f.Close()
+	it := &loadItem{spec: spec, layer: f.Name()}
 	sum := sha256.New()
 	if err := src.layer(ctx, io.MultiWriter(f, sum), spec.Bins); err != nil {
-		return "", err
+		os.Remove(f.Name())
+		return nil, err
 	}
-	size, err := f.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return "", err
+	if it.size, err = f.Seek(0, io.SeekCurrent); err != nil {
+		os.Remove(f.Name())
+		return nil, err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", err
-	}
-	diffID := "sha256:" + hex.EncodeToString(sum.Sum(nil))
-	cfg, err := json.Marshal(serviceConfig(spec, base, plat, labels, diffID))
-	if err != nil {
-		return "", err
-	}
-	var layers []string
 	if base != nil {
-		for i := range base.RootFS.Layers {
-			layers = append(layers, fmt.Sprintf("base-%d/layer.tar", i)) // held by the engine: never read
-		}
+		it.base = len(base.RootFS.Layers)
 	}
-	layers = append(layers, "layer.tar")
-	manifest, err := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{spec.Ref()}, "Layers": layers}})
+	it.config, err = json.Marshal(serviceConfig(spec, base, plat, labels, "sha256:"+hex.EncodeToString(sum.Sum(nil))))
 	if err != nil {
-		return "", err
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return it, nil
+}
+
+// loadAll gives the engine every item in one `docker load` archive and
+// checks that each tag then names its image.
+func (b *WorkspaceBuilder) loadAll(ctx context.Context, items []*loadItem) error {
+	var manifest []map[string]any
+	for i, it := range items {
+		var layers []string
+		for j := 0; j < it.base; j++ {
+			layers = append(layers, fmt.Sprintf("base-%d/layer.tar", j)) // held by the engine: never read
+		}
+		layers = append(layers, fmt.Sprintf("%d/layer.tar", i))
+		manifest = append(manifest, map[string]any{"Config": fmt.Sprintf("%d.json", i), "RepoTags": []string{it.spec.Ref()}, "Layers": layers})
+	}
+	mdata, err := json.Marshal(manifest)
+	if err != nil {
+		return err
 	}
 	pr, pw := io.Pipe()
 	go func() {
 		tw := tar.NewWriter(pw)
-		err := func() error {
-			for _, e := range []struct {
-				name string
-				data []byte
-			}{{"config.json", cfg}, {"manifest.json", manifest}} {
-				if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: layerTime()}); err != nil {
-					return err
-				}
-				if _, err := tw.Write(e.data); err != nil {
-					return err
-				}
-			}
-			if err := tw.WriteHeader(&tar.Header{Name: "layer.tar", Mode: 0o644, Size: size, ModTime: layerTime()}); err != nil {
+		add := func(name string, size int64, r io.Reader) error {
+			if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, ModTime: layerTime()}); err != nil {
 				return err
 			}
-			if _, err := io.Copy(tw, f); err != nil {
+			_, err := io.Copy(tw, r)
+			return err
+		}
+		err := func() error {
+			for i, it := range items {
+				if err := add(fmt.Sprintf("%d.json", i), int64(len(it.config)), bytes.NewReader(it.config)); err != nil {
+					return err
+				}
+				f, err := os.Open(it.layer)
+				if err != nil {
+					return err
+				}
+				err = add(fmt.Sprintf("%d/layer.tar", i), it.size, io.LimitReader(f, it.size))
+				f.Close()
+				if err != nil {
+					return err
+				}
+			}
+			if err := add("manifest.json", int64(len(mdata)), bytes.NewReader(mdata)); err != nil {
 				return err
 			}
 			return tw.Close()
@@ -220,12 +248,12 @@ func (b *WorkspaceBuilder) loadServiceImage(ctx context.Context, src *binSource,
 	resp, err := b.e.api.ImageLoad(ctx, pr, client.ImageLoadWithQuiet(true))
 	if err != nil {
 		pr.CloseWithError(err)
-		return "", fmt.Errorf("load image %s: %w", spec.Ref(), err)
+		return fmt.Errorf("load images: %w", err)
 	}
 	defer resp.Body.Close()
 	var out bytes.Buffer
 	if _, err := io.Copy(&out, io.LimitReader(resp.Body, 1<<20)); err != nil {
-		return "", fmt.Errorf("load image %s: %w", spec.Ref(), err)
+		return fmt.Errorf("load images: %w", err)
 	}
 	dec := json.NewDecoder(&out)
 	for {
@@ -243,17 +271,19 @@ func (b *WorkspaceBuilder) loadServiceImage(ctx context.Context, src *binSource,
 			if m.Error != nil {
 				msg = m.Error.Message
 			}
-			return "", fmt.Errorf("load image %s: %s", spec.Ref(), msg)
+			return fmt.Errorf("load images: %s", msg)
 		}
 	}
-	id, err := b.e.imageID(ctx, spec.Ref())
-	if err != nil {
-		return "", err
+	for _, it := range items {
+		id, err := b.e.imageID(ctx, it.spec.Ref())
+		if err != nil {
+			return err
+		}
+		if id != it.id() {
+			return fmt.Errorf("load images: the engine tags %s as %s, not the image loaded (%s)", it.spec.Ref(), id, it.id())
+		}
 	}
-	if id != "sha256:"+hex.EncodeToString(sha256Of(cfg)) {
-		return "", fmt.Errorf("load image %s: the engine tags %s, not the image loaded", spec.Ref(), id)
-	}
-	return id, nil
+	return nil
 }
 
 func sha256Of(b []byte) []byte {

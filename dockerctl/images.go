@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -266,17 +267,17 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 	}
 	imgs := b.cfg.Images
 	out := make([]ImageResult, len(imgs))
+	items := make([]*loadItem, len(imgs))
+	labelsOf := make([]map[string]string, len(imgs))
 	errs := make([]error, len(imgs))
-	traces := make([]traced, len(imgs))
-	defer func() { // one cleanup of their leftovers, with one listing
-		var done []traced
-		for _, t := range traces {
-			if t.s != nil {
-				done = append(done, t)
+	defer func() {
+		for _, it := range items {
+			if it != nil {
+				os.Remove(it.layer)
 			}
 		}
-		b.cleanupAll(ctx, done)
 	}()
+	// each image: kept, or its layer and config written, a few at a time
 	sem := make(chan struct{}, serviceBuilds)
 	var wg sync.WaitGroup
 	for i, spec := range imgs {
@@ -290,8 +291,15 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 				errs[i] = ctx.Err()
 				return
 			}
-			out[i], traces[i], errs[i] = b.serviceImage(ctx, r, mode, spec, sums, runtimeIDs[spec.RuntimeImage], binsRef,
-				src, bases[spec.RuntimeImage], p)
+			out[i], labelsOf[i], errs[i] = b.planImage(ctx, r, mode, spec, sums, runtimeIDs[spec.RuntimeImage])
+			if errs[i] != nil || !out[i].Changed {
+				return
+			}
+			base, plat := bases[spec.RuntimeImage], bases[spec.RuntimeImage]
+			if spec.RuntimeImage == "scratch" {
+				base = nil // plat is the binaries image: its platform only
+			}
+			items[i], errs[i] = b.prepareLoad(ctx, src, spec, base, plat, labelsOf[i])
 		}()
 	}
 	wg.Wait()
@@ -300,24 +308,77 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 			return out, err
 		}
 	}
+	var load []*loadItem
+	for _, it := range items {
+		if it != nil {
+			load = append(load, it)
+		}
+	}
+	if len(load) == 0 {
+		return out, nil
+	}
+	// the changed images in one load
+	t0 := time.Now()
+	err = b.loadAll(ctx, load)
+	if err == nil {
+		for i, it := range items {
+			if it != nil {
+				out[i].ImageID = it.id()
+				b.log.Info("service image", zap.String("image", it.spec.Ref()), zap.String("id", out[i].ImageID), zap.String("reason", out[i].Reason))
+			}
+		}
+		b.log.Info("service images loaded", zap.Int("images", len(load)), zap.Duration("took", time.Since(t0)))
+		return out, nil
+	}
+	if ctx.Err() != nil {
+		return out, ctx.Err()
+	}
+	// an engine that would not load them: the same images by builds
+	b.log.Warn("could not load the images; building them", zap.Error(err))
+	traces := make([]traced, len(imgs))
+	for i, it := range items {
+		if it == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i].ImageID, traces[i], errs[i] = b.buildService(ctx, it.spec, labelsOf[i], binsRef, p)
+		}()
+	}
+	wg.Wait()
+	var done []traced
+	for _, t := range traces {
+		if t.s != nil {
+			done = append(done, t)
+		}
+	}
+	b.cleanupAll(ctx, done) // one cleanup of their leftovers, with one listing
+	for _, err := range errs {
+		if err != nil {
+			return out, err
+		}
+	}
 	return out, nil
 }
 
-// serviceImage makes one service image, or keeps the one its tag names
-// when its content key is the new one's.
-func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, mode Mode, spec ImageSpec,
-	sums map[string]string, runtimeID, binsRef string, src *binSource, base *image.InspectResponse, p Progress) (ImageResult, traced, error) {
+// planImage says whether spec's image changes: its labels (with the
+// content key) and why, or the image its tag names, kept.
+func (b *WorkspaceBuilder) planImage(ctx context.Context, r *recipe.Recipe, mode Mode, spec ImageSpec,
+	sums map[string]string, runtimeID string) (ImageResult, map[string]string, error) {
 	res := ImageResult{Service: spec.Service, Image: spec.Ref()}
 	labels := withLabel(b.labels("image", r), labelMode, string(mode))
 	labels[labelImage] = spec.Name
 	labels[labelRuntime] = runtimeID
 	key, binSums, err := contentKey(spec, sums, runtimeID, labels)
 	if err != nil {
-		return res, traced{}, err
+		return res, nil, err
 	}
 	old, err := b.e.inspectImage(ctx, spec.Ref())
 	if err != nil {
-		return res, traced{}, err
+		return res, nil, err
 	}
 	var oldLabels map[string]string
 	if old != nil {
@@ -327,37 +388,24 @@ func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, m
 		}
 		if oldLabels[labelContent] == key {
 			res.ImageID, res.Reason = old.ID, "binaries identical"
-			return res, traced{}, nil
+			return res, nil, nil
 		}
 	}
 	res.Changed, res.Reason = true, changeReason(oldLabels, labels, binSums, runtimeID)
 	labels[labelContent], labels[labelBinSums] = key, binSums
 	labels[labelBuiltAt] = time.Now().UTC().Format(time.RFC3339Nano)
-	t0 := time.Now()
-	onBase := base
-	if spec.RuntimeImage == "scratch" {
-		onBase = nil // base is the binaries image: its platform only
-	}
-	id, err := b.loadServiceImage(ctx, src, spec, onBase, base, labels)
-	if err == nil {
-		res.ImageID = id
-		b.log.Info("service image", zap.String("image", spec.Ref()), zap.String("id", id), zap.String("reason", res.Reason),
-			zap.Duration("took", time.Since(t0)))
-		if p != nil {
-			p(Event{Time: time.Now(), Kind: EventLog, Step: "images", Text: fmt.Sprintf("%s %s (%s)", spec.Ref(), shortImageID(id), res.Reason)})
-		}
-		return res, traced{}, nil
-	}
-	if ctx.Err() != nil {
-		return res, traced{}, ctx.Err()
-	}
-	// an engine that would not load it: the same image by a build
-	b.log.Warn("could not load the image; building it", zap.String("image", spec.Ref()), zap.Error(err))
+	return res, labels, nil
+}
+
+// buildService makes spec's image by a BuildKit build from the binaries
+// image binsRef.
+func (b *WorkspaceBuilder) buildService(ctx context.Context, spec ImageSpec, labels map[string]string, binsRef string,
+	p Progress) (string, traced, error) {
 	df := serviceDockerfile(spec.RuntimeImage, spec.Bins, spec.Entrypoint)
 	write := func(cw *contextWriter) error {
 		return cw.add("", ctxFile{rel: "Dockerfile", data: []byte(df), mode: 0o644})
 	}
-	t0 = time.Now()
+	t0 := time.Now()
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
 		Dockerfile: "Dockerfile",
 		Tags:       []string{spec.Ref()},
@@ -366,11 +414,9 @@ func (b *WorkspaceBuilder) serviceImage(ctx context.Context, r *recipe.Recipe, m
 	}, servicePrefix(spec.Service, p))
 	tr := traced{s: s, elapsed: time.Since(t0), sent: int64(len(df))}
 	if err != nil {
-		return res, tr, fmt.Errorf("image %s: %w", spec.Ref(), err)
+		return "", tr, fmt.Errorf("image %s: %w", spec.Ref(), err)
 	}
-	res.ImageID = s.imageID
-	b.log.Info("service image", zap.String("image", spec.Ref()), zap.String("id", res.ImageID), zap.String("reason", res.Reason))
-	return res, tr, nil
+	return s.imageID, tr, nil
 }
 
 // servicePrefix names the service in its build's step events.

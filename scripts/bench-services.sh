@@ -133,6 +133,8 @@ CHANGED=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sum
 PHASES=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(", ".join("%s %.1fs" % (p["name"], p["duration_ns"]/1e9) for p in r["phases"]))' "$WORK/a.edit.json")
 echo "(a) cold ${T[a,cold]} s, after the edit ${T[a,edit]} s ($CHANGED images changed; $PHASES)" >&2
 
+if [ -n "${ONLY_A:-}" ]; then exit 0; fi # ONLY_A=1: (a) alone
+
 # (b) the cargo-chef way: a Dockerfile per service, built one after another
 gen "$WORK/b"
 mkdir -p "$WORK/bcfg"; cp "$WORK/b/chefd.toml" "$WORK/bcfg/chefd.toml.orig"
