@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,30 +35,87 @@ import (
 func layerTime() time.Time { return time.Unix(0, 0).UTC() }
 
 // binSource hands out the binaries of a binaries image, each checked
-// against its sum.
+// against its sum: fetched once (one copy out of a container of the
+// image: the engine mounts and locks the container for every copy) into
+// files in dir.
 type binSource struct {
-	e    *Engine
-	id   string // a container of the binaries image (never started)
-	sums map[string]string
+	e     *Engine
+	ref   string
+	dir   string
+	sums  map[string]string
+	files map[string]string // binary -> file
+	sizes map[string]int64
 }
 
-func (e *Engine) openBins(ctx context.Context, ref string, sums map[string]string) (*binSource, error) {
-	c, err := e.api.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"/" + sumsFile},
+func (e *Engine) openBins(ctx context.Context, ref, stateDir string, sums map[string]string) (*binSource, error) {
+	dir, err := os.MkdirTemp(stateDir, "bins-")
+	if err != nil {
+		return nil, err
+	}
+	return &binSource{e: e, ref: ref, dir: dir, sums: sums, files: map[string]string{}, sizes: map[string]int64{}}, nil
+}
+
+func (s *binSource) close() { os.RemoveAll(s.dir) }
+
+// fetch copies bins out of the image (at its root) into files.
+func (s *binSource) fetch(ctx context.Context, bins []string) error {
+	c, err := s.e.api.ContainerCreate(ctx, &container.Config{Image: s.ref, Cmd: []string{"/" + sumsFile},
 		Labels: map[string]string{"chefd": "1"}}, nil, nil, nil, "")
 	if err != nil {
-		return nil, fmt.Errorf("read the binaries: create a container of %s: %w", ref, err)
+		return fmt.Errorf("read the binaries: create a container of %s: %w", s.ref, err)
 	}
-	return &binSource{e: e, id: c.ID, sums: sums}, nil
+	defer s.e.api.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true})
+	rc, _, err := s.e.api.CopyFromContainer(ctx, c.ID, "/")
+	if err != nil {
+		return fmt.Errorf("read the binaries of %s: %w", s.ref, err)
+	}
+	defer rc.Close()
+	want := map[string]bool{}
+	for _, b := range bins {
+		want[b] = true
+	}
+	tr := tar.NewReader(rc)
+	for len(s.files) < len(want) {
+		h, err := tr.Next()
+		if err != nil {
+			return fmt.Errorf("read the binaries of %s: %w", s.ref, err)
+		}
+		name := strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")
+		if i := strings.IndexByte(name, '/'); i >= 0 {
+			name = name[i+1:] // the archive's top directory
+		}
+		if !want[name] || h.Typeflag != tar.TypeReg || s.files[name] != "" {
+			continue
+		}
+		if err := s.save(name, tr); err != nil {
+			return err
+		}
+		s.sizes[name] = h.Size
+	}
+	return nil
 }
 
-func (s *binSource) close(ctx context.Context) {
-	s.e.api.ContainerRemove(context.WithoutCancel(ctx), s.id, container.RemoveOptions{Force: true})
+func (s *binSource) save(bin string, r io.Reader) error {
+	p := filepath.Join(s.dir, bin)
+	f, err := os.Create(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(f, sum), r); err != nil {
+		return fmt.Errorf("read binary %s: %w", bin, err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != s.sums[bin] {
+		return fmt.Errorf("binary %s: its bytes have sum %s, the build said %s", bin, got, s.sums[bin])
+	}
+	s.files[bin] = p
+	return f.Close()
 }
 
 // layer writes the layer tar of bins to w: usr/, usr/local/,
-// usr/local/bin/ and each binary, root-owned, at layerTime. Each binary's
-// bytes must have its sum.
-func (s *binSource) layer(ctx context.Context, w io.Writer, bins []string) error {
+// usr/local/bin/ and each binary, root-owned, at layerTime.
+func (s *binSource) layer(w io.Writer, bins []string) error {
 	tw := tar.NewWriter(w)
 	for _, d := range []string{"usr/", "usr/local/", "usr/local/bin/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: layerTime(), Format: tar.FormatPAX}); err != nil {
@@ -65,39 +123,24 @@ func (s *binSource) layer(ctx context.Context, w io.Writer, bins []string) error
 		}
 	}
 	for _, bin := range bins {
-		if err := s.copyBin(ctx, tw, bin); err != nil {
+		if s.files[bin] == "" {
+			return fmt.Errorf("binary %s is not in the binaries image", bin)
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "usr/local/bin/" + bin, Mode: 0o755, Size: s.sizes[bin],
+			ModTime: layerTime(), Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		f, err := os.Open(s.files[bin])
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(tw, io.LimitReader(f, s.sizes[bin]))
+		f.Close()
+		if err != nil {
 			return err
 		}
 	}
 	return tw.Close()
-}
-
-func (s *binSource) copyBin(ctx context.Context, tw *tar.Writer, bin string) error {
-	rc, _, err := s.e.api.CopyFromContainer(ctx, s.id, "/"+bin)
-	if err != nil {
-		return fmt.Errorf("read binary %s: %w", bin, err)
-	}
-	defer rc.Close()
-	tr := tar.NewReader(rc)
-	h, err := tr.Next()
-	if err != nil {
-		return fmt.Errorf("read binary %s: %w", bin, err)
-	}
-	if h.Typeflag != tar.TypeReg {
-		return fmt.Errorf("read binary %s: not a regular file", bin)
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "usr/local/bin/" + bin, Mode: 0o755, Size: h.Size,
-		ModTime: layerTime(), Format: tar.FormatPAX}); err != nil {
-		return err
-	}
-	sum := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tw, sum), tr); err != nil {
-		return fmt.Errorf("read binary %s: %w", bin, err)
-	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != s.sums[bin] {
-		return fmt.Errorf("binary %s: its bytes have sum %s, the build said %s", bin, got, s.sums[bin])
-	}
-	return nil
 }
 
 // loadedConfig is an image's config as `docker load` reads it.
@@ -178,7 +221,7 @@ func (b *WorkspaceBuilder) prepareLoad(ctx context.Context, src *binSource, spec
 	defer f.Close()
 	it := &loadItem{spec: spec, layer: f.Name()}
 	sum := sha256.New()
-	if err := src.layer(ctx, io.MultiWriter(f, sum), spec.Bins); err != nil {
+	if err := src.layer(io.MultiWriter(f, sum), spec.Bins); err != nil {
 		os.Remove(f.Name())
 		return nil, err
 	}

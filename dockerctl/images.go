@@ -248,11 +248,11 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 	}
 	// what the images are made of without a build (imageload.go): the
 	// binaries, and the runtime bases' configs and layers
-	src, err := b.e.openBins(ctx, binsRef, sums)
+	src, err := b.e.openBins(ctx, binsRef, b.stateDir, sums)
 	if err != nil {
 		return nil, err
 	}
-	defer src.close(ctx)
+	defer src.close()
 	bases := map[string]*image.InspectResponse{}
 	for _, im := range b.cfg.Images {
 		ref := im.RuntimeImage
@@ -292,19 +292,35 @@ func (b *WorkspaceBuilder) serviceImages(ctx context.Context, r *recipe.Recipe, 
 				return
 			}
 			out[i], labelsOf[i], errs[i] = b.planImage(ctx, r, mode, spec, sums, runtimeIDs[spec.RuntimeImage])
-			if errs[i] != nil || !out[i].Changed {
-				return
-			}
-			base, plat := bases[spec.RuntimeImage], bases[spec.RuntimeImage]
-			if spec.RuntimeImage == "scratch" {
-				base = nil // plat is the binaries image: its platform only
-			}
-			items[i], errs[i] = b.prepareLoad(ctx, src, spec, base, plat, labelsOf[i])
 		}()
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
+			return out, err
+		}
+	}
+	var need []ImageSpec
+	for i, spec := range imgs {
+		if out[i].Changed {
+			need = append(need, spec)
+		}
+	}
+	if len(need) == 0 {
+		return out, nil
+	}
+	if err := src.fetch(ctx, allBins(need)); err != nil {
+		return out, err
+	}
+	for i, spec := range imgs {
+		if !out[i].Changed {
+			continue
+		}
+		base, plat := bases[spec.RuntimeImage], bases[spec.RuntimeImage]
+		if spec.RuntimeImage == "scratch" {
+			base = nil // plat is the binaries image: its platform only
+		}
+		if items[i], err = b.prepareLoad(ctx, src, spec, base, plat, labelsOf[i]); err != nil {
 			return out, err
 		}
 	}
