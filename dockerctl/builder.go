@@ -556,11 +556,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 	}
 	if err == nil {
 		// the image this build superseded, and older ones beyond keep-images
-		keep := b.cfg.KeepImages
-		if keep == 0 {
-			keep = DefaultKeepImages
-		}
-		for _, rm := range b.pruneSuperseded(ctx, max(keep, 0), tag) {
+		for _, rm := range b.pruneSuperseded(ctx, b.keepImages(), tag) {
 			b.log.Info("removed a superseded image", zap.String("image", rm.Name))
 		}
 	}
@@ -717,6 +713,9 @@ func (b *WorkspaceBuilder) GC(ctx context.Context, keep int) ([]Removed, error) 
 		}
 		removed = append(removed, Removed{Name: name, Recipe: im.Labels["chefd.recipe"]})
 	}
+	// superseded final images beyond keep-images (a build removes them
+	// too; these are the ones builds of an earlier configuration left)
+	removed = append(removed, b.pruneSuperseded(ctx, b.keepImages(), "")...)
 	cache, err := b.e.BuildCache(ctx)
 	if err != nil {
 		return removed, fmt.Errorf("list build cache: %w", err)

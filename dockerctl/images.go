@@ -461,9 +461,10 @@ func (e *Engine) removeBins(ctx context.Context, ref string) {
 // keep of each image; never one a container uses (the engine refuses,
 // and it stays) nor one tagged by anyone (it is not dangling).
 //
-// It also removes the binaries images of this workspace's earlier builds
-// but current (a build killed before it removed its own): it runs under
-// the workspace's build lock, so no other build of it uses them.
+// With current (a build's own binaries image, under the workspace's build
+// lock: no other build of it runs) it also removes the binaries images
+// of this workspace's earlier builds (a build killed before it removed
+// its own).
 func (b *WorkspaceBuilder) pruneSuperseded(ctx context.Context, keep int, current string) []Removed {
 	imgs, err := b.e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", "chefd.kind=image"),
@@ -476,7 +477,10 @@ func (b *WorkspaceBuilder) pruneSuperseded(ctx context.Context, keep int, curren
 	}
 	sort.SliceStable(imgs, func(i, j int) bool { return builtAt(imgs[i]).After(builtAt(imgs[j])) })
 	seen := map[string]int{}
-	removed := b.pruneBins(ctx, current)
+	var removed []Removed
+	if current != "" { // under the build lock: no build of this workspace runs
+		removed = b.pruneBins(ctx, current)
+	}
 	for _, im := range imgs {
 		name := im.Labels[labelImage]
 		if name == "" {
@@ -530,4 +534,12 @@ func (b *WorkspaceBuilder) pruneBins(ctx context.Context, current string) []Remo
 		}
 	}
 	return removed
+}
+
+// keepImages is Settings.KeepImages with its default.
+func (b *WorkspaceBuilder) keepImages() int {
+	if b.cfg.KeepImages == 0 {
+		return DefaultKeepImages
+	}
+	return max(b.cfg.KeepImages, 0)
 }

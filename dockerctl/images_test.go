@@ -148,6 +148,15 @@ func TestPruneSuperseded(t *testing.T) {
 	if want := []string{"api-2", "api-3", "bins-old"}; !slices.Equal(f.removed, want) {
 		t.Errorf("removed %v (%v), want %v", f.removed, names, want)
 	}
+	// without a build's lock (chefd gc): superseded images only, never a
+	// binaries image (a build of another process may be using it)
+	f.removed = nil
+	add("worker-2", "image", b.root, "shop-worker", 2)
+	add("worker-3", "image", b.root, "shop-worker", 3)
+	b.pruneSuperseded(context.Background(), 2, "")
+	if want := []string{"worker-1"}; !slices.Equal(f.removed, want) {
+		t.Errorf("without a current build: removed %v, want %v", f.removed, want)
+	}
 }
 
 // The sums come from the code step's log only when that step ran; a
