@@ -336,9 +336,9 @@ func (b *WorkspaceBuilder) pruneOnce(ctx context.Context, want map[string]bool, 
 
 const (
 	// pruneAttempts and retryPause: a leftover in use is tried again after
-	// 0.5 and 1 s (each try lists the build cache, seconds of the engine's
+	// 0.5, 1 and 2 s (each try lists the build cache, seconds of the engine's
 	// time on a busy one), then by the next build's cleanup.
-	pruneAttempts = 2
+	pruneAttempts = 3
 	retryPause    = 500 * time.Millisecond
 	// leftoversFile, in the state dir, lists the IDs of leftovers that
 	// outlived their build's cleanup (at most maxLeftovers).

@@ -181,6 +181,7 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 	t.Cleanup(func() { removeWorkspaceRecords(t, e, WorkspaceID(root)) })
 	data := make([]byte, big)
 	var first int64
+	over := 0 // builds in a row over the first's size
 	for i := 0; i < 3; i++ {
 		rand.Read(data)
 		if err := os.WriteFile(filepath.Join(root, "big.bin"), data, 0o644); err != nil {
@@ -202,9 +203,18 @@ func TestRepeatedBuildsDoNotPileUpCache(t *testing.T) {
 		}
 		n, size := ourRecords(t, e, WorkspaceID(root), since, big/2)
 		t.Logf("after build %d: %d records, %.1f MiB; phases %v", i+1, n, float64(size)/(1<<20), res.Phases)
-		if i == 0 {
+		// A record the engine still held in use through the cleanup and its
+		// retries (a loaded engine: CI) goes with the next build's cleanup:
+		// one build over is allowed, two in a row pile up.
+		switch {
+		case i == 0:
 			first = size
-		} else if size > first+big/2 {
+		case size <= first+big/2:
+			over = 0
+		case over == 0:
+			over++
+			t.Logf("after build %d: %.1f MiB, a leftover the next build's cleanup must take", i+1, float64(size)/(1<<20))
+		default:
 			t.Errorf("after build %d the build cache holds %.1f MiB of this workspace's builds, after the first %.1f MiB: it piles up",
 				i+1, float64(size)/(1<<20), float64(first)/(1<<20))
 		}
