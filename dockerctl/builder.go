@@ -389,7 +389,13 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 
 // ShippedBins are the binaries copied into the final image (bins of
 // chefd.toml, else every binary of the recipe) and the entrypoint.
+//
+// With several images: the union of theirs, and no entrypoint (each
+// image has its own).
 func ShippedBins(cfg Settings, r *recipe.Recipe) ([]string, string) {
+	if len(cfg.Images) > 0 {
+		return allBins(cfg.Images), ""
+	}
 	bins := cfg.Bins
 	if len(bins) == 0 {
 		bins = r.Bins()
@@ -429,13 +435,14 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		}
 	}
 	multi := len(b.cfg.Images) > 0
-	bases := []struct{ ref, role string }{{b.cfg.BuilderImage, "builder"}}
+	type baseRef struct{ ref, role string }
+	bases := []baseRef{{b.cfg.BuilderImage, "builder"}}
 	if !multi {
-		bases = append(bases, struct{ ref, role string }{b.cfg.RuntimeImage, "runtime"})
+		bases = append(bases, baseRef{b.cfg.RuntimeImage, "runtime"})
 	}
 	for _, im := range b.cfg.Images {
-		if !slices.ContainsFunc(bases, func(o struct{ ref, role string }) bool { return o.ref == im.RuntimeImage }) {
-			bases = append(bases, struct{ ref, role string }{im.RuntimeImage, "runtime"})
+		if !slices.ContainsFunc(bases, func(o baseRef) bool { return o.ref == im.RuntimeImage }) {
+			bases = append(bases, baseRef{im.RuntimeImage, "runtime"})
 		}
 	}
 	runtimeIDs := map[string]string{}
@@ -451,9 +458,6 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		runtimeIDs[im.ref] = id // a runtime image may be the builder image too
 	}
 	bins, entry := ShippedBins(b.cfg, r)
-	if multi {
-		bins, entry = allBins(b.cfg.Images), ""
-	}
 	if len(bins) == 0 {
 		return res, fmt.Errorf("no binary to ship: the workspace has no binary target (set bins in %s)", configs.FileName)
 	}

@@ -23,9 +23,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -59,13 +59,12 @@ func (s *binSource) close() { os.RemoveAll(s.dir) }
 
 // fetch copies bins out of the image (at its root) into files.
 func (s *binSource) fetch(ctx context.Context, bins []string) error {
-	c, err := s.e.api.ContainerCreate(ctx, &container.Config{Image: s.ref, Cmd: []string{"/" + sumsFile},
-		Labels: map[string]string{"chefd": "1"}}, nil, nil, nil, "")
+	id, remove, err := s.e.binsContainer(ctx, s.ref)
 	if err != nil {
-		return fmt.Errorf("read the binaries: create a container of %s: %w", s.ref, err)
+		return err
 	}
-	defer s.e.api.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true})
-	rc, _, err := s.e.api.CopyFromContainer(ctx, c.ID, "/")
+	defer remove()
+	rc, _, err := s.e.api.CopyFromContainer(ctx, id, "/")
 	if err != nil {
 		return fmt.Errorf("read the binaries of %s: %w", s.ref, err)
 	}
@@ -294,27 +293,14 @@ func (b *WorkspaceBuilder) loadAll(ctx context.Context, items []*loadItem) error
 		return fmt.Errorf("load images: %w", err)
 	}
 	defer resp.Body.Close()
-	var out bytes.Buffer
-	if _, err := io.Copy(&out, io.LimitReader(resp.Body, 1<<20)); err != nil {
-		return fmt.Errorf("load images: %w", err)
-	}
-	dec := json.NewDecoder(&out)
+	dec := json.NewDecoder(io.LimitReader(resp.Body, 1<<20))
 	for {
-		var m struct {
-			Error *struct {
-				Message string `json:"message"`
-			} `json:"errorDetail"`
-			ErrorMessage string `json:"error"`
-		}
+		var m jsonmessage.JSONMessage
 		if err := dec.Decode(&m); err != nil {
 			break
 		}
-		if m.Error != nil || m.ErrorMessage != "" {
-			msg := m.ErrorMessage
-			if m.Error != nil {
-				msg = m.Error.Message
-			}
-			return fmt.Errorf("load images: %s", msg)
+		if m.Error != nil {
+			return fmt.Errorf("load images: %s", m.Error.Message)
 		}
 	}
 	for _, it := range items {

@@ -81,15 +81,27 @@ func allBins(imgs []ImageSpec) []string {
 	return out
 }
 
-// readSums reads the binaries' sums out of the binaries image ref.
-func (e *Engine) readSums(ctx context.Context, ref string) (map[string]string, error) {
+// binsContainer creates a container of the binaries image ref, never
+// started: the engine copies files out of it. remove removes it.
+func (e *Engine) binsContainer(ctx context.Context, ref string) (id string, remove func(), err error) {
 	c, err := e.api.ContainerCreate(ctx, &container.Config{Image: ref, Cmd: []string{"/" + sumsFile},
 		Labels: map[string]string{"chefd": "1"}}, nil, nil, nil, "")
 	if err != nil {
-		return nil, fmt.Errorf("read the binaries' sums: create a container of %s: %w", ref, err)
+		return "", nil, fmt.Errorf("read the binaries: create a container of %s: %w", ref, err)
 	}
-	defer e.api.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true})
-	rc, _, err := e.api.CopyFromContainer(ctx, c.ID, "/"+sumsFile)
+	return c.ID, func() {
+		e.api.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true})
+	}, nil
+}
+
+// readSums reads the binaries' sums out of the binaries image ref.
+func (e *Engine) readSums(ctx context.Context, ref string) (map[string]string, error) {
+	id, remove, err := e.binsContainer(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	defer remove()
+	rc, _, err := e.api.CopyFromContainer(ctx, id, "/"+sumsFile)
 	if err != nil {
 		return nil, fmt.Errorf("read the binaries' sums from %s: %w", ref, err)
 	}

@@ -31,9 +31,6 @@ configured binaries. With --check FILE, exit 1 when FILE is out of date.`,
 			}
 			set := dockerctl.SettingsOf(cfg)
 			bins, entry := dockerctl.ShippedBins(set, r)
-			if len(cfg.Images) > 0 {
-				bins, entry = cfg.AllBins(), ""
-			}
 			text := dockerctl.Standalone(r, set, bins, entry)
 			if check == "" {
 				fmt.Fprint(a.stdout, text)
