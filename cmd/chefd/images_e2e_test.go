@@ -194,6 +194,22 @@ func TestE2EServiceImages(t *testing.T) {
 		}
 	}
 
+	// a failed build moves no image; reverting the broken edit gives the
+	// images the tags name (nothing moves), each still what its files say
+	f := filepath.Join(dir, "libs/text/src/lib.rs")
+	good, _ := os.ReadFile(f)
+	os.WriteFile(f, append(append([]byte{}, good...), []byte("pub fn broken() -> u8 { \"no\" }\n")...), 0o644)
+	if r := chefd(t, dir, nil, "build"); r.code == 0 {
+		t.Fatalf("a compile error built images: %s", r.stdout)
+	}
+	os.WriteFile(f, good, 0o644)
+	step("revert after a failed build", func() {}, nil)
+	for s, w := range want {
+		if got := run(s); got != w {
+			t.Errorf("after the failed build and revert, %s prints %q, want %q", s, got, w)
+		}
+	}
+
 	// --image: only the named images; stdout their IDs
 	edit(t, filepath.Join(dir, "services/s2/src/main.rs"), `print!("s2")`, `print!("s2?")`)
 	edit(t, filepath.Join(dir, "services/s6/src/main.rs"), `print!("s6")`, `print!("s6?")`)
