@@ -350,6 +350,7 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 	case err == nil:
 		rec.Result = api.ResultOK
 		s.lastOK, s.lastOKIn = rec, res.Inputs
+		s.noteImages(rec)
 		if s.lastOKIn == nil {
 			s.lastOKIn = b.inputs
 		}
@@ -426,4 +427,27 @@ func errorCode(err error) string {
 		return api.CodeEngineUnreachable
 	}
 	return ""
+}
+
+// noteImages records what a successful build did with each service image:
+// the build, and the build that last gave it a new ID.
+func (s *Scheduler) noteImages(rec *api.Record) {
+	if len(rec.Images) == 0 {
+		return
+	}
+	if s.images == nil {
+		s.images = map[string]*api.ServiceImage{}
+	}
+	for _, im := range rec.Images {
+		st := s.images[im.Service]
+		if st == nil {
+			st = &api.ServiceImage{}
+			s.images[im.Service] = st
+		}
+		moved := im.Changed || (st.ImageID != "" && st.ImageID != im.ImageID)
+		st.ImageResult, st.Build = im, rec.ID
+		if moved {
+			st.ChangedIn, st.ChangedAt = rec.ID, rec.Finished
+		}
+	}
 }

@@ -180,7 +180,7 @@ func (s *Scheduler) cookDone(c *cookJob, res dockerctl.CookResult, err error) {
 		}
 		if c.rec != nil && c.state != stateDropped {
 			rec := c.rec
-			rec.Phases, rec.Compiled, rec.Seed = res.Phases, res.Compiled, res.Seed
+			rec.Phases, rec.Compiled, rec.Seed, rec.SeedImage = res.Phases, res.Compiled, res.Seed, res.SeedImage
 			rec.Pulled, rec.Pushed, rec.Warnings = res.Pulled, res.Pushed, res.Warnings
 			rec.ImageID, rec.CookedTag = res.ImageID, res.Tag
 			rec.Duration = res.Duration

@@ -144,7 +144,8 @@ type Scheduler struct {
 	lastBuilt    *recipe.Recipe
 	last         *api.Record
 	lastOK       *api.Record
-	lastOKIn     *dockerctl.Inputs // what lastOK shipped
+	images       map[string]*api.ServiceImage // by service name
+	lastOKIn     *dockerctl.Inputs            // what lastOK shipped
 	hist         history
 	illegalMoves int          // job state moves jobMoves does not allow (a bug)
 	saver        *stateWriter // while Run runs, with WithStateFile

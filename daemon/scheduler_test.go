@@ -431,3 +431,36 @@ func TestSchedModes(t *testing.T) {
 	c.finish(nil)
 	must(t, h.wait(tk).Mode == dockerctl.ModeExact, "answer not exact")
 }
+
+// TestNoteImages: each service image keeps the daemon's last build of it
+// and the build that last gave it a new ID.
+func TestNoteImages(t *testing.T) {
+	s := &Scheduler{}
+	t1, t2 := time.Unix(100, 0), time.Unix(200, 0)
+	s.noteImages(&api.Record{ID: 1, Finished: t1, Images: []dockerctl.ImageResult{
+		{Service: "api", ImageID: "sha256:a1", Changed: true, Reason: "new image"},
+		{Service: "worker", ImageID: "sha256:w1", Reason: "binaries identical"},
+	}})
+	s.noteImages(&api.Record{ID: 2, Finished: t2, Images: []dockerctl.ImageResult{
+		{Service: "api", ImageID: "sha256:a2", Changed: true, Reason: "api changed"},
+		{Service: "worker", ImageID: "sha256:w1", Reason: "binaries identical"},
+	}})
+	for _, c := range []struct {
+		svc       string
+		id        string
+		build     int64
+		changedIn int64
+		at        time.Time
+	}{{"api", "sha256:a2", 2, 2, t2}, {"worker", "sha256:w1", 2, 0, time.Time{}}} {
+		im := s.images[c.svc]
+		if im == nil || im.ImageID != c.id || im.Build != c.build || im.ChangedIn != c.changedIn || !im.ChangedAt.Equal(c.at) {
+			t.Errorf("%s: %+v, want image %s, build %d, changed in %d at %v", c.svc, im, c.id, c.build, c.changedIn, c.at)
+		}
+	}
+	// an image that moved although the build called it unchanged (a tag
+	// moved under it) is recorded as moved
+	s.noteImages(&api.Record{ID: 3, Finished: t2, Images: []dockerctl.ImageResult{{Service: "worker", ImageID: "sha256:w2"}}})
+	if im := s.images["worker"]; im.ChangedIn != 3 {
+		t.Errorf("worker moved to another ID: changed in %d, want 3", im.ChangedIn)
+	}
+}

@@ -3,6 +3,9 @@
 package daemon
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/chefd/chefd/daemon/api"
 )
 
@@ -73,6 +76,10 @@ func (s *Scheduler) Status(recent int) (api.Status, error) {
 			st.Pending = s.pending.rec.Clone()
 		}
 		st.Last, st.LastOK = s.last.Clone(), s.lastOK.Clone()
+		for _, im := range s.images {
+			st.Images = append(st.Images, *im)
+		}
+		slices.SortFunc(st.Images, func(a, b api.ServiceImage) int { return strings.Compare(a.Service, b.Service) })
 		if recent > 0 {
 			st.Recent = s.hist.list(recent)
 		}

@@ -1,6 +1,7 @@
 package dockerctl
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -232,8 +233,12 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	b.mu.Lock()
 	b.currentKey = key
 	b.mu.Unlock()
+	// the registry is asked for a seed only when it answered the
+	// manifest check (one warning for a registry that is down or slow)
+	askRegistry := b.cfg.CookedRepo != ""
 	if b.cfg.CookedRepo != "" && !b.noCache {
 		id, _, err := b.fetchCooked(ctx, r, key, p)
+		askRegistry = err == nil
 		if err != nil && ctx.Err() != nil {
 			return res, err
 		}
@@ -257,15 +262,32 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	if err := b.planShipping(dirs, b.noCache); err != nil {
 		return res, err
 	}
-	s, err := b.cookOnce(ctx, r, key, builderID, tag, dirs, p)
-	if err != nil && dirs != nil && s != nil && sawLine(s.lines, vendorMissing) {
-		// the cache lacked an item the hint said it held: ship them all
-		b.log.Info("the vendor cache does not hold what the last cook left; shipping every vendored crate")
-		b.dropHints(dirs)
-		if err := b.planShipping(dirs, true); err != nil {
-			return res, err
+	var seed *cookSeed
+	if askRegistry && !b.noCache {
+		seed = &cookSeed{Ask: true}
+	}
+	s, err := b.cookOnce(ctx, r, key, builderID, tag, dirs, seed, p)
+	for range 2 {
+		switch {
+		case err != nil && seed != nil && seed.Ask && s != nil && sawLine(s.lines, seedWanted):
+			// an empty cook cache: the repository's seed of the key, if any
+			var drop func()
+			seed, drop = b.seedFor(ctx, key, p)
+			defer drop()
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+		case err != nil && dirs != nil && s != nil && sawLine(s.lines, vendorMissing):
+			// the cache lacked an item the hint said it held: ship them all
+			b.log.Info("the vendor cache does not hold what the last cook left; shipping every vendored crate")
+			b.dropHints(dirs)
+			if err := b.planShipping(dirs, true); err != nil {
+				return res, err
+			}
+		default:
+			continue
 		}
-		s, err = b.cookOnce(ctx, r, key, builderID, tag, dirs, p)
+		s, err = b.cookOnce(ctx, r, key, builderID, tag, dirs, seed, p)
 	}
 	if err == nil && dirs != nil {
 		b.writeHints(dirs)
@@ -277,6 +299,9 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		res.Phases = s.steps()
 		res.ImageID = s.imageID
 		res.Seed = seedOf(s.lines)
+		if seed != nil && seed.Ref != "" && sawLine(s.lines, seedFilled) {
+			res.SeedImage = seed.Ref
+		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("cook %s: %w", tag, err)
@@ -312,11 +337,12 @@ func (b *WorkspaceBuilder) warn(p Progress, msg string) string {
 }
 
 // cookOnce runs one cook build of r (key, tag), its vendored sources in
-// the vendor caches dirs (nil: bind mounts or the skeleton). With vendor
-// caches, an error event is held back until the caller knows whether the
-// cook runs again with every vendored crate shipped.
-func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, builderID, tag string, dirs []*vendorDir, p Progress) (*stream, error) {
-	df, script := cookDockerfile(r, cookCacheID(key), dirs), cookScript(r, r.ShortHash(), b.noCache, dirs)
+// the vendor caches dirs (nil: bind mounts or the skeleton), with seed
+// (nil: none). With vendor caches or a seed asked for, an error event is
+// held back until the caller knows whether the cook runs again (every
+// vendored crate shipped, the seed pulled).
+func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, builderID, tag string, dirs []*vendorDir, seed *cookSeed, p Progress) (*stream, error) {
+	df, script := cookDockerfile(r, cookCacheID(key), dirs, seed), cookScript(r, r.ShortHash(), b.noCache, dirs, seed)
 	if n, all := vendorItemsShipped(dirs); all > 0 {
 		b.log.Debug("vendored crates shipped to the vendor cache", zap.Int("shipped", n), zap.Int("items", all))
 	}
@@ -361,9 +387,13 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 		}
 		return nil
 	}
+	args := map[string]*string{"BUILDER": &b.cfg.BuilderImage}
+	if seed != nil {
+		args["SEED"] = &seed.Ref
+	}
 	var held []Event
 	progress := p
-	if dirs != nil && p != nil {
+	if (dirs != nil || seed != nil && seed.Ask) && p != nil {
 		progress = func(ev Event) {
 			if ev.Kind == EventError {
 				held = append(held, ev)
@@ -377,9 +407,9 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 		Dockerfile: "chefd/Dockerfile",
 		Tags:       []string{tag},
 		Labels:     b.cookedLabels(r, key, builderID),
-		BuildArgs:  map[string]*string{"BUILDER": &b.cfg.BuilderImage},
+		BuildArgs:  args,
 	}, progress)
-	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing)) {
+	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing) && !sawLine(s.lines, seedWanted)) {
 		for _, ev := range held {
 			p(ev)
 		}
@@ -549,6 +579,8 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 	if s != nil {
 		res.Compiled = s.crates
 		res.ImageID = s.imageID
+		res.Context = &ContextStats{Files: len(files), Bytes: contextSize(files), Sent: s.sent.Wire, Gzip: s.sent.Gzip,
+			Upload: s.sent.Took}
 	}
 	if err == nil && multi {
 		t3 := time.Now()
@@ -617,15 +649,38 @@ func (b *WorkspaceBuilder) contextFiles(r *recipe.Recipe) ([]ctxFile, error) {
 }
 
 // build runs one BuildKit build with a tar context written by write.
+//
+// The context travels gzip-compressed when the engine compresses
+// (WithCompression); the stream records what went on the wire.
 func (e *Engine) build(ctx context.Context, write func(*contextWriter) error, opts build.ImageBuildOptions, p Progress) (*stream, error) {
 	pr, pw := io.Pipe()
+	sent := make(chan sendStats, 1)
 	go func() {
-		cw := newContextWriter(pw)
+		t0 := time.Now()
+		wire := &countWriter{w: pw}
+		var w io.Writer = wire
+		var gz *gzip.Writer
+		if e.compress {
+			gz, _ = gzip.NewWriterLevel(wire, gzip.BestSpeed) // a valid level: no error
+			w = gz
+		}
+		cw := newContextWriter(w)
 		err := write(cw)
 		if err == nil {
 			err = cw.Close()
 		}
+		if err == nil && gz != nil {
+			err = gz.Close()
+		}
+		sent <- sendStats{Wire: wire.n, Took: time.Since(t0), Gzip: gz != nil}
 		pw.CloseWithError(err)
+	}()
+	defer func() {
+		// the engine read the whole body before it built anything
+		select {
+		case <-sent:
+		default:
+		}
 	}()
 	opts.Version = build.BuilderBuildKit
 	opts.PullParent = false
@@ -644,13 +699,38 @@ func (e *Engine) build(ctx context.Context, write func(*contextWriter) error, op
 	}
 	defer resp.Body.Close()
 	s := newStream(p)
-	if err := s.read(resp.Body); err != nil {
+	err = s.read(resp.Body)
+	select {
+	case st := <-sent:
+		s.sent = st
+	default:
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return s, ctx.Err()
 		}
 		return s, e.transportError(err)
 	}
 	return s, nil
+}
+
+// sendStats is what a build's context cost on the way to the engine.
+type sendStats struct {
+	Wire int64         // bytes on the wire (compressed when Gzip)
+	Took time.Duration // from the first byte written to the last read
+	Gzip bool
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // ran reports whether the step marked with marker executed (not cached)

@@ -35,6 +35,20 @@ package dockerctl
 //   - an interrupted cook: its local dummies' artifacts are removed before
 //     the next one (a dummy is never shipped anyway);
 //   - --no-cache: the cache is emptied first.
+//
+// With a cooked repository (registry.go), an empty cook cache (a new
+// machine or CI runner, a pruned cache, an engine that only pulled cooked
+// images) is filled from a *seed image* before cargo runs: the
+// repository's moving tag of the cook key (seed-<key>, pushed with every
+// cooked image). The cook step says when it finds its cache empty and
+// stops before anything else (seedWanted); chefd then pulls the seed and
+// runs the step again with it, so a warm cache costs no pull. A seed holds
+// one recipe's third-party artifacts and the digests of the vendored
+// crates it built them from (.chefd-cook-vendor), so the steps above apply
+// to it as to any cache; one without that record has every vendored
+// crate's artifacts removed. Without a repository, or when it holds no
+// seed of the key, an empty cache cooks from nothing.
+// A cache that holds anything is never touched by a seed.
 // Everything else that decides a third-party artifact (rustc, the builder
 // image's crate sources and libraries, RUSTFLAGS, profile, target, cargo
 // config) is in the key, so a cache never serves another of those.
@@ -64,7 +78,27 @@ const (
 	cookColdLine = "chefd: cook from nothing"
 	// labelCookKey labels a cooked image with its cook key.
 	labelCookKey = "chefd.cook-key"
+	// seedMount is where the cook step sees the seed image's target
+	// directory.
+	seedMount = "/chefd-seed"
+	// cookVendorRecord is the cache's (and a cooked image's) record of
+	// the vendored crates' digests its artifacts were built from.
+	cookVendorRecord = ".chefd-cook-vendor"
+	// seedFilled is the cook step's line saying the seed image filled the
+	// cook cache.
+	seedFilled = "chefd: the cook cache was empty: filled from the seed image"
+	// seedWanted is the cook step's line when it finds its cache empty
+	// and stops to have a seed pulled.
+	seedWanted = "chefd: the cook cache is empty; asking for a seed image"
 )
+
+// cookSeed is an image whose target directory fills an empty cook cache:
+// a registry reference, and the short hash of its recipe. Ask (no Ref):
+// the step stops with seedWanted when its cache is empty.
+type cookSeed struct {
+	Ref, Hash string
+	Ask       bool
+}
 
 // cookKey identifies what third-party artifacts a cook can share with
 // another: the same builder image (by ID: compiler, crate sources,
@@ -113,13 +147,13 @@ var hex16 = strings.Repeat("[0-9a-f]", 16)
 // cookScript is the cook step: prepare the cache (cookPrepare), build the
 // dependencies on the skeleton, keep this build's third-party artifacts
 // (cookKeep).
-func cookScript(r *recipe.Recipe, shortHash string, reset bool, dirs []*vendorDir) string {
+func cookScript(r *recipe.Recipe, shortHash string, reset bool, dirs []*vendorDir, seed *cookSeed) string {
 	var b strings.Builder
 	b.WriteString("# chefd cook step (generated)\nset -e\n")
 	b.WriteString(vendorSync(r, dirs))
 	fmt.Fprintf(&b, "cd %s\n", shQuote(workdir(r)))
 	b.WriteString(echoSubStep(titleCookSeed) + "\n")
-	b.WriteString(cookPrepare(r, reset))
+	b.WriteString(cookPrepare(r, reset, seed))
 	b.WriteString(echoSubStep(titleCookBuild) + "\n")
 	b.WriteString(cargoBuild(r, lockedCook(r)) + " \\\n" + contIndent + "--message-format=json-render-diagnostics >/tmp/chefd-units.json\n")
 	b.WriteString(echoSubStep(titleCookClean) + "\n")
@@ -129,15 +163,31 @@ func cookScript(r *recipe.Recipe, shortHash string, reset bool, dirs []*vendorDi
 
 // cookPrepare is the shell that makes the cache (target, the cwd's) fit
 // to seed this cook: emptied on --no-cache, vendored crates changed in
-// place removed, an interrupted cook's dummies removed; and says what
-// seeds the cook.
-func cookPrepare(r *recipe.Recipe, reset bool) string {
+// place removed, an interrupted cook's dummies removed; filled from the
+// seed image when it is empty; and says what seeds the cook.
+func cookPrepare(r *recipe.Recipe, reset bool, seed *cookSeed) string {
 	var b strings.Builder
 	b.WriteString(`wipe() { find target -mindepth 1 -maxdepth 1 -exec rm -rf {} +; }
 mkdir -p target
 `)
 	if reset {
 		b.WriteString("wipe\n")
+	}
+	if seed != nil && seed.Ask && !reset {
+		fmt.Fprintf(&b, `if [ -z "$(find target -mindepth 1 -maxdepth 1 | head -n 1)" ]; then echo %s; exit 43; fi
+`, shQuote(seedWanted))
+	}
+	if seed != nil && seed.Ref != "" && !reset {
+		fmt.Fprintf(&b, `# an empty cache takes the seed image's artifacts (its mtimes kept)
+if [ -d %[1]s ] && [ -z "$(find target -mindepth 1 -maxdepth 1 | head -n 1)" ]; then
+  echo %[6]s
+  echo "chefd: seed image %[2]s"
+  cp -a %[1]s/. target/
+  # a seed without its vendored crates' digests: none of them is trusted
+  [ -f target/%[3]s ] || awk '{ print "unknown", $2 }' %[4]s/vendor.sums >target/%[3]s
+  echo %[5]s >target/.chefd-cook-recipe
+fi
+`, seedMount, seed.Ref, cookVendorRecord, stepDir, shQuote(seed.Hash), shQuote(seedFilled))
 	}
 	fmt.Fprintf(&b, `# vendored crates changed in place since the cache built them
 touch target/.chefd-cook-vendor
@@ -242,13 +292,16 @@ find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\
     else if (!(u in kept)) print "X " p
   }' /tmp/chefd-units /tmp/chefd-units-kept - >/tmp/chefd-keep
 rm -rf %[3]s && mkdir -p %[3]s
+# the digests of the vendored crates this cook built from, for a cook
+# this image seeds
+if [ -s %[7]s/vendor.sums ]; then cp %[7]s/vendor.sums %[3]s/%[8]s; fi
 sed -n 's/^D //p' /tmp/chefd-keep | (cd %[3]s && xargs -r -d '\n' mkdir -p)
 sed -n 's/^C //p' /tmp/chefd-keep | xargs -r -d '\n' cp -a --parents -t %[3]s
 echo "chefd: $(wc -l </tmp/chefd-units) third-party units in the cooked image"
 sed -n 's/^X //p' /tmp/chefd-keep | xargs -r -d '\n' rm -rf
 echo %[4]s >.chefd-cook-recipe
 rm -f .chefd-cook-running
-`, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash), cookCacheKeep, cookCacheKeep+1)
+`, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash), cookCacheKeep, cookCacheKeep+1, stepDir, cookVendorRecord)
 }
 
 // cookSeedRe matches the cook step's line naming its seed.

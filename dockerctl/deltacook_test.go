@@ -1,8 +1,12 @@
 package dockerctl
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chefd/chefd/recipe"
 )
@@ -95,13 +99,13 @@ func TestSeedOf(t *testing.T) {
 func TestCookScriptKeepsOnlyThirdParty(t *testing.T) {
 	r := &recipe.Recipe{Hash: hashOf('c'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"},
 		Manifests: []recipe.Manifest{{Path: "Cargo.toml", Package: "app"}}}
-	s := cookScript(r, r.ShortHash(), true, nil)
+	s := cookScript(r, r.ShortHash(), true, nil, nil)
 	for _, want := range []string{"--message-format=json-render-diagnostics", `path\+file:`, cookedOut, "wipe\n", cookSeedLine, cookColdLine} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the cook script lacks %q:\n%s", want, s)
 		}
 	}
-	if strings.Contains(cookScript(r, r.ShortHash(), false, nil), "\nwipe\n") {
+	if strings.Contains(cookScript(r, r.ShortHash(), false, nil, nil), "\nwipe\n") {
 		t.Error("the cook script empties the cache without --no-cache")
 	}
 }
@@ -128,7 +132,7 @@ func TestMountVendor(t *testing.T) {
 		if got := mountVendor(r); got != c.want {
 			t.Errorf("mountVendor(workspace %q, vendor %q) = %v, want %v", c.ws, c.vendor, got, c.want)
 		}
-		df := cookDockerfile(r, "chefd-cook-test", nil)
+		df := cookDockerfile(r, "chefd-cook-test", nil, nil)
 		for _, v := range c.vendor {
 			mount := "--mount=type=bind,source=vendor/" + v + ",target=/src/" + v + " "
 			if strings.Contains(df, mount) != c.want {
@@ -154,5 +158,138 @@ func TestCodeScriptModes(t *testing.T) {
 	loop, exact := targetCacheID("/w", "0123456789abcdef", ModeLoop), targetCacheID("/w", "0123456789abcdef", ModeExact)
 	if loop == exact || !strings.HasPrefix(loop, exact) {
 		t.Errorf("target caches: loop %q, exact %q: want two, the loop one named after the exact one", loop, exact)
+	}
+}
+
+// TestCookPrepareSeed runs the cook step's preparation in a shell: an
+// empty cache takes the seed image's files with their mtimes and names
+// the seed's recipe; a seed without its vendored crates' digests has
+// every vendored crate cleaned; a cache that holds anything is left alone.
+func TestCookPrepareSeed(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	r := &recipe.Recipe{Hash: hashOf('s'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"},
+		VendorSums: []recipe.File{{Path: "vendor/tiny/.cargo-checksum.json", Contents: "d1"}}}
+	seed := &cookSeed{Ref: "reg.test/x-cooked:seed-0123456789abcdef", Hash: "7dad3c0b931a6e0c"}
+	old := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, c := range []struct {
+		name        string
+		cache       map[string]string // the cache's files before
+		record      bool              // the seed has its vendor record
+		wantSeeded  bool
+		wantCleaned bool
+	}{
+		{name: "empty cache, seed with record", record: true, wantSeeded: true},
+		{name: "empty cache, seed without record", wantSeeded: true, wantCleaned: true},
+		{name: "warm cache", cache: map[string]string{".chefd-cook-recipe": "aaaaaaaaaaaaaaaa\n", "release/deps/libx-0123456789abcdef.rlib": "x"}, record: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			seedDir, step, target := filepath.Join(root, "seed"), filepath.Join(root, "step"), filepath.Join(root, "ws", "target")
+			files := map[string]string{
+				seedDir + "/release/deps/libserde-0123456789abcdef.rlib":           "rlib",
+				seedDir + "/release/.fingerprint/serde-0123456789abcdef/lib-serde": "fp",
+				step + "/vendor.sums":               "d1 " + root + "/ws/vendor/tiny\n",
+				root + "/ws/vendor/tiny/Cargo.toml": "[package]\nname = \"tiny\"\n",
+			}
+			if c.record {
+				files[seedDir+"/"+cookVendorRecord] = "d1 " + root + "/ws/vendor/tiny\n"
+			}
+			for f, data := range c.cache {
+				files[filepath.Join(target, f)] = data
+			}
+			for f, data := range files {
+				if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(f, []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(f, old, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+			script := cookPrepare(r, false, seed)
+			script = strings.NewReplacer(seedMount, seedDir, stepDir, step,
+				"cargo clean", "echo CLEANED").Replace(script)
+			cmd := exec.Command("sh", "-ec", script)
+			cmd.Dir = filepath.Join(root, "ws")
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v\n%s\n%s", err, out, script)
+			}
+			rlib := filepath.Join(target, "release/deps/libserde-0123456789abcdef.rlib")
+			st, statErr := os.Stat(rlib)
+			if c.wantSeeded {
+				if statErr != nil || !st.ModTime().Equal(old) {
+					t.Errorf("the seed's artifact is not in the cache with its mtime: %v %v", st, statErr)
+				}
+				if got := seedOf(strings.Split(string(out), "\n")); got != seed.Hash {
+					t.Errorf("seed %q, want %q\n%s", got, seed.Hash, out)
+				}
+				if !strings.Contains(string(out), seedFilled) {
+					t.Errorf("no line %q:\n%s", seedFilled, out)
+				}
+			} else {
+				if statErr == nil {
+					t.Errorf("a warm cache took the seed's files")
+				}
+				if got := seedOf(strings.Split(string(out), "\n")); got != "aaaaaaaaaaaaaaaa" {
+					t.Errorf("seed %q, want the cache's own recipe\n%s", got, out)
+				}
+			}
+			if cleaned := strings.Contains(string(out), "CLEANED"); cleaned != c.wantCleaned {
+				t.Errorf("vendored crates cleaned: %v, want %v\n%s", cleaned, c.wantCleaned, out)
+			}
+		})
+	}
+}
+
+// TestCookPrepareAsksForSeed: asked to, the step stops before anything
+// else when its cache is empty, and goes on when it holds anything.
+func TestCookPrepareAsksForSeed(t *testing.T) {
+	r := &recipe.Recipe{Hash: hashOf('s'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"}}
+	for _, warm := range []bool{false, true} {
+		root := t.TempDir()
+		if warm {
+			if err := os.MkdirAll(filepath.Join(root, "target", "release"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		script := strings.NewReplacer(stepDir, root).Replace(cookPrepare(r, false, &cookSeed{Ask: true}))
+		if err := os.WriteFile(filepath.Join(root, "vendor.sums"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("sh", "-ec", script)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		asked := strings.Contains(string(out), seedWanted)
+		if warm == asked || warm != (err == nil) {
+			t.Errorf("warm cache %v: asked %v, error %v\n%s", warm, asked, err, out)
+		}
+		if _, err := os.Stat(filepath.Join(root, "target", ".chefd-cook-running")); (err == nil) != warm {
+			t.Errorf("warm cache %v: the step went on: %v", warm, err == nil)
+		}
+	}
+}
+
+// TestCookDockerfileSeed: with a seed, the Dockerfile declares every ARG
+// a FROM line uses before the first FROM (BuildKit's rule) and mounts the
+// seed's target directory for the step; asking for a seed changes nothing.
+func TestCookDockerfileSeed(t *testing.T) {
+	r := &recipe.Recipe{Hash: hashOf('d'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"}}
+	df := cookDockerfile(r, "chefd-cook-test", nil, &cookSeed{Ref: "reg/x-cooked:seed-0123456789abcdef", Hash: "0123456789abcdef"})
+	first := strings.Index(df, "\nFROM ")
+	for _, arg := range []string{"ARG BUILDER\n", "ARG SEED\n"} {
+		if i := strings.Index(df, arg); i < 0 || i > first {
+			t.Errorf("%q is not before the first FROM:\n%s", arg, df)
+		}
+	}
+	if !strings.Contains(df, "--mount=type=bind,from=seed,source=/src/target,target="+seedMount+" ") {
+		t.Errorf("no mount of the seed:\n%s", df)
+	}
+	if plain := cookDockerfile(r, "chefd-cook-test", nil, nil); cookDockerfile(r, "chefd-cook-test", nil, &cookSeed{Ask: true}) != plain {
+		t.Error("asking for a seed changed the Dockerfile")
 	}
 }

@@ -309,3 +309,26 @@ func TestMissingBuilderImage(t *testing.T) {
 		t.Errorf("pull = never: want the image named without a pull, got %v", err)
 	}
 }
+
+// TestCompressContext: contexts travel compressed to an engine over the
+// network, not to a local socket, unless told otherwise.
+func TestCompressContext(t *testing.T) {
+	for _, c := range []struct {
+		mode, host string
+		want       bool
+		err        bool
+	}{
+		{"", "unix:///var/run/docker.sock", false, false},
+		{"auto", "npipe:////./pipe/docker_engine", false, false},
+		{"", "tcp://10.0.0.5:2376", true, false},
+		{"auto", "http://docker.example.com", true, false}, // ssh:// through the CLI's connection helper
+		{"always", "unix:///var/run/docker.sock", true, false},
+		{"never", "tcp://10.0.0.5:2376", false, false},
+		{"yes", "tcp://10.0.0.5:2376", false, true},
+	} {
+		got, err := compressContext(c.mode, c.host)
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("compressContext(%q, %q) = %v, %v; want %v, error %v", c.mode, c.host, got, err, c.want, c.err)
+		}
+	}
+}

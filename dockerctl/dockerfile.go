@@ -143,10 +143,21 @@ func under(p, dir string) bool {
 // With vendor caches (dirs, vendorcache.go) the vendored sources are their
 // cache mounts; without, bind mounts of the context (mountVendor) or part
 // of the skeleton.
-func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir) string {
+//
+// With a seed (deltacook.go), its image's target directory is mounted at
+// seedMount for the step (build argument SEED).
+func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir, seed *cookSeed) string {
 	wd := workdir(r)
 	var b strings.Builder
-	fmt.Fprintf(&b, "ARG BUILDER\nFROM ${BUILDER} AS cook\n")
+	seedLine := ""
+	// the ARGs of FROM lines come before the first FROM
+	if seed != nil && seed.Ref != "" {
+		fmt.Fprintf(&b, "ARG BUILDER\nARG SEED\nFROM ${SEED} AS seed\n")
+		seedLine = fmt.Sprintf("    --mount=type=bind,from=seed,source=%s/target,target=%s \\\n", wd, seedMount)
+	} else {
+		fmt.Fprintf(&b, "ARG BUILDER\n")
+	}
+	fmt.Fprintf(&b, "FROM ${BUILDER} AS cook\n")
 	b.WriteString(envLines(r))
 	fmt.Fprintf(&b, "WORKDIR %s\n", wd)
 	fmt.Fprintf(&b, "COPY skeleton/ %s/\n", srcRootOf(r))
@@ -158,8 +169,8 @@ func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir) strin
 		}
 	}
 	fmt.Fprintf(&b, "RUN %s \\\n    --mount=type=cache,id=%s,target=%s/target,sharing=locked \\\n"+
-		"    --mount=type=bind,source=chefd,target=%s \\\n%s    %s %s%s sh %s/cook.sh\n",
-		cacheMounts(), cookCache, wd, stepDir, vendor, cookMarker, cookCacheMarker, cookCache, stepDir)
+		"    --mount=type=bind,source=chefd,target=%s \\\n%s%s    %s %s%s sh %s/cook.sh\n",
+		cacheMounts(), cookCache, wd, stepDir, seedLine, vendor, cookMarker, cookCacheMarker, cookCache, stepDir)
 	// The cooked image is the artifacts alone (and the lockfile cargo
 	// wrote when the workspace has none), not a layer on the builder: the
 	// code build runs in the builder image with them (codeDockerfile), and

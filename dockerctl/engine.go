@@ -27,6 +27,8 @@ type Engine struct {
 	cli  *client.Client // the same client, for tests that look around (nil on a fake)
 	host string
 	log  *zap.Logger
+	// compress: build contexts travel gzip-compressed (WithCompression)
+	compress bool
 }
 
 // engineAPI is the part of the Docker engine API chefd calls: a
@@ -111,8 +113,28 @@ func Connect(ctx context.Context, opts ...Option) (*Engine, error) {
 		return nil, &UnreachableError{Host: host, Err: err}
 	}
 	cli.NegotiateAPIVersion(ctx)
-	o.log.Debug("docker engine answers", zap.String("host", host), zap.String("api", cli.ClientVersion()))
-	return &Engine{api: cli, cli: cli, host: host, log: o.log}, nil
+	compress, err := compressContext(o.compress, cli.DaemonHost())
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	o.log.Debug("docker engine answers", zap.String("host", host), zap.String("api", cli.ClientVersion()), zap.Bool("compress", compress))
+	return &Engine{api: cli, cli: cli, host: host, log: o.log, compress: compress}, nil
+}
+
+// compressContext decides WithCompression's mode for an engine at the
+// client's daemon address: auto compresses unless the engine is local (a
+// unix socket or a named pipe: compressing costs more than it saves).
+func compressContext(mode, daemonHost string) (bool, error) {
+	switch mode {
+	case "", "auto":
+		return !strings.HasPrefix(daemonHost, "unix://") && !strings.HasPrefix(daemonHost, "npipe://"), nil
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	}
+	return false, fmt.Errorf("context compression %q: want auto, always or never (CHEFD_COMPRESS)", mode)
 }
 
 // EngineHost names the engine Connect uses, resolved as the Docker CLI

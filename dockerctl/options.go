@@ -13,13 +13,19 @@ import (
 type Option func(*connectOpts)
 
 type connectOpts struct {
-	log     *zap.Logger
-	timeout time.Duration
-	host    string
+	log      *zap.Logger
+	timeout  time.Duration
+	host     string
+	compress string
 }
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(o *connectOpts) { o.log = l } }
+
+// WithCompression says when build contexts travel gzip-compressed
+// (BestSpeed), as `docker build --compress` does: "auto" or "" (an engine
+// reached over the network: tcp://, ssh://), "always" or "never".
+func WithCompression(mode string) Option { return func(o *connectOpts) { o.compress = mode } }
 
 // WithHost overrides DOCKER_HOST.
 func WithHost(h string) Option { return func(o *connectOpts) { o.host = h } }

@@ -48,6 +48,7 @@ type stream struct {
 	imageID  string
 	crates   Crates
 	lines    []string // every log line, for callers that inspect output
+	sent     sendStats
 }
 
 func newStream(p Progress) *stream {

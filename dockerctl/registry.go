@@ -80,6 +80,11 @@ func DockerCredentials(host string) (string, error) {
 // RemoteCookedRef is the registry reference of r's cooked image in repo.
 func RemoteCookedRef(repo string, r *recipe.Recipe) string { return repo + ":" + r.ShortHash() }
 
+// RemoteSeedRef is the cooked repository's moving tag of a cook key: the
+// cooked image pushed last with that key, the seed of a cook of a recipe
+// the repository lacks (seed.go).
+func RemoteSeedRef(repo, key string) string { return repo + ":seed-" + key }
+
 // registryHost is the registry of a reference ("docker.io" for Hub).
 func registryHost(ref string) string {
 	named, err := reference.ParseNormalizedNamed(ref)
@@ -135,9 +140,24 @@ func (b *WorkspaceBuilder) auth(ref string) (string, error) {
 // is a *RegistryError: the caller warns and cooks.
 func (b *WorkspaceBuilder) fetchCooked(ctx context.Context, r *recipe.Recipe, key string, p Progress) (id string, found bool, err error) {
 	ref := RemoteCookedRef(b.cfg.CookedRepo, r)
+	ins, found, err := b.pullTrusted(ctx, ref, p, func(ins image.InspectResponse) string { return untrusted(ins, r, key) })
+	if ins == nil {
+		return "", found, err
+	}
+	if err := b.e.api.ImageTag(ctx, ref, b.CookedTag(r)); err != nil {
+		return "", true, &RegistryError{Ref: ref, What: "pull", Err: fmt.Errorf("tag it %s: %w", b.CookedTag(r), err)}
+	}
+	return ins.ID, true, nil
+}
+
+// pullTrusted pulls ref after a manifest check, and keeps it only when
+// distrust finds nothing wrong with it. found false and a nil error: the
+// registry does not hold it. An error is a *RegistryError, or the
+// context's.
+func (b *WorkspaceBuilder) pullTrusted(ctx context.Context, ref string, p Progress, distrust func(image.InspectResponse) string) (ins *image.InspectResponse, found bool, err error) {
 	auth, err := b.auth(ref)
 	if err != nil {
-		return "", false, err
+		return nil, false, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, b.registryTimeout())
 	_, err = b.e.api.DistributionInspect(cctx, ref, auth)
@@ -145,36 +165,33 @@ func (b *WorkspaceBuilder) fetchCooked(ctx context.Context, r *recipe.Recipe, ke
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", false, ctx.Err()
+			return nil, false, ctx.Err()
 		}
 		if timedOut {
 			err = fmt.Errorf("no answer in %s", b.registryTimeout())
 		} else if manifestUnknown(err) {
-			b.log.Info("the cooked repository does not hold this recipe", zap.String("ref", ref))
-			return "", false, nil
+			b.log.Info("the cooked repository does not hold it", zap.String("ref", ref))
+			return nil, false, nil
 		}
-		return "", false, &RegistryError{Ref: ref, What: "check", Err: err}
+		return nil, false, &RegistryError{Ref: ref, What: "check", Err: err}
 	}
 	if err := b.transfer(ctx, stepPull, ref, p, func(ctx context.Context) (io.ReadCloser, error) {
 		return b.e.api.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 	}); err != nil {
-		return "", true, err
+		return nil, true, err
 	}
-	ins, err := b.e.api.ImageInspect(ctx, ref)
+	got, err := b.e.api.ImageInspect(ctx, ref)
 	if err != nil {
-		return "", true, &RegistryError{Ref: ref, What: "pull", Err: err}
+		return nil, true, &RegistryError{Ref: ref, What: "pull", Err: err}
 	}
-	if why := untrusted(ins, r, key); why != "" {
+	if why := distrust(got); why != "" {
 		// the tag is the registry's; the pulled image goes
 		if _, err := b.e.api.ImageRemove(context.WithoutCancel(ctx), ref, image.RemoveOptions{}); err != nil {
 			b.log.Warn("could not remove a foreign image pulled from the cooked repository", zap.String("ref", ref), zap.Error(err))
 		}
-		return "", true, &RegistryError{Ref: ref, What: "trust", Err: errors.New(why)}
+		return nil, true, &RegistryError{Ref: ref, What: "trust", Err: errors.New(why)}
 	}
-	if err := b.e.api.ImageTag(ctx, ref, b.CookedTag(r)); err != nil {
-		return "", true, &RegistryError{Ref: ref, What: "pull", Err: fmt.Errorf("tag it %s: %w", b.CookedTag(r), err)}
-	}
-	return ins.ID, true, nil
+	return &got, true, nil
 }
 
 // PullCooked takes r's cooked image from the cooked repository, never
@@ -202,16 +219,39 @@ func (b *WorkspaceBuilder) PullCooked(ctx context.Context, r *recipe.Recipe, p P
 // untrusted says why a pulled image is not r's cooked image with cook
 // key key ("" when it is).
 func untrusted(ins image.InspectResponse, r *recipe.Recipe, key string) string {
+	return wrongLabels(ins, map[string]string{"chefd.recipe": r.Hash, labelCookKey: key})
+}
+
+// untrustedSeed says why a pulled image is not a cooked image with cook
+// key key, of any recipe ("" when it is).
+func untrustedSeed(ins image.InspectResponse, key string) string {
+	if why := wrongLabels(ins, map[string]string{labelCookKey: key}); why != "" {
+		return why
+	}
+	if len(ins.Config.Labels["chefd.recipe"]) < 16 {
+		return "it has no label chefd.recipe (the recipe it was cooked from)"
+	}
+	return ""
+}
+
+// wrongLabels says which of chefd's labels of a cooked image, and of
+// want (label: value), ins lacks or has with another value.
+func wrongLabels(ins image.InspectResponse, want map[string]string) string {
 	var labels map[string]string
 	if ins.Config != nil {
 		labels = ins.Config.Labels
 	}
-	for _, l := range []struct{ name, want, what string }{
+	checks := []struct{ name, want, what string }{
 		{"chefd", "1", "chefd's image format"},
 		{"chefd.kind", "cooked", "a cooked image"},
-		{"chefd.recipe", r.Hash, "this recipe"},
-		{labelCookKey, key, "this builder image, build intent and container paths"},
-	} {
+	}
+	if v, ok := want["chefd.recipe"]; ok {
+		checks = append(checks, struct{ name, want, what string }{"chefd.recipe", v, "this recipe"})
+	}
+	if v, ok := want[labelCookKey]; ok {
+		checks = append(checks, struct{ name, want, what string }{labelCookKey, v, "this builder image, build intent and container paths"})
+	}
+	for _, l := range checks {
 		if got := labels[l.name]; got != l.want {
 			if got == "" {
 				return fmt.Sprintf("it has no label %s (want %s)", l.name, l.what)
@@ -251,6 +291,23 @@ func (b *WorkspaceBuilder) PushCooked(ctx context.Context, r *recipe.Recipe, p P
 		return "", err
 	}
 	b.log.Info("pushed the cooked image", zap.String("ref", ref))
+	// the key's moving seed tag: a cook of another recipe of this key on
+	// an engine with an empty cook cache starts from it (seed.go)
+	if ins, err := b.e.api.ImageInspect(ctx, b.CookedTag(r)); err == nil && ins.Config != nil && ins.Config.Labels[labelCookKey] != "" {
+		seedRef := RemoteSeedRef(b.cfg.CookedRepo, ins.Config.Labels[labelCookKey])
+		if err := b.e.api.ImageTag(ctx, b.CookedTag(r), seedRef); err != nil {
+			return ref, &RegistryError{Ref: seedRef, What: "push", Err: fmt.Errorf("tag %s: %w", b.CookedTag(r), err)}
+		}
+		err := b.transfer(ctx, stepPush, seedRef, p, func(ctx context.Context) (io.ReadCloser, error) {
+			return b.e.api.ImagePush(ctx, seedRef, image.PushOptions{RegistryAuth: auth})
+		})
+		if _, rerr := b.e.api.ImageRemove(context.WithoutCancel(ctx), seedRef, image.RemoveOptions{}); rerr != nil {
+			b.log.Warn("could not untag the seed tag", zap.String("ref", seedRef), zap.Error(rerr))
+		}
+		if err != nil {
+			return ref, err
+		}
+	}
 	return ref, nil
 }
 

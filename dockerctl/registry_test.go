@@ -127,7 +127,7 @@ func TestCookFromRegistry(t *testing.T) {
 }
 
 // TestPushCooked: a push tags the cooked image <repo>:<hash16> and pushes
-// it; a failed push is an error of PushCooked, a warning of a cook.
+// it, and the seed tag of its cook key; a failed push is an error of PushCooked, a warning of a cook.
 func TestPushCooked(t *testing.T) {
 	r := &recipe.Recipe{Hash: hashOf('p')}
 	f := &fakeEngine{}
@@ -141,6 +141,18 @@ func TestPushCooked(t *testing.T) {
 	ref, err := b.PushCooked(context.Background(), r, nil)
 	if err != nil || ref != "registry.example.com/team/x-cooked:"+r.ShortHash() || !slices.Equal(f.pushes, []string{ref}) {
 		t.Fatalf("push: %q %v (pushed %q)", ref, err, f.pushes)
+	}
+	// a cooked image with its cook key also moves the key's seed tag,
+	// which stays the registry's only
+	f.images = []image.Summary{{ID: "sha256:c", RepoTags: []string{b.CookedTag(r)},
+		Labels: map[string]string{labelCookKey: "0123456789abcdef"}}}
+	f.pushes = nil
+	seedRef := RemoteSeedRef(b.cfg.CookedRepo, "0123456789abcdef")
+	if _, err := b.PushCooked(context.Background(), r, nil); err != nil || !slices.Equal(f.pushes, []string{ref, seedRef}) {
+		t.Fatalf("push with a cook key: %v (pushed %q, want %q)", err, f.pushes, []string{ref, seedRef})
+	}
+	if id, _ := b.e.imageID(context.Background(), seedRef); id != "" {
+		t.Errorf("the seed tag stays on the engine")
 	}
 	f.pushErr = "denied: requested access to the resource is denied"
 	if _, err := b.PushCooked(context.Background(), r, nil); err == nil || !strings.Contains(err.Error(), "denied") {
@@ -203,5 +215,54 @@ func TestCookedStaleBuilder(t *testing.T) {
 	f.images[1].Labels = nil
 	if has, _ := b.HasCooked(context.Background(), r); !has {
 		t.Fatal("a cooked image without the builder label does not serve")
+	}
+}
+
+// TestSeedFor: the seed of a cook is the repository's seed tag of its
+// cook key, trusted only with the key's labels and a recipe, and removed
+// after the cook.
+func TestSeedFor(t *testing.T) {
+	const key, repo = "0123456789abcdef", "127.0.0.1:5000/team/shop-cooked"
+	cooked := func(recipeHash, k string) image.Summary {
+		return image.Summary{ID: "sha256:reg", Labels: map[string]string{
+			"chefd": "1", "chefd.kind": "cooked", "chefd.recipe": recipeHash, labelCookKey: k}}
+	}
+	seedRef := RemoteSeedRef(repo, key)
+	for _, tt := range []struct {
+		name     string
+		registry map[string]image.Summary
+		want     *cookSeed
+		warning  string
+	}{
+		{name: "from the registry", registry: map[string]image.Summary{seedRef: cooked(hashOf('e'), key)},
+			want: &cookSeed{Ref: seedRef, Hash: hashOf('e')[:16]}},
+		{name: "registry holds none"},
+		{name: "another key", registry: map[string]image.Summary{seedRef: cooked(hashOf('e'), "fedcba9876543210")},
+			warning: "label chefd.cook-key"},
+		{name: "no recipe", registry: map[string]image.Summary{seedRef: cooked("", key)},
+			warning: "no label chefd.recipe"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeEngine{registry: tt.registry}
+			b := fakeBuilder(t, f)
+			b.cfg.CookedRepo = repo
+			b.creds = func(string) (string, error) { return "", nil }
+			var warned []string
+			seed, drop := b.seedFor(context.Background(), key, func(ev Event) {
+				if ev.Kind == EventWarning {
+					warned = append(warned, ev.Text)
+				}
+			})
+			if (seed == nil) != (tt.want == nil) || (seed != nil && *seed != *tt.want) {
+				t.Errorf("seed %+v, want %+v", seed, tt.want)
+			}
+			if (tt.warning == "") != (len(warned) == 0) || (tt.warning != "" && !strings.Contains(warned[0], tt.warning)) {
+				t.Errorf("warnings %q, want one with %q", warned, tt.warning)
+			}
+			drop()
+			if got := slices.Contains(f.removed, seedRef); got != (tt.want != nil || tt.warning != "") {
+				t.Errorf("the pulled seed removed: %v (%q)", got, f.removed)
+			}
+		})
 	}
 }

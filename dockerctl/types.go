@@ -35,6 +35,10 @@ type CookResult struct {
 	// "interrupted" (a cook of the same key that did not finish), or ""
 	// (a cook from nothing).
 	Seed string `json:"seed,omitempty"`
+	// SeedImage is the image that filled an empty cook cache before the
+	// cook (a cooked image of another recipe with the same cook key, on
+	// the engine or from the cooked repository); Seed is its recipe.
+	SeedImage string `json:"seed_image,omitempty"`
 	// Pulled is the registry reference the cooked image was pulled from
 	// (Settings.CookedRepo) instead of cooked; Pushed the one it was
 	// pushed to.
@@ -43,6 +47,20 @@ type CookResult struct {
 	// Warnings: the registry could not serve or take the image (the cook
 	// went on without it).
 	Warnings []string `json:"warnings,omitempty"`
+}
+
+// ContextStats is what a code build's context held and cost on the way
+// to the engine.
+type ContextStats struct {
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"` // the files' sizes
+	// Sent is the bytes on the wire (the tar, gzip-compressed when Gzip:
+	// an engine over the network, WithCompression).
+	Sent int64 `json:"sent"`
+	Gzip bool  `json:"gzip,omitempty"`
+	// Upload is the time from the first byte written to the last one the
+	// engine read.
+	Upload time.Duration `json:"upload_ns"`
 }
 
 // BuildResult describes a finished code build.
@@ -58,6 +76,8 @@ type BuildResult struct {
 	Duration time.Duration `json:"duration_ns"`
 	Compiled Crates        `json:"compiled"`
 	Phases   []Phase       `json:"phases"`
+	// Context: the code build's context (nil when the build did not start).
+	Context *ContextStats `json:"context,omitempty"`
 	// Warnings are the lines of a warning about the build (a large
 	// context: its largest files and the .dockerignore lines that would
 	// leave them out), also sent as progress output.

@@ -86,7 +86,7 @@ func (a *app) openSession(ctx context.Context, tag string, noCache, pushCooked b
 	if cfg.Images, err = cfg.SelectImages(images); err != nil {
 		return nil, &exitError{code: 2, msg: err.Error()}
 	}
-	e, err := dockerctl.Connect(ctx, dockerctl.WithLogger(a.log))
+	e, err := dockerctl.Connect(ctx, dockerctl.WithLogger(a.log), dockerctl.WithCompression(os.Getenv("CHEFD_COMPRESS")))
 	if err != nil {
 		return nil, engineError(err)
 	}
@@ -137,8 +137,9 @@ func crateLine(c dockerctl.Crates) string {
 
 // cookLine says what a cook started from and what it compiled: "delta
 // from 7dad3c0b: 1 third-party crate (itoa v1.0.1), 3 local" or "from
-// nothing: 32 third-party crates, 3 local".
-func cookLine(seed string, c dockerctl.Crates) string {
+// nothing: 32 third-party crates, 3 local"; with a seed image "delta
+// from 7dad3c0b (seed image reg/x-cooked:seed-...): ...".
+func cookLine(seed, seedImage string, c dockerctl.Crates) string {
 	from := "from nothing"
 	switch {
 	case seed == "interrupted":
@@ -147,6 +148,9 @@ func cookLine(seed string, c dockerctl.Crates) string {
 		from = "delta from " + seed[:8]
 	case seed != "":
 		from = "delta from " + seed
+	}
+	if seedImage != "" {
+		from += " (seed image " + seedImage + ")"
 	}
 	line := fmt.Sprintf("%s: %d third-party crate%s", from, c.ThirdParty, plural(c.ThirdParty))
 	if n := len(c.ThirdPartyNames); n > 0 && n <= 5 {
@@ -204,7 +208,7 @@ func (a *app) cookCmd() *cobra.Command {
 				case res.Skipped:
 					fmt.Fprintf(a.stdout, "%s exists (%s): nothing to cook\n", res.Tag, shortID(res.ImageID))
 				default:
-					fmt.Fprintf(a.stdout, "%s %s\ncooked in %.1fs, %s\n", res.Tag, res.ImageID, res.Duration.Seconds(), cookLine(res.Seed, res.Compiled))
+					fmt.Fprintf(a.stdout, "%s %s\ncooked in %.1fs, %s\n", res.Tag, res.ImageID, res.Duration.Seconds(), cookLine(res.Seed, res.SeedImage, res.Compiled))
 				}
 				if res.Pushed != "" {
 					fmt.Fprintf(a.stdout, "pushed %s\n", res.Pushed)
@@ -336,21 +340,36 @@ func printResult(w io.Writer, res dockerctl.BuildResult) {
 	if res.Cook != nil && res.Cook.Pulled != "" {
 		fmt.Fprintf(w, "  cook     %6.1fs  pulled %s\n", res.Cook.Duration.Seconds(), res.Cook.Pulled)
 	} else if res.Cook != nil && !res.Cook.Skipped {
-		fmt.Fprintf(w, "  cook     %6.1fs  %s (%s)\n", res.Cook.Duration.Seconds(), cookLine(res.Cook.Seed, res.Cook.Compiled), res.Cook.Tag)
+		fmt.Fprintf(w, "  cook     %6.1fs  %s (%s)\n", res.Cook.Duration.Seconds(), cookLine(res.Cook.Seed, res.Cook.SeedImage, res.Cook.Compiled), res.Cook.Tag)
 	}
 	for _, ph := range res.Phases {
 		if ph.Name == "cook" {
 			continue
 		}
 		line := ""
-		if ph.Name == "build" {
+		switch {
+		case ph.Name == "build":
 			line = crateLine(res.Compiled)
+		case ph.Name == "context" && res.Context != nil:
+			line = contextLine(*res.Context)
 		}
 		fmt.Fprintf(w, "  %-8s %6.1fs  %s\n", ph.Name, ph.Duration.Seconds(), line)
 	}
 	fmt.Fprintf(w, "  total    %6.1fs\n", res.Duration.Seconds())
 	printImages(w, res.Images)
 }
+
+// contextLine says what the code build's context held and sent: "1204
+// files, 4.1 MB; sent 1.2 MB gzip in 0.3s".
+func contextLine(c dockerctl.ContextStats) string {
+	line := fmt.Sprintf("%d files, %s; sent %s", c.Files, megabytes(c.Bytes), megabytes(c.Sent))
+	if c.Gzip {
+		line += " gzip"
+	}
+	return line + fmt.Sprintf(" in %.1fs", c.Upload.Seconds())
+}
+
+func megabytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
 // printImages lists several images: each one's ID, changed or unchanged,
 // and why.

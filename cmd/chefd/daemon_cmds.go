@@ -241,7 +241,7 @@ func (a *app) gcCmd() *cobra.Command {
 			if _, perr := pingDaemon(ctx, c); perr == nil {
 				removed, err = c.GC(ctx)
 			} else {
-				e, cerr := dockerctl.Connect(ctx, dockerctl.WithLogger(a.log))
+				e, cerr := dockerctl.Connect(ctx, dockerctl.WithLogger(a.log), dockerctl.WithCompression(os.Getenv("CHEFD_COMPRESS")))
 				if cerr != nil {
 					return engineError(cerr)
 				}
@@ -510,7 +510,7 @@ func recordLine(r api.Record, now time.Time) string {
 	case r.Kind == api.KindCook && r.Pulled != "":
 		b.WriteString("  pulled " + r.Pulled)
 	case r.Kind == api.KindCook && r.Result == api.ResultOK && len(r.Phases) > 0:
-		b.WriteString("  " + cookLine(r.Seed, r.Compiled))
+		b.WriteString("  " + cookLine(r.Seed, r.SeedImage, r.Compiled))
 	}
 	if r.Pushed != "" {
 		b.WriteString("  pushed " + r.Pushed)
@@ -589,14 +589,18 @@ func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 			fmt.Fprintf(w, "          waiting for %s\n", r.Waiting)
 		}
 	}
-	if r := st.LastOK; r != nil && len(r.Images) > 0 {
-		fmt.Fprintf(w, "images:   build #%d, %s, %s ago\n", r.ID, r.Mode, fmtDur(now.Sub(r.Finished)))
-		for _, im := range r.Images {
+	if r := st.LastOK; r != nil && len(st.Images) > 0 {
+		fmt.Fprintf(w, "images:   last build #%d, %s, %s ago\n", r.ID, r.Mode, fmtDur(now.Sub(r.Finished)))
+		for _, im := range st.Images {
 			state := "unchanged"
 			if im.Changed {
 				state = "changed"
 			}
-			fmt.Fprintf(w, "          %s %s %s (%s)\n", im.Image, shortID(im.ImageID), state, im.Reason)
+			since := "before the daemon's builds"
+			if im.ChangedIn != 0 {
+				since = fmt.Sprintf("by build #%d, %s ago", im.ChangedIn, fmtDur(now.Sub(im.ChangedAt)))
+			}
+			fmt.Fprintf(w, "          %s %s: build #%d %s (%s); image made %s\n", im.Image, shortID(im.ImageID), im.Build, state, im.Reason, since)
 		}
 	} else if r != nil {
 		fmt.Fprintf(w, "image:    %s %s (build #%d, %s, %s ago)\n", r.Image, shortID(r.ImageID), r.ID, r.Mode, fmtDur(now.Sub(r.Finished)))

@@ -162,19 +162,21 @@ func expect(t *testing.T, cond bool, format string, args ...any) {
 // cook and build summaries and the status show it.
 func TestCookLine(t *testing.T) {
 	for _, c := range []struct {
-		seed string
-		c    dockerctl.Crates
-		want string
+		seed, image string
+		c           dockerctl.Crates
+		want        string
 	}{
-		{"7dad3c0b931a6e0c", dockerctl.Crates{ThirdParty: 1, Local: 3, ThirdPartyNames: []string{"itoa v1.0.1"}},
+		{"7dad3c0b931a6e0c", "", dockerctl.Crates{ThirdParty: 1, Local: 3, ThirdPartyNames: []string{"itoa v1.0.1"}},
 			"delta from 7dad3c0b: 1 third-party crate (itoa v1.0.1), 3 local"},
-		{"7dad3c0b931a6e0c", dockerctl.Crates{Local: 3}, "delta from 7dad3c0b: 0 third-party crates, 3 local"},
-		{"", dockerctl.Crates{ThirdParty: 32, Local: 3, ThirdPartyNames: make([]string, 32)}, "from nothing: 32 third-party crates, 3 local"},
-		{"interrupted", dockerctl.Crates{ThirdParty: 2, ThirdPartyNames: []string{"a v1", "b v2"}},
+		{"7dad3c0b931a6e0c", "", dockerctl.Crates{Local: 3}, "delta from 7dad3c0b: 0 third-party crates, 3 local"},
+		{"7dad3c0b931a6e0c", "reg:5000/x-cooked:seed-0123456789abcdef", dockerctl.Crates{Local: 3},
+			"delta from 7dad3c0b (seed image reg:5000/x-cooked:seed-0123456789abcdef): 0 third-party crates, 3 local"},
+		{"", "", dockerctl.Crates{ThirdParty: 32, Local: 3, ThirdPartyNames: make([]string, 32)}, "from nothing: 32 third-party crates, 3 local"},
+		{"interrupted", "", dockerctl.Crates{ThirdParty: 2, ThirdPartyNames: []string{"a v1", "b v2"}},
 			"delta from an interrupted cook: 2 third-party crates (a v1, b v2), 0 local"},
 	} {
-		if got := cookLine(c.seed, c.c); got != c.want {
-			t.Errorf("cookLine(%q, %+v) = %q, want %q", c.seed, c.c, got, c.want)
+		if got := cookLine(c.seed, c.image, c.c); got != c.want {
+			t.Errorf("cookLine(%q, %q, %+v) = %q, want %q", c.seed, c.image, c.c, got, c.want)
 		}
 	}
 	rec := api.Record{ID: 7, Kind: api.KindCook, Result: api.ResultOK, Duration: 3500 * time.Millisecond,

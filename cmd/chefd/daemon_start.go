@@ -184,7 +184,7 @@ func (b *daemonEngineBuilder) Close() error {
 func daemonBuilder(root string, cfg configs.Config, log *zap.Logger) *daemon.LazyBuilder {
 	return &daemon.LazyBuilder{
 		Connect: func(ctx context.Context) (daemon.Builder, error) {
-			e, err := dockerctl.Connect(ctx, dockerctl.WithLogger(log))
+			e, err := dockerctl.Connect(ctx, dockerctl.WithLogger(log), dockerctl.WithCompression(os.Getenv("CHEFD_COMPRESS")))
 			if err != nil {
 				return nil, err
 			}

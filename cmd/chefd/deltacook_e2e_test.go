@@ -54,13 +54,26 @@ func relock(t *testing.T, dir string) {
 // the artifacts alone: its file system is exported, not run).
 func cookedFiles(t *testing.T, tag, workdir string) []string {
 	t.Helper()
-	out, err := exec.Command("docker", "create", tag, "none").CombinedOutput()
+	return cookedFilesOn(t, nil, tag, workdir)
+}
+
+// cookedFilesOn is cookedFiles on the engine env names (DOCKER_HOST...).
+func cookedFilesOn(t *testing.T, env []string, tag, workdir string) []string {
+	t.Helper()
+	docker := func(args ...string) *exec.Cmd {
+		c := exec.Command("docker", args...)
+		c.Env = append(os.Environ(), env...)
+		return c
+	}
+	out, err := docker("create", tag, "none").CombinedOutput()
 	if err != nil {
 		t.Fatalf("create a container of %s: %v\n%s", tag, err, out)
 	}
 	id := strings.TrimSpace(string(out))
-	defer exec.Command("docker", "rm", id).Run()
-	list, err := exec.Command("sh", "-c", "docker export "+id+" | tar -t").Output()
+	defer docker("rm", id).Run()
+	export := exec.Command("sh", "-c", "docker export "+id+" | tar -t")
+	export.Env = append(os.Environ(), env...)
+	list, err := export.Output()
 	if err != nil {
 		t.Fatalf("list %s: %v", tag, err)
 	}

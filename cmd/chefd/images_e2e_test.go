@@ -231,6 +231,44 @@ func TestE2EServiceImages(t *testing.T) {
 		t.Errorf("build --image nope: %d %s", r.code, r.stderr)
 	}
 
+	// through the daemon: `build --wait --image` prints that image's ID
+	// alone, the daemon's build made every image (one code build), and
+	// status shows each image, the build that made it
+	env := daemonEnv(t, dir)
+	if r := chefd(t, dir, env, "start", "--manual"); r.code != 0 {
+		t.Fatalf("start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	edit(t, filepath.Join(dir, "services/s2/src/main.rs"), `print!("s2?")`, `print!("s2!")`)
+	r = chefd(t, dir, env, "build", "--wait", "--image", prefix+"-s2")
+	if r.code != 0 {
+		t.Fatalf("build --wait --image through the daemon: %d %s", r.code, r.stderr)
+	}
+	if ids := strings.Fields(r.stdout); len(ids) != 1 || ids[0] != imageID(t, prefix+"-s2:dev") {
+		t.Errorf("build --wait --image s2: stdout %q, want the ID of %s-s2:dev", r.stdout, prefix)
+	}
+	if got := run("s2"); got != "s2! base-v2" {
+		t.Errorf("s2 prints %q after build --wait --image", got)
+	}
+	if got := run("s6"); got != "s6?" {
+		t.Errorf("s6 prints %q after the daemon's build (it builds every image)", got)
+	}
+	st := daemonStatus(t, dir, env)
+	if len(st.Images) != 6 {
+		t.Fatalf("status shows %d images, want 6: %+v", len(st.Images), st.Images)
+	}
+	for _, im := range st.Images {
+		changed := im.Service == prefix+"-s2" || im.Service == prefix+"-s6"
+		if im.Build != st.LastOK.ID || im.Changed != changed || (im.ChangedIn == st.LastOK.ID) != changed || im.ImageID != imageID(t, im.Image) {
+			t.Errorf("status of %s: %+v (last build #%d), want changed %v", im.Service, im, st.LastOK.ID, changed)
+		}
+	}
+	if r := chefd(t, dir, env, "status"); !strings.Contains(r.stdout, prefix+"-s2:dev") || !strings.Contains(r.stdout, "image made by build #") {
+		t.Errorf("status does not show the images:\n%s", r.stdout)
+	}
+	if r := chefd(t, dir, env, "stop"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+
 	// superseded images: s6 changes on every build; keep-images = 2
 	builds := envInt("CHEFD_E2E_IMAGE_BUILDS", 20)
 	for i := 0; i < builds; i++ {
@@ -253,6 +291,16 @@ func TestE2EServiceImages(t *testing.T) {
 			t.Errorf("%s: %d superseded images", s, n)
 		}
 	}
+}
+
+// imageID is the ID of an image on the engine.
+func imageID(t *testing.T, ref string) string {
+	t.Helper()
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Id}}", ref).Output()
+	if err != nil {
+		t.Fatalf("inspect %s: %v", ref, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // supersededImages counts the untagged final images of one image

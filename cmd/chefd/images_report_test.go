@@ -38,3 +38,41 @@ func TestReportImages(t *testing.T) {
 		t.Errorf("in-process build: stdout %q", out.String())
 	}
 }
+
+// TestStatusImages: status shows each service image, the daemon's last
+// build of it and the build that made it.
+func TestStatusImages(t *testing.T) {
+	now := time.Now()
+	st := api.FullStatus{Status: api.Status{
+		LastOK: &api.Record{ID: 9, Result: api.ResultOK, Mode: dockerctl.ModeLoop, Finished: now.Add(-time.Minute)},
+		Images: []api.ServiceImage{
+			{ImageResult: dockerctl.ImageResult{Service: "api", Image: "shop-api:dev", ImageID: "sha256:aaaaaaaaaaaaaaaa", Changed: true, Reason: "api changed"},
+				Build: 9, ChangedIn: 9, ChangedAt: now.Add(-time.Minute)},
+			{ImageResult: dockerctl.ImageResult{Service: "worker", Image: "shop-worker:dev", ImageID: "sha256:bbbbbbbbbbbbbbbb", Reason: "binaries identical"},
+				Build: 9, ChangedIn: 4, ChangedAt: now.Add(-time.Hour)},
+		}}}
+	var b bytes.Buffer
+	printStatus(&b, st, now)
+	for _, want := range []string{"images:   last build #9",
+		"shop-api:dev aaaaaaaaaaaa: build #9 changed (api changed); image made by build #9, 1m",
+		"shop-worker:dev bbbbbbbbbbbb: build #9 unchanged (binaries identical); image made by build #4, 1h"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestContextLine: the summary's context line.
+func TestContextLine(t *testing.T) {
+	for _, c := range []struct {
+		s    dockerctl.ContextStats
+		want string
+	}{
+		{dockerctl.ContextStats{Files: 1204, Bytes: 4_100_000, Sent: 4_700_000, Upload: 300 * time.Millisecond}, "1204 files, 4.1 MB; sent 4.7 MB in 0.3s"},
+		{dockerctl.ContextStats{Files: 20000, Bytes: 41_000_000, Sent: 9_000_000, Gzip: true, Upload: 2 * time.Second}, "20000 files, 41.0 MB; sent 9.0 MB gzip in 2.0s"},
+	} {
+		if got := contextLine(c.s); got != c.want {
+			t.Errorf("contextLine(%+v) = %q, want %q", c.s, got, c.want)
+		}
+	}
+}

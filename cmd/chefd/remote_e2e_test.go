@@ -273,6 +273,35 @@ func TestE2ERemoteEngine(t *testing.T) {
 		t.Errorf("the image printed %q on engine B", out)
 	}
 	edit(t, filepath.Join(dir, "crates/app/src/main.rs"), `GREETING: &str = "hello through a context"`, `GREETING: &str = "hello from chefd example"`)
+
+	// a recipe the repository does not hold, on engine B, whose cook cache
+	// is empty (it only ever pulled cooked images): the cook starts from
+	// the repository's seed of the cook key (the first recipe, pushed by
+	// A) and compiles no third-party crate (ryu is already a dependency of
+	// serde_json); its image holds what A's cook of the same recipe holds
+	report := filepath.Join(dir, "crates/report/Cargo.toml")
+	edit(t, report, "[dependencies]\n", "[dependencies]\nryu = \"1\"\n")
+	relock(t, dir)
+	r = chefd(t, dir, env, "build")
+	if r.code != 0 {
+		t.Fatalf("build of a new recipe on engine B: exit %d\n%s", r.code, r.stderr)
+	}
+	t.Logf("a new recipe on engine B:\n%s", r.stderr)
+	seeded := "delta from " + hash[:8] + " (seed image " + dockerctl.RemoteSeedRef(repo, "")
+	if !strings.Contains(r.stderr, seeded) || !strings.Contains(r.stderr, ": 0 third-party crates") || !strings.Contains(r.stderr, "(0 third-party") {
+		t.Errorf("the cook on engine B did not start from the repository's seed (%q), or compiled third-party crates:\n%s", seeded, r.stderr)
+	}
+	if out := b.docker(t, "run", "--rm", "--entrypoint", "/usr/local/bin/report", strings.TrimSpace(r.stdout)); !strings.Contains(out, "report: ") {
+		t.Errorf("the image printed %q on engine B", out)
+	}
+	hash2 := prepareHash(t, dir)
+	onA := chefdJSON[dockerctl.CookResult](t, dir, "cook", "--json")
+	sameFiles(t, "a seeded cook on engine B against A's", cookedFilesOn(t, b.env, image+"-cooked:"+hash2[:16], "/src"), cookedFiles(t, onA.Tag, "/src"))
+	if out := b.docker(t, "image", "ls", "-q", dockerctl.RemoteSeedRef(repo, cookKeyOf(t, onA.Tag))); strings.TrimSpace(out) != "" {
+		t.Errorf("the pulled seed stays on engine B: %s", out)
+	}
+	edit(t, report, "[dependencies]\nryu = \"1\"\n", "[dependencies]\n")
+	relock(t, dir)
 	if os.Getenv("CHEFD_BENCH_REMOTE") == "" {
 		return
 	}

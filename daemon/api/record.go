@@ -75,6 +75,9 @@ type Record struct {
 	Compiled dockerctl.Crates  `json:"compiled"`
 	// Seed is what a cook started from (dockerctl.CookResult.Seed).
 	Seed string `json:"seed,omitempty"`
+	// SeedImage filled the cook's empty cook cache
+	// (dockerctl.CookResult.SeedImage).
+	SeedImage string `json:"seed_image,omitempty"`
 	// Pulled and Pushed: the registry reference a cook pulled its image
 	// from instead of cooking, or pushed it to (dockerctl.CookResult).
 	Pulled string `json:"pulled,omitempty"`

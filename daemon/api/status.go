@@ -14,6 +14,19 @@ type CookedImage struct {
 	Since   time.Time `json:"since"`
 }
 
+// ServiceImage is the state of one service image of a workspace with
+// several: what the daemon's last successful build did with it, and the
+// build that last moved it to a new ID.
+type ServiceImage struct {
+	dockerctl.ImageResult
+	// Build is the ID of the daemon's last successful build of it.
+	Build int64 `json:"build"`
+	// ChangedIn is the build that made its current image (0: none of the
+	// daemon's builds: it was already there), ChangedAt when.
+	ChangedIn int64     `json:"changed_in,omitempty"`
+	ChangedAt time.Time `json:"changed_at,omitzero"`
+}
+
 // Status is a snapshot of the scheduler.
 type Status struct {
 	State          State         `json:"state"`
@@ -27,9 +40,11 @@ type Status struct {
 	Pending        *Record       `json:"pending,omitempty"`
 	Last           *Record       `json:"last,omitempty"`    // last finished build
 	LastOK         *Record       `json:"last_ok,omitempty"` // last successful build
-	LastCook       time.Duration `json:"last_cook_ns,omitempty"`
-	Changes        int64         `json:"changes"` // batches seen
-	Manual         bool          `json:"manual,omitempty"`
+	// Images: each service image, by service name order (several images).
+	Images   []ServiceImage `json:"images,omitempty"`
+	LastCook time.Duration  `json:"last_cook_ns,omitempty"`
+	Changes  int64          `json:"changes"` // batches seen
+	Manual   bool           `json:"manual,omitempty"`
 	// Mode is the mode of the daemon's builds ("loop" or "exact"); a
 	// request may still ask for an exact build.
 	Mode dockerctl.Mode `json:"mode,omitempty"`

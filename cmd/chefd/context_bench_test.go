@@ -1,0 +1,108 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chefd/chefd/dockerctl"
+)
+
+// TestBenchRemoteContext (BENCHMARKS.md, "The build context on a remote
+// engine"; CHEFD_BENCH_CONTEXT=1, not part of the suite): what a save
+// costs in context on the example and on the example with 20,000 more
+// source files (CHEFD_BENCH_FILES), on engine B over TCP with TLS, with
+// the context sent as is and gzip-compressed, and on the local engine.
+// It prints a table row per case: files, bytes, bytes sent, upload time
+// and the build from start to image ID (medians of CHEFD_BENCH_RUNS).
+func TestBenchRemoteContext(t *testing.T) {
+	if os.Getenv("CHEFD_BENCH_CONTEXT") == "" {
+		t.Skip("a benchmark: CHEFD_BENCH_CONTEXT=1")
+	}
+	needEngine(t)
+	runs := envInt("CHEFD_BENCH_RUNS", 3)
+	reg := startRegistry(t, "", "")
+	builder := reg.host + "/" + builderImage(t)
+	docker(t, "tag", builderImage(t), builder)
+	t.Cleanup(func() { docker(t, "rmi", builder) })
+	docker(t, "push", builder)
+	b := startEngine(t)
+
+	small := exampleCopy(t)
+	large := exampleCopy(t)
+	nfiles := envInt("CHEFD_BENCH_FILES", 20000)
+	// 20,000 files of Rust source (about 2 KB each), in 100 directories
+	// of one crate: shipped with it, as a large workspace's sources are
+	body := strings.Repeat("/// A generated function, as a large crate has thousands.\npub fn f(x: u64) -> u64 {\n    x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407)\n}\n", 10)
+	for i := 0; i < nfiles; i++ {
+		d := filepath.Join(large, "crates/ledger/src/gen", fmt.Sprintf("d%03d", i%100))
+		if i < 100 {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("m%05d.rs", i)), []byte(fmt.Sprintf("// file %d\n%s", i, body)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, dir := range []string{small, large} {
+		edit(t, filepath.Join(dir, "chefd.toml"), `builder-image = "`+builderImage(t)+`"`, `builder-image = "`+builder+`"`)
+		ownImage(t, dir, "chefd-ctxbench")
+	}
+	main := "crates/app/src/main.rs"
+	for _, c := range []struct {
+		name, dir string
+		env       []string
+	}{
+		{"example, local engine (unix socket)", small, nil},
+		{"example, engine B (tcp+TLS), as is", small, append([]string{"CHEFD_COMPRESS=never"}, b.env...)},
+		{"example, engine B (tcp+TLS), gzip", small, b.env},
+		{fmt.Sprintf("+%d files, local engine (unix socket)", nfiles), large, nil},
+		{fmt.Sprintf("+%d files, engine B (tcp+TLS), as is", nfiles), large, append([]string{"CHEFD_COMPRESS=never"}, b.env...)},
+		{fmt.Sprintf("+%d files, engine B (tcp+TLS), gzip", nfiles), large, b.env},
+	} {
+		// warm: the cook and a first code build on that engine
+		if r := chefd(t, c.dir, c.env, "build"); r.code != 0 {
+			t.Fatalf("%s: first build: %s", c.name, r.stderr)
+		}
+		var totals, uploads []time.Duration
+		var last dockerctl.BuildResult
+		for i := 0; i < runs; i++ {
+			greeting := fmt.Sprintf("hello %d", time.Now().UnixNano())
+			b, _ := os.ReadFile(filepath.Join(c.dir, main))
+			s := string(b)
+			i0 := strings.Index(s, `GREETING: &str = "`) + len(`GREETING: &str = "`)
+			i1 := i0 + strings.IndexByte(s[i0:], '"')
+			os.WriteFile(filepath.Join(c.dir, main), []byte(s[:i0]+greeting+s[i1:]), 0o644)
+			t0 := time.Now()
+			r := chefd(t, c.dir, c.env, "build", "--json")
+			took := time.Since(t0)
+			if r.code != 0 {
+				t.Fatalf("%s: %s", c.name, r.stderr)
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &last); err != nil || last.Context == nil {
+				t.Fatalf("%s: %v %s", c.name, err, r.stdout)
+			}
+			totals, uploads = append(totals, took), append(uploads, last.Context.Upload)
+		}
+		cs := last.Context
+		t.Logf("| %s | %d | %.1f MB | %.1f MB | %.2f s | %.1f s |", c.name, cs.Files, float64(cs.Bytes)/1e6, float64(cs.Sent)/1e6,
+			median(uploads).Seconds(), median(totals).Seconds())
+	}
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
