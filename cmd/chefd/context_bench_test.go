@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,4 +106,69 @@ func median(d []time.Duration) time.Duration {
 		}
 	}
 	return s[len(s)/2]
+}
+
+// TestBenchRemoteShared (BENCHMARKS.md, "Shared cooked images on another
+// engine"; CHEFD_BENCH_REMOTE_GEN=1, not part of the suite): the first
+// build on engine B of a generated workspace with 115 third-party packages
+// (scripts/gen-workspace.sh), with the cooked image engine A pushed,
+// against B cooking it, and against a code build on warm A after an edit.
+func TestBenchRemoteShared(t *testing.T) {
+	if os.Getenv("CHEFD_BENCH_REMOTE_GEN") == "" {
+		t.Skip("a benchmark: CHEFD_BENCH_REMOTE_GEN=1")
+	}
+	needEngine(t)
+	reg := startRegistry(t, "", "")
+	builder := reg.host + "/" + builderImage(t)
+	docker(t, "tag", builderImage(t), builder)
+	t.Cleanup(func() { docker(t, "rmi", builder) })
+	docker(t, "push", builder)
+	b := startEngine(t)
+
+	dir := filepath.Join(t.TempDir(), "gen")
+	if out, err := exec.Command("sh", "../../scripts/gen-workspace.sh", dir).CombinedOutput(); err != nil {
+		t.Fatalf("gen-workspace.sh: %v\n%s", err, out)
+	}
+	edit(t, filepath.Join(dir, "chefd.toml"), `builder-image = "`+builderImage(t)+`"`, `builder-image = "`+builder+`"`)
+	image := ownImage(t, dir, "chefd-genshare")
+	// a recipe of its own: no figure is BuildKit's layer cache
+	os.MkdirAll(filepath.Join(dir, ".cargo"), 0o755)
+	os.WriteFile(filepath.Join(dir, ".cargo/config.toml"), []byte(fmt.Sprintf("[alias]\nchefd-nonce-%d = \"build\"\n", time.Now().UnixNano())), 0o644)
+	repo := reg.host + "/team/" + image + "-cooked"
+
+	t0 := time.Now()
+	if r := chefd(t, dir, nil, "--cooked-repo", repo, "cook", "--push"); r.code != 0 {
+		t.Fatalf("cook --push on A: %s", r.stderr)
+	}
+	coldA := time.Since(t0)
+	buildOn := func(what string, env []string) (dockerctl.BuildResult, time.Duration) {
+		t.Helper()
+		t0 := time.Now()
+		r := chefd(t, dir, env, "build", "--json")
+		took := time.Since(t0)
+		var res dockerctl.BuildResult
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &res) != nil {
+			t.Fatalf("%s: exit %d\n%s", what, r.code, r.stderr)
+		}
+		t.Logf("%s: %.1f s, cook %+v", what, took.Seconds(), res.Cook)
+		return res, took
+	}
+	// B's first build pulls the builder image (its one-time setup), then
+	// the cooked image: the builder's pull is left out
+	docker := func(args ...string) { b.docker(t, args...) }
+	docker("pull", builder)
+	shared, sharedT := buildOn("B, shared cooked image", append([]string{"CHEFD_COOKED_REPO=" + repo}, b.env...))
+	if shared.Cook == nil || shared.Cook.Pulled == "" || shared.Compiled.ThirdParty != 0 {
+		t.Fatalf("B did not pull the cooked image: %+v", shared.Cook)
+	}
+	pull := shared.Cook.Duration
+	// B cooking: its cooked image removed, no repository
+	docker("rmi", shared.CookedTag, shared.Cook.Pulled)
+	_, coldT := buildOn("B, cooking", b.env)
+	// warm A: a code build after an edit
+	buildOn("A, first code build", nil)
+	edit(t, filepath.Join(dir, "crates/report/src/main.rs"), `"gen"`, `"gen, edited"`)
+	_, warmT := buildOn("A, code build after an edit", nil)
+	t.Logf("| generated, 115 packages | **%.1f s** (pull %.1f s) | %.1f s | **%.1fx** | %.1f s | cold cook on A %.1f s |",
+		sharedT.Seconds(), pull.Seconds(), coldT.Seconds(), coldT.Seconds()/sharedT.Seconds(), warmT.Seconds(), coldA.Seconds())
 }
