@@ -97,9 +97,9 @@ func (s *stream) stepWindows(name string) windows {
 // Records in use are picked too (their removal waits until they are
 // free). The order is removable (children first).
 //
-// A code build's unpacked context (sent bytes) is also found by its size
-// in a wider window (contextSlack): on a loaded engine its record was
-// committed outside the narrow one and stayed for good.
+// A code build's unpacked context, and its tar (sent bytes), are also
+// found by their size in a wider window (contextSlack): on a loaded engine
+// their records were committed outside the narrow one and stayed for good.
 func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bool, elapsed time.Duration, sent int64) []*build.CacheRecord {
 	var out []*build.CacheRecord
 	byID := map[string]*build.CacheRecord{}
@@ -124,6 +124,9 @@ func leftovers(recs []*build.CacheRecord, s *stream, workspaceID string, code bo
 		}
 		switch {
 		case strings.HasPrefix(r.Description, httpContextPrefix) && load.hold(r.CreatedAt):
+			out = append(out, r)
+		case strings.HasPrefix(r.Description, httpContextPrefix) && sent > 0 && sizeNear(r.Size, sent) && wide.hold(r.CreatedAt):
+			// the tar itself, committed late on a loaded engine
 			out = append(out, r)
 		case r.Description == fileOpRecord && parentOf(r) == "" && unpack.hold(r.CreatedAt):
 			out = append(out, r)

@@ -128,9 +128,9 @@ func TestLeftoversRetried(t *testing.T) {
 	}
 }
 
-// TestLeftoversBySize: a code build's unpacked context committed outside
-// the narrow window (a loaded engine) is found by its size within the
-// wide one; another parentless COPY of another size (a cooked image's
+// TestLeftoversBySize: a code build's unpacked context and its tar,
+// committed outside the narrow windows (a loaded engine), are found by
+// their size within the wide one; another parentless COPY of another size (a cooked image's
 // artifacts) is not.
 func TestLeftoversBySize(t *testing.T) {
 	f := &fakeEngine{}
@@ -142,6 +142,10 @@ func TestLeftoversBySize(t *testing.T) {
 		{ID: "unpack-late", Description: fileOpRecord, CreatedAt: at(45), Size: sent + 4096, Type: "regular"},
 		{ID: "cooked-copy", Description: fileOpRecord, CreatedAt: at(8), Size: 75 << 20, Type: "regular"},
 		{ID: "unpack-long-after", Description: fileOpRecord, CreatedAt: at(600), Size: sent, Type: "regular"},
+		// the tar, committed before the narrow window (its upload began
+		// 5 s before the unpacking) on a loaded engine
+		{ID: "http-early", Description: httpContextPrefix + "e", CreatedAt: at(-30), Size: sent + 20<<10, Type: "regular"},
+		{ID: "http-other-size", Description: httpContextPrefix + "o", CreatedAt: at(-30), Size: 3 << 20, Type: "regular"},
 	}
 	var body bytes.Buffer
 	body.Write(traceMsg([][]byte{pbVertex("v2", contextCopyStep, at(20), at(21), false, "")}, nil))
@@ -152,7 +156,9 @@ func TestLeftoversBySize(t *testing.T) {
 	}
 	b.pruneLeftovers(context.Background(), s, true, 5*time.Second, sent)
 	b.WaitCleanup(context.Background())
-	if !slices.Equal(f.removed, []string{"unpack-late"}) {
-		t.Errorf("removed %q, want the late unpacked context only", f.removed)
+	got := slices.Clone(f.removed)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"http-early", "unpack-late"}) {
+		t.Errorf("removed %q, want the late unpacked context and the early tar only", got)
 	}
 }

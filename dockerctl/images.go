@@ -539,6 +539,15 @@ func (b *WorkspaceBuilder) pruneBins(ctx context.Context, current string) []Remo
 	var removed []Removed
 	for _, im := range imgs {
 		if slices.Contains(im.RepoTags, current) {
+			// the same binaries as an earlier build's (BuildKit's cache
+			// answered): that build's tags go, the image stays for this one
+			for _, t := range im.RepoTags {
+				if t != current {
+					if _, err := b.e.api.ImageRemove(ctx, t, image.RemoveOptions{}); err == nil {
+						removed = append(removed, Removed{Name: t})
+					}
+				}
+			}
 			continue
 		}
 		if _, err := b.e.api.ImageRemove(ctx, im.ID, image.RemoveOptions{Force: true}); err == nil {

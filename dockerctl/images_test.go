@@ -137,7 +137,8 @@ func TestPruneSuperseded(t *testing.T) {
 	add("other-2", "image", "/elsewhere", "shop-api", 2)
 	add("other-3", "image", "/elsewhere", "shop-api", 3)
 	add("bins-old", "bins", b.root, "", 1, "app-bins:aaaa")
-	add("bins-now", "bins", b.root, "", 2, "app-bins:bbbb")
+	// a killed build's binaries, identical to this build's: its tag goes
+	add("bins-now", "bins", b.root, "", 2, "app-bins:kill", "app-bins:bbbb")
 	add("bins-other", "bins", "/elsewhere", "", 2, "app-bins:cccc")
 	removed := b.pruneSuperseded(context.Background(), 2, "app-bins:bbbb")
 	var names []string
@@ -145,7 +146,7 @@ func TestPruneSuperseded(t *testing.T) {
 		names = append(names, r.Name)
 	}
 	slices.Sort(f.removed)
-	if want := []string{"api-2", "api-3", "bins-old"}; !slices.Equal(f.removed, want) {
+	if want := []string{"api-2", "api-3", "app-bins:kill", "bins-old"}; !slices.Equal(f.removed, want) {
 		t.Errorf("removed %v (%v), want %v", f.removed, names, want)
 	}
 	// without a build's lock (chefd gc): superseded images only, never a

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -231,6 +232,46 @@ func TestE2EServiceImages(t *testing.T) {
 		t.Errorf("build --image nope: %d %s", r.code, r.stderr)
 	}
 
+	// a build killed (SIGKILL) between its code build and its images: no
+	// tag moved; the next build makes the images from its own binaries
+	// and removes the killed build's binaries image
+	edit(t, filepath.Join(dir, "services/s3/src/main.rs"), `print!("s3")`, `print!("s3 killed")`)
+	killed := exec.Command(chefdBinary(t), "-C", dir, "build")
+	var killedErr bytes.Buffer
+	hit := make(chan struct{})
+	killed.Stderr = &lineWatcher{w: &killedErr, match: "Successfully tagged services-bins:", hit: hit}
+	if err := killed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- killed.Wait() }()
+	select {
+	case <-hit:
+		killed.Process.Kill()
+		<-exited
+	case err := <-exited:
+		t.Fatalf("the build ended before it could be killed: %v\n%s", err, killedErr.String())
+	case <-time.After(3 * time.Minute):
+		killed.Process.Kill()
+		t.Fatalf("no binaries image in 3 minutes:\n%s", killedErr.String())
+	}
+	if got := run("s3"); got != "s3 base-v2 text-v2" {
+		t.Errorf("a killed build moved s3's tag: it prints %q", got)
+	}
+	t.Logf("killed after its code build; binaries images left: %d", binsImages(t, dir))
+	after := buildJSON(t, dir)
+	if got := run("s3"); got != "s3 killed base-v2 text-v2" {
+		t.Errorf("after a killed build, the next build's s3 prints %q", got)
+	}
+	if n := binsImages(t, dir); n != 0 {
+		t.Errorf("%d binaries images left after the build that followed a killed one", n)
+	}
+	for _, im := range after.Images {
+		if im.ImageID != imageID(t, im.Image) {
+			t.Errorf("%s names %s, the build says %s", im.Image, imageID(t, im.Image), im.ImageID)
+		}
+	}
+
 	// through the daemon: `build --wait --image` prints that image's ID
 	// alone, the daemon's build made every image (one code build), and
 	// status shows each image, the build that made it
@@ -250,14 +291,14 @@ func TestE2EServiceImages(t *testing.T) {
 		t.Errorf("s2 prints %q after build --wait --image", got)
 	}
 	if got := run("s6"); got != "s6?" {
-		t.Errorf("s6 prints %q after the daemon's build (it builds every image)", got)
+		t.Errorf("s6 prints %q after the daemon's build", got)
 	}
 	st := daemonStatus(t, dir, env)
 	if len(st.Images) != 6 {
 		t.Fatalf("status shows %d images, want 6: %+v", len(st.Images), st.Images)
 	}
 	for _, im := range st.Images {
-		changed := im.Service == prefix+"-s2" || im.Service == prefix+"-s6"
+		changed := im.Service == prefix+"-s2"
 		if im.Build != st.LastOK.ID || im.Changed != changed || (im.ChangedIn == st.LastOK.ID) != changed || im.ImageID != imageID(t, im.Image) {
 			t.Errorf("status of %s: %+v (last build #%d), want changed %v", im.Service, im, st.LastOK.ID, changed)
 		}
@@ -291,6 +332,17 @@ func TestE2EServiceImages(t *testing.T) {
 			t.Errorf("%s: %d superseded images", s, n)
 		}
 	}
+}
+
+// binsImages counts the binaries images of builds of the workspace dir.
+func binsImages(t *testing.T, dir string) int {
+	t.Helper()
+	out, err := exec.Command("docker", "image", "ls", "-q", "--filter", "label=chefd.kind=bins",
+		"--filter", "label=chefd.workspace="+dir).Output()
+	if err != nil {
+		t.Fatalf("list binaries images: %v", err)
+	}
+	return len(strings.Fields(string(out)))
 }
 
 // imageID is the ID of an image on the engine.
