@@ -153,6 +153,10 @@ func RemovedNames(rs []Removed) []string {
 	return names
 }
 
+// StateDir is the workspace's client state directory (the build lock,
+// leftovers; the CLI keeps its step times there).
+func (b *WorkspaceBuilder) StateDir() string { return b.stateDir }
+
 // ImageRef is the final image reference.
 func (b *WorkspaceBuilder) ImageRef() string { return b.cfg.Image + ":" + b.cfg.Tag }
 

@@ -33,6 +33,13 @@ const (
 	titleCodeCopy  = "code: copy binaries"
 )
 
+// The titles of the steps that run cargo, as StepTitle gives them (the
+// progress view draws their crate bars).
+const (
+	StepCookBuild = titleCookBuild
+	StepCodeBuild = titleCodeBuild
+)
+
 // stepTitles maps a marker's id to the title of its step as a whole (a
 // step whose script names its parts is reported as those parts once it
 // runs: this title is for a cached step).

@@ -37,6 +37,7 @@ type app struct {
 	verbose        bool
 	log            *zap.Logger
 	over           overrides
+	progress       string // --progress
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -60,6 +61,8 @@ crates on top of it. 'chefd start' keeps that image warm while you edit.`,
 	}
 	root.PersistentFlags().StringVarP(&a.dir, "dir", "C", ".", "workspace directory")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "debug logging")
+	root.PersistentFlags().StringVar(&a.progress, "progress", "auto",
+		"how to show a build's progress: auto (tty on a terminal, else plain), tty (live lines with crate bars and estimates), plain (a line per event) or json (an event per line)")
 	root.PersistentFlags().StringVar(&a.over.cookedRepo, "cooked-repo", "",
 		"registry repository of shared cooked images (overrides "+cookedRepoEnv+" and cooked-repo in chefd.toml)")
 	root.PersistentFlags().StringVar(&a.over.pull, "pull", "",

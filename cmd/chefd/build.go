@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/chefd/chefd/configs"
 	"github.com/chefd/chefd/dockerctl"
@@ -95,42 +94,6 @@ func (a *app) openSession(ctx context.Context, tag string, noCache, pushCooked b
 	return &session{root: root, cfg: cfg, recipe: r, builder: b, engine: e, prepare: prep}, nil
 }
 
-// progressPrinter renders build progress: step names and durations on a
-// TTY, plain prefixed lines otherwise. Cargo and rustc output is shown as
-// it comes, compiler errors verbatim.
-func progressPrinter(w io.Writer) dockerctl.Progress {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	return func(ev dockerctl.Event) {
-		step := dockerctl.StepTitle(ev.Step)
-		switch ev.Kind {
-		case dockerctl.EventStep:
-			switch {
-			case !ev.Done && tty:
-				fmt.Fprintf(w, "\x1b[1m=> %s\x1b[0m\n", step)
-			case !ev.Done:
-				fmt.Fprintf(w, "step: %s\n", step)
-			case ev.Cached && tty:
-				fmt.Fprintf(w, "\x1b[2m=> %s CACHED\x1b[0m\n", step)
-			case ev.Cached:
-				fmt.Fprintf(w, "step: %s CACHED\n", step)
-			case tty:
-				fmt.Fprintf(w, "\x1b[32m=> %s done in %.1fs\x1b[0m\n", step, ev.Duration.Seconds())
-			default:
-				fmt.Fprintf(w, "step: %s done in %.1fs\n", step, ev.Duration.Seconds())
-			}
-		case dockerctl.EventLog:
-			fmt.Fprintf(w, "   %s\n", ev.Text)
-		case dockerctl.EventError:
-			fmt.Fprintf(w, "error: %s\n", ev.Text)
-		case dockerctl.EventWarning:
-			fmt.Fprintf(w, "warning: %s\n", ev.Text)
-		}
-	}
-}
-
 func crateLine(c dockerctl.Crates) string {
 	return fmt.Sprintf("%d crates compiled (%d third-party, %d local)", c.ThirdParty+c.Local, c.ThirdParty, c.Local)
 }
@@ -185,10 +148,12 @@ func (a *app) cookCmd() *cobra.Command {
 				return &exitError{code: 2, msg: "cook --push: nowhere to push: set cooked-repo in " + configs.FileName +
 					", " + cookedRepoEnv + " or --cooked-repo"}
 			}
-			var p dockerctl.Progress
-			if !asJSON {
-				p = progressPrinter(a.stderr)
+			view, err := a.viewFor(asJSON, s)
+			if err != nil {
+				return err
 			}
+			defer view.close()
+			p := view.sink()
 			res, err := s.builder.Cook(ctx, s.recipe, p)
 			if err != nil {
 				return engineError(err)
@@ -197,6 +162,7 @@ func (a *app) cookCmd() *cobra.Command {
 			if push && res.Pulled == "" && res.Pushed == "" {
 				res.Pushed, pushErr = s.builder.PushCooked(ctx, s.recipe, p)
 			}
+			view.close()
 			if asJSON {
 				if err := json.NewEncoder(a.stdout).Encode(res); err != nil {
 					return err
@@ -258,6 +224,12 @@ workspace, the build is asked of the daemon.`,
 				return err
 			}
 			defer s.close()
+			view, err := a.viewFor(f.JSON, s)
+			if err != nil {
+				return err
+			}
+			defer view.close()
+			p := view.sink()
 			var pulled *dockerctl.CookResult // --warm-only took it from the registry
 			if f.WarmOnly {
 				ok, err := s.builder.HasCooked(ctx, s.recipe)
@@ -267,7 +239,7 @@ workspace, the build is asked of the daemon.`,
 				if !ok && s.cfg.CookedRepo != "" {
 					// the hotfix runner: the shared image, or fail fast
 					ref := dockerctl.RemoteCookedRef(s.cfg.CookedRepo, s.recipe)
-					cr, found, err := s.builder.PullCooked(ctx, s.recipe, progressPrinter(a.stderr))
+					cr, found, err := s.builder.PullCooked(ctx, s.recipe, p)
 					pulled = &cr
 					switch {
 					case err != nil:
@@ -283,11 +255,8 @@ workspace, the build is asked of the daemon.`,
 						s.builder.CookedTag(s.recipe))}
 				}
 			}
-			var p dockerctl.Progress
-			if !f.JSON {
-				p = progressPrinter(a.stderr)
-			}
 			res, err := s.builder.Build(ctx, s.recipe, dockerctl.ModeExact, p)
+			view.close()
 			if pulled != nil && res.Cook == nil {
 				res.Cook = pulled
 				res.Phases = append([]dockerctl.Phase{{Name: "cook", Duration: pulled.Duration}}, res.Phases...)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chefd/chefd/internal/progress"
+
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -336,7 +338,12 @@ func (a *app) buildViaDaemon(cmd *cobra.Command, root string, opts buildFlags) (
 	req := api.BuildRequest{Wait: opts.Wait, Urgent: opts.Urgent, WarmOnly: opts.WarmOnly, Exact: opts.Exact}
 	var onEvent func(api.Event)
 	if opts.Wait && !opts.JSON {
-		onEvent = daemonEventPrinter(a.stderr)
+		view, err := a.newProgress(a.stderr, "", nil)
+		if err != nil {
+			return true, err
+		}
+		defer view.close()
+		onEvent = daemonEventPrinter(view.r)
 	}
 	rec, err := c.Build(ctx, req, onEvent)
 	if err != nil {
@@ -419,41 +426,42 @@ func (a *app) reportDaemonBuild(rec api.Record, quiet bool, only ...string) erro
 }
 
 // daemonEventPrinter shows what the daemon does for a waiting build:
-// recipe changes, cooks, supersessions, and the builder's progress.
-func daemonEventPrinter(w io.Writer) func(api.Event) {
-	progress := progressPrinter(w)
+// recipe changes, cooks, supersessions, and the builder's progress, on the
+// progress view (--progress).
+func daemonEventPrinter(v *progress.Renderer) func(api.Event) {
+	say := func(format string, args ...any) { v.Line(fmt.Sprintf(format, args...)) }
 	return func(ev api.Event) {
 		switch ev.Type {
 		case api.EventRecipe:
-			fmt.Fprintf(w, "recipe %s\n", shortHash(ev.Recipe))
+			say("recipe %s", shortHash(ev.Recipe))
 			for _, d := range ev.Diff {
-				fmt.Fprintf(w, "  %s\n", d)
+				say("  %s", d)
 			}
 		case api.EventRecipeError:
-			fmt.Fprintf(w, "recipe error: %s\n", ev.Message)
+			say("recipe error: %s", ev.Message)
 		case api.EventCookStart:
-			fmt.Fprintf(w, "cooking the dependencies of recipe %s (#%d)\n", shortHash(ev.Recipe), ev.ID)
+			say("cooking the dependencies of recipe %s (#%d)", shortHash(ev.Recipe), ev.ID)
 		case api.EventCookDone:
 			if r := ev.Record; r != nil {
-				fmt.Fprintf(w, "cook #%d %s in %s\n", r.ID, r.Result, fmtDur(r.Duration))
+				say("cook #%d %s in %s", r.ID, r.Result, fmtDur(r.Duration))
 			}
 		case api.EventBuildStart:
 			if r := ev.Record; r != nil {
-				fmt.Fprintf(w, "build #%d started\n", r.ID)
+				say("build #%d started", r.ID)
 				for _, why := range r.Why() {
-					fmt.Fprintf(w, "  why: %s\n", why)
+					say("  why: %s", why)
 				}
 			}
 		case api.EventBuildDone:
 			if r := ev.Record; r != nil && r.Result == api.ResultSuperseded {
-				fmt.Fprintf(w, "build #%d superseded by #%d (newer changes)\n", r.ID, r.SupersededBy)
+				say("build #%d superseded by #%d (newer changes)", r.ID, r.SupersededBy)
 			}
 		case api.EventCookProgress, api.EventBuildProgress:
 			if ev.Progress != nil {
-				progress(*ev.Progress)
+				v.Event(*ev.Progress)
 			}
 		case api.EventStopping:
-			fmt.Fprintln(w, "the daemon is stopping")
+			say("the daemon is stopping")
 		}
 	}
 }
