@@ -85,6 +85,14 @@ type Config struct {
 	// PushCooked pushes every cooked image chefd cooks to CookedRepo (a
 	// CI job on the main branch; developers and pull requests only pull).
 	PushCooked bool `toml:"push-cooked"`
+	// Notify: the daemon shows a desktop notification when a build or cook
+	// it ran on its own (a save, a manifest change) ends (chefd start
+	// --notify too).
+	Notify bool `toml:"notify"`
+	// StuckAfter is how long a daemon's build or cook may print nothing
+	// before status, the event stream and a notification call it possibly
+	// stuck. Default 10m.
+	StuckAfter Duration `toml:"stuck-after"`
 	// RegistryTimeout bounds the registry's answer to a manifest check,
 	// and a pull or push that makes no progress. Default 15s.
 	RegistryTimeout Duration `toml:"registry-timeout"`
@@ -299,7 +307,7 @@ func KnownKeys() []string {
 	keys := []string{"image", "tag", "builder-image", "runtime-image", "profile", "features",
 		"no-default-features", "target", "rustflags", "bins", "entrypoint", "debounce",
 		"max-wait", "ignore", "keep-cooked", "keep-images", "loop", "cooked-repo", "push-cooked",
-		"registry-timeout", "pull"}
+		"registry-timeout", "pull", "notify", "stuck-after"}
 	sort.Strings(keys)
 	return keys
 }
@@ -417,6 +425,9 @@ func (c *Config) validate(data []byte) error {
 	}
 	if c.MaxWait.Duration < c.Debounce.Duration {
 		return bad("max-wait", fmt.Sprintf("%s is shorter than debounce %s", c.MaxWait, c.Debounce))
+	}
+	if c.StuckAfter.Duration < 0 {
+		return bad("stuck-after", "must not be negative (e.g. \"10m\"; unset: 10m)")
 	}
 	if c.KeepCooked < 1 {
 		return bad("keep-cooked", "must be at least 1")

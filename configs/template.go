@@ -68,6 +68,12 @@ pull = "missing"
 # without a daemon, --exact, --urgent and CI build exactly. Default: on,
 # unless CI is set.
 # loop = true
+# A desktop notification when a build or cook the daemon ran on its own ends
+# (D-Bus on Linux, the notification center on macOS).
+# notify = false
+# A build or cook that prints nothing for this long is reported as possibly
+# stuck (status, events, a notification).
+stuck-after = "10m"
 `, imageLines(image, perImage), binsLines(image, bins, quoted, entry, perImage))
 	if perImage {
 		// tables come after every top-level key

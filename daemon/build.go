@@ -272,6 +272,7 @@ func (s *Scheduler) startBuild(p *buildJob, r *recipe.Recipe) {
 	s.lastBuilt = r
 	p.changes.fill(rec)
 	s.build = p
+	s.dog.saw(rec.ID, rec.Started)
 	s.log.Info("building", zap.Int64("id", rec.ID), zap.String("recipe", r.ShortHash()),
 		zap.Strings("why", rec.Why()), zap.Bool("urgent", p.urgent))
 	s.bus.publish(api.Event{Type: api.EventBuildStart, ID: rec.ID, Recipe: r.Hash, Record: rec.Clone()})
@@ -403,6 +404,9 @@ func (s *Scheduler) finish(rec *api.Record) {
 // progress forwards builder progress to the event stream.
 func (s *Scheduler) progress(typ api.EventType, id int64, hash string, tail *outputTail) dockerctl.Progress {
 	return func(ev dockerctl.Event) {
+		if s.dog.saw(id, time.Now()) {
+			s.post(func() { s.unstuck(id) })
+		}
 		switch ev.Kind {
 		case dockerctl.EventLog, dockerctl.EventError:
 			tail.add(ev.Text)

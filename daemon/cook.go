@@ -95,6 +95,7 @@ func (s *Scheduler) cookStarted(c *cookJob) <-chan struct{} {
 	s.move(&c.state, stateRunning, c.label())
 	c.rec = &api.Record{ID: s.newID(), Kind: api.KindCook, Recipe: c.r.Hash, Trigger: c.trigger,
 		RecipeDiff: c.diff, Queued: c.queued, Started: now, Result: api.ResultRunning}
+	s.dog.saw(c.rec.ID, now)
 	s.log.Info("cooking", zap.Int64("id", c.rec.ID), zap.String("recipe", c.r.ShortHash()))
 	s.bus.publish(api.Event{Type: api.EventCookStart, ID: c.rec.ID, Recipe: c.r.Hash, Record: c.rec.Clone()})
 	if s.pending != nil {

@@ -35,6 +35,9 @@ type Config struct {
 	Engine string
 	// Ready is called once the socket accepts requests.
 	Ready func(api.Info)
+	// Notify, when set, shows a desktop notification when a build or cook
+	// no client asked for ends (notify = true).
+	Notify NotifyFunc
 }
 
 // syncer is what a watcher offers so that a build request sees every
@@ -151,6 +154,9 @@ func Run(ctx context.Context, cfg Config) error {
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	defer stopSched()
 	go sched.Run(schedCtx)
+	if cfg.Notify != nil {
+		go notifyLoop(schedCtx, sched, cfg.Notify, log)
+	}
 	if notify != nil {
 		go func() {
 			for err := range notify.Errors() {

@@ -55,7 +55,14 @@ type options struct {
 	// Hold reports a hold on automatic builds (git in the middle of an
 	// operation): the file that holds them and since when; "" when none.
 	Hold func() (reason string, since time.Time)
+	// StuckAfter is how long a build or cook may print nothing before it
+	// is reported as possibly stuck (stuck.go). Default 10 minutes.
+	StuckAfter time.Duration
 }
+
+// WithStuckAfter sets how long a job may print nothing before it is
+// reported as possibly stuck.
+func WithStuckAfter(d time.Duration) Option { return func(o *options) { o.StuckAfter = d } }
 
 // WithBatches feeds the scheduler the watcher's batches (Run sets it).
 func WithBatches(b <-chan watcher.Batch) Option { return func(o *options) { o.Batches = b } }

@@ -144,6 +144,7 @@ type Scheduler struct {
 	lastBuilt    *recipe.Recipe
 	last         *api.Record
 	lastOK       *api.Record
+	dog          *watchdog                    // when running jobs last printed (stuck.go)
 	images       map[string]*api.ServiceImage // by service name
 	lastOKIn     *dockerctl.Inputs            // what lastOK shipped
 	hist         history
@@ -179,6 +180,9 @@ func New(b Builder, plan PlanFunc, opt ...Option) (*Scheduler, error) {
 	if opts.CancelGrace <= 0 {
 		opts.CancelGrace = 30 * time.Second
 	}
+	if opts.StuckAfter <= 0 {
+		opts.StuckAfter = defaultStuckAfter
+	}
 	if opts.EngineRetry <= 0 {
 		opts.EngineRetry = defaultEngineRetry
 	}
@@ -187,6 +191,7 @@ func New(b Builder, plan PlanFunc, opt ...Option) (*Scheduler, error) {
 	}
 	jobCtx, jobStop := context.WithCancel(context.Background())
 	s := &Scheduler{
+		dog:        newWatchdog(),
 		opts:       opts,
 		log:        opts.Log,
 		bus:        newBus(),
@@ -214,8 +219,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		defer s.saver.close() // the last history is on disk before Done
 	}
 	s.replan(api.TriggerStartup)
+	tick := time.NewTicker(min(s.opts.StuckAfter/4, 30*time.Second))
+	defer tick.Stop()
 	for {
 		select {
+		case now := <-tick.C:
+			s.checkStuck(now)
 		case f := <-s.calls:
 			f()
 		case b, ok := <-s.batches:

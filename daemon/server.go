@@ -287,7 +287,7 @@ func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 func isBuildEvent(t api.EventType) bool {
 	switch t {
 	case api.EventRecipe, api.EventRecipeError, api.EventCookStart, api.EventCookProgress, api.EventCookDone,
-		api.EventBuildQueued, api.EventBuildStart, api.EventBuildProgress, api.EventBuildDone, api.EventStopping, api.EventDropped:
+		api.EventBuildQueued, api.EventBuildStart, api.EventBuildProgress, api.EventBuildDone, api.EventStopping, api.EventDropped, api.EventStuck:
 		return true
 	}
 	return false

@@ -21,6 +21,14 @@ if ! command -v docker-registry >/dev/null && [ "$(id -u)" -eq 0 ] && command -v
     echo "test.sh: could not install docker-registry; the registry tests need it" >&2
 fi
 
+# A D-Bus session bus for the desktop notification test (the test starts
+# its own dbus-daemon and notification server).
+if ! command -v dbus-daemon >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dbus-daemon >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends dbus-daemon >/dev/null; } ||
+    echo "test.sh: could not install dbus-daemon; the notification test needs it" >&2
+fi
+
 files=$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')
 unformatted=$(gofmt -l $files)
 if [ -n "$unformatted" ]; then echo "test.sh: gofmt would change: $unformatted" >&2; exit 1; fi

@@ -460,6 +460,8 @@ func daemonEventPrinter(v *progress.Renderer) func(api.Event) {
 			if ev.Progress != nil {
 				v.Event(*ev.Progress)
 			}
+		case api.EventStuck:
+			say("#%d: %s; possibly stuck", ev.ID, ev.Message)
 		case api.EventStopping:
 			say("the daemon is stopping")
 		}
@@ -582,14 +584,21 @@ func printStatus(w io.Writer, st api.FullStatus, now time.Time) {
 	if st.LastCook > 0 {
 		fmt.Fprintf(w, "last cook took %s\n", fmtDur(st.LastCook))
 	}
+	stuck := func(r api.Record) {
+		if !r.StuckSince.IsZero() {
+			fmt.Fprintf(w, "          possibly stuck: no output for %s\n", fmtDur(now.Sub(r.StuckSince)))
+		}
+	}
 	for _, c := range st.Cooks {
 		fmt.Fprintf(w, "cooking:  %s\n", recordLine(c, now))
 		if c.Waiting != "" {
 			fmt.Fprintf(w, "          waiting for %s\n", c.Waiting)
 		}
+		stuck(c)
 	}
 	if r := st.Current; r != nil {
 		fmt.Fprintf(w, "building: %s\n", recordLine(*r, now))
+		stuck(*r)
 	}
 	if r := st.Pending; r != nil {
 		fmt.Fprintf(w, "queued:   %s\n", recordLine(*r, now))

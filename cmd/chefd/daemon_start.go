@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chefd/chefd/internal/notify"
+
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -40,6 +42,7 @@ type startFlags struct {
 	foreground bool
 	detached   bool // set by the detaching parent: stderr is the log file
 	manual     bool
+	notify     bool
 }
 
 func (a *app) startCmd() *cobra.Command {
@@ -79,6 +82,7 @@ SIGTERM or SIGINT stop it gracefully, as does 'chefd stop'.`,
 	}
 	cmd.Flags().BoolVar(&f.foreground, "foreground", false, "run in the foreground (systemd, tests)")
 	cmd.Flags().BoolVar(&f.manual, "manual", false, "no automatic code builds: build on 'chefd build' only (cooks still prewarm)")
+	cmd.Flags().BoolVar(&f.notify, "notify", false, "a desktop notification when a build or cook the daemon ran on its own ends (notify = true in chefd.toml)")
 	cmd.Flags().BoolVar(&f.detached, "detached", false, "internal: started by 'chefd start'")
 	_ = cmd.Flags().MarkHidden("detached")
 	return cmd
@@ -109,6 +113,9 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 	args := []string{"start", "--foreground", "--detached", "-C", root}
 	if f.manual {
 		args = append(args, "--manual")
+	}
+	if f.notify {
+		args = append(args, "--notify")
 	}
 	if a.verbose {
 		args = append(args, "-v")
@@ -203,7 +210,7 @@ func changedStartKeys(a, b configs.Config) []string {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var out []string
 	for _, k := range []string{"Image", "Tag", "BuilderImage", "RuntimeImage", "Bins", "Entrypoint",
-		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop", "CookedRepo", "PushCooked", "RegistryTimeout", "Pull"} {
+		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop", "CookedRepo", "PushCooked", "RegistryTimeout", "Pull", "Notify", "StuckAfter"} {
 		if !reflect.DeepEqual(va.FieldByName(k).Interface(), vb.FieldByName(k).Interface()) {
 			out = append(out, k)
 		}
@@ -264,12 +271,21 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 		mode = dockerctl.ModeLoop
 	}
 	log.Info("build mode", zap.String("mode", string(mode)))
+	var notifyFn daemon.NotifyFunc
+	if cfg.Notify || f.notify {
+		if n, err := notify.New(); err != nil {
+			log.Warn("notify = true, but no desktop notifications here", zap.Error(err))
+		} else {
+			notifyFn = n.Notify
+		}
+	}
 	err = daemon.Run(ctx, daemon.Config{
+		Notify:  notifyFn,
 		Builder: daemonBuilder(absRoot, cfg, log),
 		Engine:  dockerctl.EngineHost(),
 		Plan:    daemonPlan(absRoot, cfg, a.over, log),
 		Options: []daemon.Option{daemon.WithKeepCooked(cfg.KeepCooked), daemon.WithManual(f.manual), daemon.WithLog(log),
-			daemon.WithMode(mode)},
+			daemon.WithMode(mode), daemon.WithStuckAfter(cfg.StuckAfter.Duration)},
 		Paths: paths,
 		Watch: func() (watcher.Notify, error) {
 			return watcher.NewRoots(absRoot,

@@ -25,6 +25,7 @@ const (
 	EventWarning       EventType = "warning"        // a watcher or builder problem (Message)
 	EventStopping      EventType = "stopping"       // the daemon is shutting down
 	EventDropped       EventType = "dropped"        // this subscriber missed Count events (it read too slowly)
+	EventStuck         EventType = "stuck"          // a build or cook printed nothing for a while (Record: StuckSince)
 )
 
 // Event is one line of the event stream.

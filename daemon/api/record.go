@@ -86,6 +86,9 @@ type Record struct {
 	Warnings []string `json:"warnings,omitempty"`
 	Result   Result   `json:"result"`
 	Error    string   `json:"error,omitempty"`
+	// StuckSince: the running job printed nothing since then, for longer
+	// than the daemon's stuck-after (possibly stuck); zero otherwise.
+	StuckSince time.Time `json:"stuck_since,omitzero"`
 	// ErrorCode classifies a failure the client acts on:
 	// CodeEngineUnreachable (the engine was down or went away).
 	ErrorCode string `json:"error_code,omitempty"`
