@@ -26,12 +26,7 @@ func TestBenchRemoteContext(t *testing.T) {
 	}
 	needEngine(t)
 	runs := envInt("CHEFD_BENCH_RUNS", 3)
-	reg := startRegistry(t, "", "")
-	builder := reg.host + "/" + builderImage(t)
-	docker(t, "tag", builderImage(t), builder)
-	t.Cleanup(func() { docker(t, "rmi", builder) })
-	docker(t, "push", builder)
-	b := startEngine(t)
+	_, builder, b := otherMachine(t)
 
 	small := exampleCopy(t)
 	large := exampleCopy(t)
@@ -96,6 +91,19 @@ func TestBenchRemoteContext(t *testing.T) {
 	}
 }
 
+// otherMachine starts a registry holding the builder image (as
+// rust:1-bookworm would be) and engine B, "another machine" holding
+// nothing; builder is the builder image's reference in the registry.
+func otherMachine(t *testing.T) (reg *testRegistry, builder string, b *testEngine) {
+	t.Helper()
+	reg = startRegistry(t, "", "")
+	builder = reg.host + "/" + builderImage(t)
+	docker(t, "tag", builderImage(t), builder)
+	t.Cleanup(func() { docker(t, "rmi", builder) })
+	docker(t, "push", builder)
+	return reg, builder, startEngine(t)
+}
+
 func median(d []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	for i := range s {
@@ -118,12 +126,7 @@ func TestBenchRemoteShared(t *testing.T) {
 		t.Skip("a benchmark: CHEFD_BENCH_REMOTE_GEN=1")
 	}
 	needEngine(t)
-	reg := startRegistry(t, "", "")
-	builder := reg.host + "/" + builderImage(t)
-	docker(t, "tag", builderImage(t), builder)
-	t.Cleanup(func() { docker(t, "rmi", builder) })
-	docker(t, "push", builder)
-	b := startEngine(t)
+	reg, builder, b := otherMachine(t)
 
 	dir := filepath.Join(t.TempDir(), "gen")
 	if out, err := exec.Command("sh", "../../scripts/gen-workspace.sh", dir).CombinedOutput(); err != nil {
