@@ -8,6 +8,7 @@ import (
 
 	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
+	"github.com/chefd/chefd/recipe"
 )
 
 // What a build of several images prints: one ID a line on stdout (only
@@ -74,5 +75,20 @@ func TestContextLine(t *testing.T) {
 		if got := contextLine(c.s); got != c.want {
 			t.Errorf("contextLine(%+v) = %q, want %q", c.s, got, c.want)
 		}
+	}
+}
+
+// TestCrateTotals: a cook compiles at most the locked third-party
+// packages, a code build the local ones.
+func TestCrateTotals(t *testing.T) {
+	r := &recipe.Recipe{
+		LockFile: &recipe.File{Contents: "version = 3\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n" +
+			"[[package]]\nname = \"itoa\"\nversion = \"1.0.5\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n" +
+			"[[package]]\nname = \"ryu\"\nversion = \"1.0.12\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n"},
+		Manifests: []recipe.Manifest{{Path: "Cargo.toml", Package: "app"}},
+	}
+	got := crateTotals(r)
+	if got[dockerctl.StepCookBuild] != 2 || got[dockerctl.StepCodeBuild] != len(r.LocalPackages()) {
+		t.Errorf("crateTotals = %v, want cook 2, code %d", got, len(r.LocalPackages()))
 	}
 }
