@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chefd/chefd/internal/notify/notifytest"
+
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/chefd/chefd/configs"
@@ -74,8 +76,11 @@ func TestDaemonE2EWatch(t *testing.T) {
 	containersBefore := containerCount(t)
 	ws := exampleCopy(t)
 	ownImage(t, ws, "chefd-e2e-watch")
-	env := daemonEnv(t, ws)
-	if r := chefd(t, ws, env, "start"); r.code != 0 {
+	// desktop notifications on a real session bus, to a notification
+	// server of the test's own (step 4)
+	bus, notes := notifytest.Start(t)
+	env := daemonEnv(t, ws, "DBUS_SESSION_BUS_ADDRESS="+bus)
+	if r := chefd(t, ws, env, "start", "--notify"); r.code != 0 {
 		t.Fatalf("start: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	waitStatus(t, ws, env, 10*time.Minute, "startup cook", func(st api.FullStatus) bool {
@@ -169,7 +174,40 @@ func TestDaemonE2EWatch(t *testing.T) {
 		t.Errorf("the image built after the new dependency prints %q", out)
 	}
 
-	// 4. SIGTERM: clean exit, socket removed, no container left.
+	// 4. Notifications (--notify): the builds and cooks the daemon ran on
+	// its own, not the one `build --wait` asked for; then a save with a
+	// compile error, with rustc's first error line.
+	main := filepath.Join(ws, "crates/app/src/main.rs")
+	src, _ := os.ReadFile(main)
+	os.WriteFile(main, append(src, []byte("\nfn broken() -> u8 { \"not a number\" }\n")...), 0o644)
+	waitStatus(t, ws, env, 5*time.Minute, "a failed build after a save", func(st api.FullStatus) bool {
+		return st.Last != nil && st.Last.Result == api.ResultFailed
+	})
+	// the failed build's notification comes just after its record
+	var failed, cooks int
+	var got []notifytest.Notification
+	for deadline := time.Now().Add(30 * time.Second); failed == 0 && time.Now().Before(deadline); {
+		got = notes.Wait(len(got)+1, time.Second)
+		failed, cooks = 0, 0
+		for _, n := range got {
+			switch {
+			case strings.Contains(n.Summary, "build #") && strings.Contains(n.Summary, " failed after ") && strings.Contains(n.Body, "mismatched types"):
+				failed++
+			case strings.HasPrefix(n.Summary, "chefd: cook #") && strings.Contains(n.Summary, " ok in "):
+				cooks++
+			}
+		}
+	}
+	if failed != 1 || cooks < 2 {
+		t.Errorf("notifications %+v: want the failed build's (rustc's first error line) and the two cooks'", got)
+	}
+	for _, n := range got {
+		if n.App != "chefd" {
+			t.Errorf("a notification of another app: %+v", n)
+		}
+	}
+
+	// 5. SIGTERM: clean exit, socket removed, no container left.
 	sock := st.Daemon.Paths.Socket
 	if err := syscall.Kill(st.Daemon.PID, syscall.SIGTERM); err != nil {
 		t.Fatal(err)

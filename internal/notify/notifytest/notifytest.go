@@ -1,5 +1,3 @@
-//go:build !darwin && !windows
-
 // Package notifytest runs a private D-Bus session bus (Debian's
 // dbus-daemon) and a minimal notification server on it, for tests of
 // desktop notifications.
