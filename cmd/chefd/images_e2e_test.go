@@ -111,6 +111,7 @@ func TestE2EServiceImages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel() // with the delta-cook tests, after the package's serial ones
 	needEngine(t)
 	prefix := fmt.Sprintf("chefd-svc-%d", time.Now().UnixNano())
 	dir := servicesWorkspace(t, prefix, 2)

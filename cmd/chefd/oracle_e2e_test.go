@@ -866,7 +866,7 @@ func (o *oracle) waitDaemonGone() {
 // sequences (1 by default: a new seed every run) of CHEFD_ORACLE_STEPS
 // steps (40); one sequence again: CHEFD_ORACLE_SEED. Some seeds draw many
 // cooks: a sequence stops taking new steps after CHEFD_ORACLE_BUDGET
-// seconds (160) once it has taken 16, so the suite keeps its time; the
+// seconds (120) once it has taken 12, so the suite keeps its time; the
 // log says how many it took.
 func TestE2EOracle(t *testing.T) {
 	if testing.Short() {
@@ -874,7 +874,7 @@ func TestE2EOracle(t *testing.T) {
 	}
 	needEngine(t)
 	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 1), envInt("CHEFD_ORACLE_STEPS", 40)
-	budget, minSteps := time.Duration(envInt("CHEFD_ORACLE_BUDGET", 160))*time.Second, min(16, steps)
+	budget, minSteps := time.Duration(envInt("CHEFD_ORACLE_BUDGET", 120))*time.Second, min(12, steps)
 	base := time.Now().UnixNano() % 1_000_000
 	list := make([]int64, seeds)
 	for i := range list {
