@@ -514,7 +514,7 @@ func TestE2EDeltaCookChanges(t *testing.T) {
 // interrupted while cargo runs (chefd-tiny's build script takes a second),
 // cook caches pruned and --no-cache cooks in between: every image built
 // prints what its sources say. CHEFD_DELTA_SEED and CHEFD_DELTA_STEPS
-// replay or lengthen a run.
+// (6) replay or lengthen a run.
 func TestE2EDeltaCookRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
@@ -522,7 +522,7 @@ func TestE2EDeltaCookRandom(t *testing.T) {
 	t.Parallel()
 	needEngine(t)
 	seed := int64(envInt("CHEFD_DELTA_SEED", int(time.Now().UnixNano()%1e9)))
-	steps := envInt("CHEFD_DELTA_STEPS", 8)
+	steps := envInt("CHEFD_DELTA_STEPS", 6)
 	t.Logf("seed %d (CHEFD_DELTA_SEED=%d to replay), %d steps", seed, seed, steps)
 	rng := rand.New(rand.NewSource(seed))
 	dir := tinyWorkspaceWith(t, "fn main() {\n    std::thread::sleep(std::time::Duration::from_millis(1500));\n}\n")

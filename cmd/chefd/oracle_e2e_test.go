@@ -866,7 +866,7 @@ func (o *oracle) waitDaemonGone() {
 // sequences (1 by default: a new seed every run) of CHEFD_ORACLE_STEPS
 // steps (40); one sequence again: CHEFD_ORACLE_SEED. Some seeds draw many
 // cooks: a sequence stops taking new steps after CHEFD_ORACLE_BUDGET
-// seconds (120) once it has taken 12, so the suite keeps its time; the
+// seconds (90) once it has taken 10, so the suite keeps its time; the
 // log says how many it took.
 func TestE2EOracle(t *testing.T) {
 	if testing.Short() {
@@ -874,7 +874,7 @@ func TestE2EOracle(t *testing.T) {
 	}
 	needEngine(t)
 	seeds, steps := envInt("CHEFD_ORACLE_SEEDS", 1), envInt("CHEFD_ORACLE_STEPS", 40)
-	budget, minSteps := time.Duration(envInt("CHEFD_ORACLE_BUDGET", 120))*time.Second, min(12, steps)
+	budget, minSteps := time.Duration(envInt("CHEFD_ORACLE_BUDGET", 90))*time.Second, min(10, steps)
 	base := time.Now().UnixNano() % 1_000_000
 	list := make([]int64, seeds)
 	for i := range list {
@@ -945,6 +945,7 @@ func TestE2ERegressions(t *testing.T) {
 	}
 
 	t.Run("FailedBuildThenRevert", func(t *testing.T) {
+		t.Parallel() // after the subtests that lower the inotify limit, two at a time
 		w := newMarkedWS(t, "e2e-failed-revert")
 		w.buildDirect(w.dir)
 		keep := w.read("ledger")
@@ -959,6 +960,7 @@ func TestE2ERegressions(t *testing.T) {
 	})
 
 	t.Run("SupersededThenRevert", func(t *testing.T) {
+		t.Parallel() // after the subtests that lower the inotify limit, two at a time
 		w := withDaemon(t, "e2e-superseded-revert")
 		ev := w.follow()
 		defer ev.stop()
@@ -978,6 +980,7 @@ func TestE2ERegressions(t *testing.T) {
 	})
 
 	t.Run("MergeConflictStaged", func(t *testing.T) {
+		t.Parallel() // after the subtests that lower the inotify limit, two at a time
 		w := withDaemon(t, "e2e-merge-staged")
 		w.conflict(1, "resolved-1")
 		if st := w.status(); st.Held != "MERGE_HEAD" {
@@ -990,6 +993,7 @@ func TestE2ERegressions(t *testing.T) {
 	})
 
 	t.Run("GitStatusLoop", func(t *testing.T) {
+		t.Parallel() // after the subtests that lower the inotify limit, two at a time
 		w := withDaemon(t, "e2e-git-status")
 		stop := w.gitStatusLoop(0)
 		defer stop()
@@ -1000,6 +1004,7 @@ func TestE2ERegressions(t *testing.T) {
 	})
 
 	t.Run("StaleIndexLock", func(t *testing.T) {
+		t.Parallel() // after the subtests that lower the inotify limit, two at a time
 		w := withDaemon(t, "e2e-stale-lock")
 		lock := filepath.Join(w.dir, ".git", "index.lock")
 		if err := os.WriteFile(lock, nil, 0o644); err != nil {
