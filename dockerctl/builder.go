@@ -679,13 +679,6 @@ func (e *Engine) build(ctx context.Context, write func(*contextWriter) error, op
 		sent <- sendStats{Wire: wire.n, Took: time.Since(t0), Gzip: gz != nil}
 		pw.CloseWithError(err)
 	}()
-	defer func() {
-		// the engine read the whole body before it built anything
-		select {
-		case <-sent:
-		default:
-		}
-	}()
 	opts.Version = build.BuilderBuildKit
 	opts.PullParent = false
 	opts.Remove = true

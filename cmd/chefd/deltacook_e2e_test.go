@@ -631,15 +631,7 @@ func TestE2EDeltaCookRandom(t *testing.T) {
 // compiles (its build script runs for a second and a half).
 func interruptCook(t *testing.T, dir string) {
 	t.Helper()
-	cmd := exec.Command(chefdBinary(t), "-C", dir, "build")
-	var stderr bytes.Buffer
-	hit := make(chan struct{})
-	cmd.Stderr = &lineWatcher{w: &stderr, match: "Compiling chefd-tiny", hit: hit}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	cmd, stderr, hit, done := watchedBuild(t, dir, "Compiling chefd-tiny")
 	select {
 	case <-hit:
 		cmd.Process.Signal(syscall.SIGINT)
@@ -655,6 +647,20 @@ func interruptCook(t *testing.T, dir string) {
 		cmd.Process.Kill()
 		t.Fatal("chefd did not end a minute after SIGINT")
 	}
+}
+
+// watchedBuild starts `chefd build` in dir; hit is closed once its
+// stderr holds match, done gets its end.
+func watchedBuild(t *testing.T, dir, match string) (cmd *exec.Cmd, stderr *bytes.Buffer, hit chan struct{}, done chan error) {
+	t.Helper()
+	cmd = exec.Command(chefdBinary(t), "-C", dir, "build")
+	stderr, hit, done = &bytes.Buffer{}, make(chan struct{}), make(chan error, 1)
+	cmd.Stderr = &lineWatcher{w: stderr, match: match, hit: hit}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	return cmd, stderr, hit, done
 }
 
 // cookKeyOf is the cook key a cooked image is labelled with.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -237,15 +236,7 @@ func TestE2EServiceImages(t *testing.T) {
 	// tag moved; the next build makes the images from its own binaries
 	// and removes the killed build's binaries image
 	edit(t, filepath.Join(dir, "services/s3/src/main.rs"), `print!("s3")`, `print!("s3 killed")`)
-	killed := exec.Command(chefdBinary(t), "-C", dir, "build")
-	var killedErr bytes.Buffer
-	hit := make(chan struct{})
-	killed.Stderr = &lineWatcher{w: &killedErr, match: "Successfully tagged services-bins:", hit: hit}
-	if err := killed.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- killed.Wait() }()
+	killed, killedErr, hit, exited := watchedBuild(t, dir, "Successfully tagged services-bins:")
 	select {
 	case <-hit:
 		killed.Process.Kill()

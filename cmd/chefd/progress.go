@@ -22,7 +22,8 @@ type progressView struct {
 	r     *progress.Renderer
 	stop  chan struct{}
 	done  chan struct{}
-	store string // the estimates' file ("" none)
+	store string                   // the estimates' file ("" none)
+	est   map[string]time.Duration // what it held
 }
 
 // estimatesFile keeps the last duration of each step, per workspace.
@@ -45,13 +46,13 @@ func (a *app) newProgress(w io.Writer, stateDir string, totals map[string]int) (
 	if stateDir != "" {
 		v.store = filepath.Join(stateDir, estimatesFile)
 	}
-	est := map[string]time.Duration{}
+	v.est = map[string]time.Duration{}
 	if v.store != "" {
 		if b, err := os.ReadFile(v.store); err == nil && len(b) < 1<<20 {
-			_ = json.Unmarshal(b, &est)
+			_ = json.Unmarshal(b, &v.est)
 		}
 	}
-	v.r = progress.New(w, mode.Resolve(terminal), progress.Options{Estimates: est, Totals: totals, Width: width})
+	v.r = progress.New(w, mode.Resolve(terminal), progress.Options{Estimates: v.est, Totals: totals, Width: width})
 	go func() {
 		defer close(v.done)
 		if v.r.Mode() != progress.TTY {
@@ -127,14 +128,10 @@ func (v *progressView) close() {
 	if len(seen) == 0 {
 		return
 	}
-	est := map[string]time.Duration{}
-	if b, err := os.ReadFile(v.store); err == nil && len(b) < 1<<20 {
-		_ = json.Unmarshal(b, &est)
-	}
 	for k, d := range seen {
-		est[k] = d
+		v.est[k] = d
 	}
-	if b, err := json.Marshal(est); err == nil && os.MkdirAll(filepath.Dir(v.store), 0o700) == nil {
+	if b, err := json.Marshal(v.est); err == nil && os.MkdirAll(filepath.Dir(v.store), 0o700) == nil {
 		tmp := v.store + ".tmp"
 		if os.WriteFile(tmp, b, 0o600) == nil {
 			_ = os.Rename(tmp, v.store)
