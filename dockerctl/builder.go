@@ -564,6 +564,10 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		return nil
 	}
 	cooked := b.CookedTag(r)
+	prevID := ""
+	if !multi {
+		prevID, _ = b.e.imageID(ctx, tag) // "": no image yet, or unreadable (then "changed")
+	}
 	t1 := time.Now()
 	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
 		NoCache:    b.noCache,
@@ -585,6 +589,7 @@ func (b *WorkspaceBuilder) Build(ctx context.Context, r *recipe.Recipe, mode Mod
 		res.ImageID = s.imageID
 		res.Context = &ContextStats{Files: len(files), Bytes: contextSize(files), Sent: s.sent.Wire, Gzip: s.sent.Gzip,
 			Upload: s.sent.Took}
+		res.Unchanged = err == nil && !multi && prevID != "" && prevID == s.imageID
 	}
 	if err == nil && multi {
 		t3 := time.Now()

@@ -89,6 +89,11 @@ type BuildResult struct {
 	// (Settings.Images), in the configuration's order; Image and ImageID
 	// are then the first one's.
 	Images []ImageResult `json:"images,omitempty"`
+	// Unchanged: one image (the shorthand), and its tag named this ID
+	// before the build: its binaries are identical, so BuildKit's
+	// content-based cache made the same image (docker compose up -d
+	// leaves it alone).
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 // ImageResult is what a build did to one service image.

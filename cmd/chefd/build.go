@@ -325,6 +325,9 @@ func printResult(w io.Writer, res dockerctl.BuildResult) {
 		fmt.Fprintf(w, "  %-8s %6.1fs  %s\n", ph.Name, ph.Duration.Seconds(), line)
 	}
 	fmt.Fprintf(w, "  total    %6.1fs\n", res.Duration.Seconds())
+	if res.Unchanged {
+		fmt.Fprintf(w, "  image    unchanged (binaries identical: the tag keeps its image ID)\n")
+	}
 	printImages(w, res.Images)
 }
 

@@ -234,6 +234,17 @@ func TestE2EBuildCycle(t *testing.T) {
 		t.Errorf("no-op build: image %s (was %s), compiled %+v", again.ImageID, res.ImageID, again.Compiled)
 	}
 
+	// 5b. A comment at the end of a file (no line number moves): the crate
+	// compiles, its binary is identical, and the tag keeps its image ID.
+	if b, err := os.ReadFile(main); err == nil {
+		os.WriteFile(main, append(b, []byte("\n// a comment only\n")...), 0o644)
+	}
+	commented := buildJSON(t, dir, "--tag", tag)
+	if commented.Compiled.Local != 1 || commented.ImageID != res.ImageID || !commented.Unchanged {
+		t.Errorf("comment-only edit: image %s (was %s), unchanged %v, compiled %+v", commented.ImageID, res.ImageID,
+			commented.Unchanged, commented.Compiled)
+	}
+
 	// 6. Local version bump: same recipe, no new cook.
 	before := prepareHash(t, dir)
 	edit(t, filepath.Join(dir, "Cargo.toml"), `version = "0.1.0"`, `version = "0.2.0"`)
