@@ -28,6 +28,7 @@ type buildJob struct {
 	explicit bool
 	state    jobState
 	stopAs   api.Result // how a stopping build ends: superseded or cancelled
+	stopWhy  string     // why a cancelled build stopped (default: the daemon stops)
 	timer    *time.Timer
 	tail     *outputTail
 	// inputs is what the running build ships, once its context is written;
@@ -364,6 +365,8 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 		}
 		if rec.Result == api.ResultSuperseded {
 			rec.Error = fmt.Sprintf("superseded by build #%d (newer changes)", rec.SupersededBy)
+		} else if b.stopWhy != "" {
+			rec.Error = b.stopWhy
 		} else {
 			rec.Error = "cancelled: the daemon is stopping"
 		}

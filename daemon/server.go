@@ -77,6 +77,8 @@ func (sv *server) streamContext(r *http.Request) (context.Context, context.Cance
 //	GET  /v1/events            NDJSON stream of Event
 //	GET  /v1/logs?n=N&follow=1&raw=1  the daemon log (text)
 //	POST /v1/gc                {"removed": [...]}
+//	POST /v1/cancel            {"id": N} (0: the running build, else the queued
+//	                           one) → {"record": Record}; 404 "not_found"
 //	POST /v1/stop              {"stopping": true}
 func NewHandler(s *Scheduler, info api.Info, stop func(), log *zap.Logger) http.Handler {
 	return newServer(s, info, stop, log, &warnings{}).handler()
@@ -125,6 +127,7 @@ func (sv *server) handler() http.Handler {
 	mux.HandleFunc("GET /v1/events", sv.events)
 	mux.HandleFunc("GET /v1/logs", sv.logs)
 	mux.HandleFunc("POST /v1/gc", sv.gc)
+	mux.HandleFunc("POST /v1/cancel", sv.cancel)
 	mux.HandleFunc("POST /v1/stop", sv.stopHandler)
 	return limitBody(mux)
 }
@@ -368,6 +371,24 @@ func (sv *server) gc(w http.ResponseWriter, r *http.Request) {
 		removed = []string{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": removed})
+}
+
+func (sv *server) cancel(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		ID int64 `json:"id"`
+	}
+	if r.ContentLength != 0 {
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			writeJSON(w, http.StatusBadRequest, &api.APIError{Code: "bad_request", Message: "cancel request: " + err.Error()})
+			return
+		}
+	}
+	rec, err := sv.s.Cancel(body.ID)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"record": rec})
 }
 
 func (sv *server) stopHandler(w http.ResponseWriter, r *http.Request) {

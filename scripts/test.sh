@@ -29,6 +29,14 @@ if ! command -v dbus-daemon >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt
     echo "test.sh: could not install dbus-daemon; the notification test needs it" >&2
 fi
 
+# A real browser for the dashboard test (headless Chromium from Debian's
+# packages; the test drives it with chromedp).
+if ! command -v chromium >/dev/null && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null 2>&1 ||
+    { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null; } ||
+    echo "test.sh: could not install chromium; the dashboard test needs it" >&2
+fi
+
 files=$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*')
 unformatted=$(gofmt -l $files)
 if [ -n "$unformatted" ]; then echo "test.sh: gofmt would change: $unformatted" >&2; exit 1; fi

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,7 @@ const exitNotRunning = 3
 // daemonCmds returns the commands that talk to the daemon (start, status,
 // logs, events, stop, gc). `chefd build` asks buildViaDaemon first.
 func (a *app) daemonCmds() []*cobra.Command {
-	return []*cobra.Command{a.startCmd(), a.statusCmd(), a.logsCmd(), a.eventsCmd(), a.stopCmd(), a.gcCmd()}
+	return []*cobra.Command{a.startCmd(), a.statusCmd(), a.logsCmd(), a.eventsCmd(), a.stopCmd(), a.gcCmd(), a.cancelCmd(), a.uiCmd()}
 }
 
 // daemonOnlyPaths resolves the workspace root and its daemon's paths
@@ -641,4 +642,44 @@ func firstLine(s string) string {
 		return s[:i] + " ..."
 	}
 	return s
+}
+
+func (a *app) cancelCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "cancel [BUILD-ID]",
+		Short: "Cancel the daemon's running build (or the queued one, or the build with this ID)",
+		Long: `Cancel a build of the daemon: with no argument the running build, else the
+queued one; with an ID that build. The build ends as cancelled; its requests
+are answered so. Cooks are not cancelled (every later build waits for the
+current recipe's cook). Exit code 3 when no daemon runs, 1 when no such
+build is running or queued.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var id int64
+			if len(args) == 1 {
+				n, err := strconv.ParseInt(strings.TrimPrefix(args[0], "#"), 10, 64)
+				if err != nil || n <= 0 {
+					return fmt.Errorf("build ID %q: want a number such as 12 (chefd status lists them)", args[0])
+				}
+				id = n
+			}
+			ctx := cmd.Context()
+			c, _, err := a.runningDaemon(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rec, err := c.Cancel(ctx, id)
+			if err != nil {
+				return err
+			}
+			if rec.Result.Done() {
+				fmt.Fprintf(a.stdout, "build #%d cancelled\n", rec.ID)
+			} else {
+				fmt.Fprintf(a.stdout, "build #%d cancelling (the engine stops its build step)\n", rec.ID)
+			}
+			return nil
+		},
+	}
+	return cmd
 }

@@ -239,6 +239,18 @@ func (c *Client) GC(ctx context.Context) ([]string, error) {
 	return out.Removed, err
 }
 
+// Cancel cancels the build with this ID (0: the running build, else the
+// queued one) and returns its record as the cancel left it: a running
+// build ends as cancelled once the engine has stopped it. A build that is
+// not running or queued is an *APIError with Code CodeNotFound.
+func (c *Client) Cancel(ctx context.Context, id int64) (Record, error) {
+	var out struct {
+		Record Record `json:"record"`
+	}
+	err := c.getJSON(ctx, http.MethodPost, "/v1/cancel", map[string]int64{"id": id}, &out)
+	return out.Record, err
+}
+
 // Stop asks the daemon to stop; it returns once the request is taken (see
 // WaitStopped).
 func (c *Client) Stop(ctx context.Context) error {
