@@ -89,6 +89,10 @@ type Config struct {
 	// it ran on its own (a save, a manifest change) ends (chefd start
 	// --notify too).
 	Notify bool `toml:"notify"`
+	// Dashboard: the daemon serves its dashboard (chefd ui) on 127.0.0.1,
+	// on a free port, for as long as it runs (chefd start --dashboard too);
+	// chefd ui prints its URL.
+	Dashboard bool `toml:"dashboard"`
 	// StuckAfter is how long a daemon's build or cook may print nothing
 	// before status, the event stream and a notification call it possibly
 	// stuck. Default 10m.
@@ -307,7 +311,7 @@ func KnownKeys() []string {
 	keys := []string{"image", "tag", "builder-image", "runtime-image", "profile", "features",
 		"no-default-features", "target", "rustflags", "bins", "entrypoint", "debounce",
 		"max-wait", "ignore", "keep-cooked", "keep-images", "loop", "cooked-repo", "push-cooked",
-		"registry-timeout", "pull", "notify", "stuck-after"}
+		"registry-timeout", "pull", "notify", "stuck-after", "dashboard"}
 	sort.Strings(keys)
 	return keys
 }

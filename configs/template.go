@@ -71,6 +71,9 @@ pull = "missing"
 # A desktop notification when a build or cook the daemon ran on its own ends
 # (D-Bus on Linux, the notification center on macOS).
 # notify = false
+# The daemon serves its dashboard (builds, timings, logs) on 127.0.0.1 while
+# it runs; chefd ui prints its address. Without it, chefd ui serves one.
+# dashboard = false
 # A build or cook that prints nothing for this long is reported as possibly
 # stuck (status, events, a notification).
 stuck-after = "10m"

@@ -43,6 +43,7 @@ type startFlags struct {
 	detached   bool // set by the detaching parent: stderr is the log file
 	manual     bool
 	notify     bool
+	dashboard  bool
 }
 
 func (a *app) startCmd() *cobra.Command {
@@ -83,6 +84,7 @@ SIGTERM or SIGINT stop it gracefully, as does 'chefd stop'.`,
 	cmd.Flags().BoolVar(&f.foreground, "foreground", false, "run in the foreground (systemd, tests)")
 	cmd.Flags().BoolVar(&f.manual, "manual", false, "no automatic code builds: build on 'chefd build' only (cooks still prewarm)")
 	cmd.Flags().BoolVar(&f.notify, "notify", false, "a desktop notification when a build or cook the daemon ran on its own ends (notify = true in chefd.toml)")
+	cmd.Flags().BoolVar(&f.dashboard, "dashboard", false, "serve the dashboard on 127.0.0.1 while the daemon runs (dashboard = true in chefd.toml); chefd ui prints its URL")
 	cmd.Flags().BoolVar(&f.detached, "detached", false, "internal: started by 'chefd start'")
 	_ = cmd.Flags().MarkHidden("detached")
 	return cmd
@@ -116,6 +118,9 @@ func (a *app) startDetached(ctx context.Context, root string, paths api.Paths, f
 	}
 	if f.notify {
 		args = append(args, "--notify")
+	}
+	if f.dashboard {
+		args = append(args, "--dashboard")
 	}
 	if a.verbose {
 		args = append(args, "-v")
@@ -210,7 +215,7 @@ func changedStartKeys(a, b configs.Config) []string {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var out []string
 	for _, k := range []string{"Image", "Tag", "BuilderImage", "RuntimeImage", "Bins", "Entrypoint",
-		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop", "CookedRepo", "PushCooked", "RegistryTimeout", "Pull", "Notify", "StuckAfter"} {
+		"Debounce", "MaxWait", "Ignore", "KeepCooked", "Loop", "CookedRepo", "PushCooked", "RegistryTimeout", "Pull", "Notify", "StuckAfter", "Dashboard"} {
 		if !reflect.DeepEqual(va.FieldByName(k).Interface(), vb.FieldByName(k).Interface()) {
 			out = append(out, k)
 		}
@@ -279,7 +284,13 @@ func (a *app) runDaemon(ctx context.Context, root string, cfg configs.Config, pa
 			notifyFn = n.Notify
 		}
 	}
+	var ready func(api.Info)
+	if cfg.Dashboard || f.dashboard {
+		ready = func(info api.Info) { go serveDashboard(ctx, info.Paths, log) }
+		defer os.Remove(dashboardFile(paths)) // the process may end before serveDashboard removes it
+	}
 	err = daemon.Run(ctx, daemon.Config{
+		Ready:   ready,
 		Notify:  notifyFn,
 		Builder: daemonBuilder(absRoot, cfg, log),
 		Engine:  dockerctl.EngineHost(),

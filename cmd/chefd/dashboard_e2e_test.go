@@ -257,6 +257,54 @@ async function attack() {
 	if h := daemonHistory(t, ws, env); len(h) == 0 || h[0].ID != second.ID {
 		t.Errorf("a cross-site request made a build: newest record %v", h[0])
 	}
+
+	// The daemon's own dashboard (start --dashboard): chefd ui prints its
+	// URL (from a 0600 file) and exits; the page shows the history the
+	// daemon kept across its restart.
+	if r := chefd(t, ws, env, "stop"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if r := chefd(t, ws, env, "start", "--dashboard"); r.code != 0 {
+		t.Fatalf("start --dashboard: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	paths, err := api.ResolvePaths(ws, envValue(env, "XDG_RUNTIME_DIR"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the daemon answers before its dashboard is up: wait for its file
+	// (chefd ui would otherwise serve a dashboard of its own, and stay)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(dashboardFile(paths)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s 30 s after start --dashboard", dashboardFile(paths))
+		}
+	}
+	r := chefd(t, ws, env, "ui")
+	own := strings.TrimSpace(r.stdout)
+	if r.code != 0 || !strings.Contains(r.stderr, "the daemon serves its dashboard") {
+		t.Fatalf("ui with the daemon's dashboard: exit %d %q %s", r.code, own, r.stderr)
+	}
+	if !strings.HasPrefix(own, "http://127.0.0.1:") || own == page {
+		t.Fatalf("chefd ui printed %q for the daemon's dashboard", own)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(own)); err != nil {
+		t.Fatal(err)
+	}
+	wait("the history on the daemon's dashboard", fmt.Sprintf(`!!document.querySelector('#timeline g.row[data-id="%d"]')`, second.ID))
+	if fi, err := os.Stat(dashboardFile(paths)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the dashboard's URL file: %v %v", fi, err)
+	}
+}
+
+func envValue(env []string, key string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, key+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // shot saves a screenshot of the page in the test's log directory, and in

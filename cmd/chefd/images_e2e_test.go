@@ -324,6 +324,45 @@ func TestE2EServiceImages(t *testing.T) {
 			t.Errorf("%s: %d superseded images", s, n)
 		}
 	}
+
+	// a second checkout (a worktree for a hotfix) writes the same image
+	// names: each build's tags name its own images, with what its own
+	// files say, and neither checkout's cleanup removes the other's images
+	other := filepath.Join(t.TempDir(), "services")
+	if out, err := exec.Command("cp", "-a", dir, other).CombinedOutput(); err != nil {
+		t.Fatalf("second checkout: %v %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(other, ".chefd"))
+	t.Cleanup(func() { removeDangling(t, other) })
+	edit(t, filepath.Join(other, "services/s4/src/main.rs"), `print!("s4")`, `print!("s4 hotfix")`)
+	mine := map[string]string{}
+	for _, im := range buildJSON(t, dir).Images { // every image as the first checkout's files say
+		mine[im.Image] = im.ImageID
+	}
+	rollbacks := supersededImages(t, dir, prefix+"-s6")
+	theirs := buildJSON(t, other)
+	for _, im := range theirs.Images {
+		if im.ImageID != imageID(t, im.Image) {
+			t.Errorf("second checkout: %s names %s, its build says %s", im.Image, imageID(t, im.Image), im.ImageID)
+		}
+	}
+	if got := run("s4"); got != "s4 hotfix text-v2" {
+		t.Errorf("after the second checkout's build, s4 prints %q", got)
+	}
+	if n := supersededImages(t, dir, prefix+"-s6"); n < rollbacks {
+		t.Errorf("the second checkout's build removed the first's images of s6: %d left of %d", n, rollbacks)
+	}
+	back := buildJSON(t, dir)
+	for _, im := range back.Images {
+		if id := imageID(t, im.Image); id != im.ImageID {
+			t.Errorf("back in the first checkout: %s names %s, its build says %s", im.Image, id, im.ImageID)
+		}
+		t.Logf("first checkout again: %s %s (%s); its image before the second checkout's build: same ID %v",
+			im.Service, im.Reason, shortID(im.ImageID), mine[im.Image] == im.ImageID)
+	}
+	if got := run("s4"); got != "s4 text-v2" {
+		t.Errorf("back in the first checkout, s4 prints %q", got)
+	}
 }
 
 // binsImages counts the binaries images of builds of the workspace dir.
