@@ -169,17 +169,27 @@ func (s *Server) originOK(o string) bool {
 	return false
 }
 
+// allowed answers a request of another site (403) or without the token
+// (401) and reports whether it may go on. The token comes in the header,
+// or for reads also in the query (a page load and the event stream cannot
+// send headers).
+func (s *Server) allowed(w http.ResponseWriter, r *http.Request, queryToken bool) bool {
+	if s.crossSite(r) {
+		http.Error(w, "chefd ui: cross-site request refused", http.StatusForbidden)
+		return false
+	}
+	if !s.tokenOK(r, queryToken) {
+		http.Error(w, "chefd ui: missing or wrong token (open the URL chefd ui printed)", http.StatusUnauthorized)
+		return false
+	}
+	return true
+}
+
 func (s *Server) reader(f http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.crossSite(r) {
-			http.Error(w, "chefd ui: cross-site request refused", http.StatusForbidden)
-			return
+		if s.allowed(w, r, true) {
+			f(w, r)
 		}
-		if !s.tokenOK(r, true) {
-			http.Error(w, "chefd ui: missing or wrong token (open the URL chefd ui printed)", http.StatusUnauthorized)
-			return
-		}
-		f(w, r)
 	})
 }
 
@@ -187,12 +197,7 @@ func (s *Server) reader(f http.HandlerFunc) http.Handler {
 // page's own origin, a JSON body.
 func (s *Server) action(f http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.crossSite(r) {
-			http.Error(w, "chefd ui: cross-site request refused", http.StatusForbidden)
-			return
-		}
-		if !s.tokenOK(r, false) {
-			http.Error(w, "chefd ui: missing or wrong token", http.StatusUnauthorized)
+		if !s.allowed(w, r, false) {
 			return
 		}
 		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
