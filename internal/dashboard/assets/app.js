@@ -164,6 +164,16 @@ function phasesOf(r) {
   return ph;
 }
 
+// phaseClass colours a phase: a build's own phases by name; a cook's
+// (BuildKit's step titles) by what they do.
+function phaseClass(name) {
+  if (PHASES.includes(name) || name === "running") return name;
+  if (/cargo|compile/i.test(name)) return "build";
+  if (/COPY|copy|context|seed|pull/.test(name)) return "context";
+  if (/export|tag|keep/i.test(name)) return "images";
+  return "other";
+}
+
 function renderTimeline() {
   const jobs = allJobs().slice(0, 40);
   const box = $("timeline");
@@ -195,7 +205,7 @@ function renderTimeline() {
     let at = t(r.queued) || start(r);
     for (const p of phasesOf(r)) {
       const w = Math.max(1.5, x(at + p.d * 1000) - x(at));
-      const cls = PHASES.includes(p.name) ? p.name : (p.name === "running" ? "running" : "other");
+      const cls = phaseClass(p.name);
       const rect = svg("rect", { class: "phase phase-" + cls, x: x(at), y: y + 2, width: w, height: rowH - 5, "data-phase": p.name });
       rect.append(svg("title", {}, `#${r.id} ${p.name} ${fmt(p.d)}`));
       g.append(rect);
