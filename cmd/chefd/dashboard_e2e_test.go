@@ -307,8 +307,8 @@ func envValue(env []string, key string) string {
 	return ""
 }
 
-// shot saves a screenshot of the page in the test's log directory, and in
-// docs/ when CHEFD_SCREENSHOTS is set (the README shows those).
+// shot saves a screenshot of the page in the test's temporary directory,
+// or in the directory CHEFD_SCREENSHOTS names.
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
@@ -316,9 +316,9 @@ func shot(t *testing.T, ctx context.Context, name string) {
 		t.Errorf("screenshot: %v", err)
 		return
 	}
-	dir := t.TempDir()
-	if os.Getenv("CHEFD_SCREENSHOTS") != "" {
-		dir = "../../docs"
+	dir := os.Getenv("CHEFD_SCREENSHOTS")
+	if dir == "" {
+		dir = t.TempDir()
 	}
 	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Error(err)

@@ -97,7 +97,10 @@ function allJobs() {
   for (const r of runningJobs().concat(state.history)) {
     if (!seen.has(r.id)) { seen.add(r.id); out.push(r); }
   }
-  out.sort((a, b) => b.id - a.id);
+  // newest first by when each started (a build queued behind a cook
+  // starts after it, though its ID is older)
+  const at = (r) => t(r.started) || t(r.queued) || Date.now();
+  out.sort((a, b) => (at(b) - at(a)) || (b.id - a.id));
   return out;
 }
 
@@ -294,8 +297,12 @@ function renderDetail() {
   const sum = $("summary");
   sum.replaceChildren();
   const c = r.compiled || {};
-  sum.append(el("div", {}, `recipe ${short(r.recipe)} · ${r.mode || ""} · compiled ${c.third_party || 0} third-party, ${c.local || 0} local` +
-    (r.image_id ? ` · ${r.image} ${r.image_id.slice(0, 19)}` : "")));
+  const parts = [`recipe ${short(r.recipe)}`];
+  if (r.mode) parts.push(r.mode + " mode");
+  parts.push(`compiled ${c.third_party || 0} third-party, ${c.local || 0} local`);
+  if (r.seed) parts.push("delta from " + short(r.seed));
+  if (r.image_id) parts.push(`${r.image} ${r.image_id.slice(0, 19)}`);
+  sum.append(el("div", {}, parts.join(" · ")));
   if (r.error) sum.append(el("div", { class: "error" }, r.error));
   fill($("why"), why(r));
   fill($("diff"), r.recipe_diff);
