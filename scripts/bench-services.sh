@@ -11,7 +11,8 @@
 # (b) and (c) cook once per service (30 cooks of ~1 min each) and build
 # one service at a time: both are measured on SAMPLE services, cold and
 # after the edit, and scaled to N (said in the table).
-# Usage: scripts/bench-services.sh [N] (SAMPLE=3 by default)
+# Usage: scripts/bench-services.sh [N] (SAMPLE=3 by default; ONLY_A=1: (a)
+# alone; ROUNDS=K: (a) against the floor, K edits each, medians)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -122,6 +123,14 @@ single() {
   printf 'image = "bench-single-%s-%s"\nbins = ["%s"]\n' "$2" "$RUN_ID" "$2" >> "$1/chefd.toml"
 }
 declare -A T
+# floor: one bare cargo build of all N binaries in $WORK/f, warm target directory
+VOL=chefd-bench-svc-floor-$RUN_ID
+floor() {
+  local t0; t0=$(now)
+  $D run --rm -v "$WORK/f:/src" -v "$VOL:/src/target" -w /src -e RUSTFLAGS="-C target-feature=+crt-static" "$BUILDER" \
+    cargo build --release --target x86_64-unknown-linux-gnu --bins >/dev/null 2>&1
+  secs "$t0" "$(now)"
+}
 
 # (a) chefd, one cook and one code build
 gen "$WORK/a"
@@ -134,6 +143,32 @@ PHASES=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(", "
 echo "(a) cold ${T[a,cold]} s, after the edit ${T[a,edit]} s ($CHANGED images changed; $PHASES)" >&2
 
 if [ -n "${ONLY_A:-}" ]; then exit 0; fi # ONLY_A=1: (a) alone
+
+# ROUNDS=K: (a) against the floor alone, K more edits of ledger each, one
+# after the other, and the medians (the code build varies by seconds
+# between runs on 2 cores, so one edit says little)
+if [ -n "${ROUNDS:-}" ]; then
+  gen "$WORK/f"
+  floor >/dev/null
+  edit_ledger "$WORK/f" 1
+  floor >/dev/null
+  A=() F=()
+  for r in $(seq 2 $((ROUNDS + 1))); do
+    edit_ledger "$WORK/a" "$r"
+    t0=$(now); "$CHEFD" -C "$WORK/a" build --json > "$WORK/a.r.json" 2>"$WORK/a.r.log"; A+=("$(secs "$t0" "$(now)")")
+    $D run --rm "bench-svc1-$RUN_ID:dev" | grep -q "edit $r" || { echo "bench: svc1 does not print edit $r" >&2; exit 1; }
+    P=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(", ".join("%s %.1fs" % (p["name"], p["duration_ns"]/1e9) for p in r["phases"]))' "$WORK/a.r.json")
+    edit_ledger "$WORK/f" "$r"
+    F+=("$(floor)")
+    echo "round $r: (a) ${A[-1]} s ($P), floor ${F[-1]} s" >&2
+  done
+  med() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+  ma=$(med "${A[@]}") mf=$(med "${F[@]}")
+  echo "| $N services, one edit of ledger | (a) chefd: one code build, $N images | floor: bare cargo build | (a) / floor |"
+  echo "|---|---|---|---|"
+  echo "| median of $ROUNDS | $ma s | $mf s | $(echo "$ma / $mf" | bc -l | xargs printf '%.2f')x |"
+  exit 0
+fi
 
 # (b) the cargo-chef way: a Dockerfile per service, built one after another
 gen "$WORK/b"
@@ -172,15 +207,7 @@ T[c,cold]=$(echo "$cold * $N / $SAMPLE" | bc -l | xargs printf '%.0f')
 T[c,edit]=$(echo "$edit * $N / $SAMPLE" | bc -l | xargs printf '%.0f')
 echo "(c) $SAMPLE services: cold $cold s, after the edit $edit s" >&2
 
-# floor: one bare cargo build of all N binaries, warm target directory
 gen "$WORK/f"
-VOL=chefd-bench-svc-floor-$RUN_ID
-floor() {
-  local t0; t0=$(now)
-  $D run --rm -v "$WORK/f:/src" -v "$VOL:/src/target" -w /src -e RUSTFLAGS="-C target-feature=+crt-static" "$BUILDER" \
-    cargo build --release --target x86_64-unknown-linux-gnu --bins >/dev/null 2>&1
-  secs "$t0" "$(now)"
-}
 T[f,cold]=$(floor)
 edit_ledger "$WORK/f" 1
 T[f,edit]=$(floor)

@@ -190,6 +190,54 @@ func TestDashboardBrowser(t *testing.T) {
 		second.ID))
 	shot(t, ctx, "dashboard-build.png")
 
+	// Cancel from the page: a save whose build takes rustc a while (a large
+	// generated constant); the page's Cancel stops it, the page shows it
+	// cancelled, and the next build (Build now) ships the save.
+	var big strings.Builder
+	big.WriteString("pub const BIG: &[u64] = &[")
+	for i := 0; i < 800000; i++ {
+		fmt.Fprintf(&big, "%d,", i*7)
+	}
+	big.WriteString("];\n")
+	if err := os.WriteFile(filepath.Join(ws, "crates/app/src/big.rs"), []byte(big.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, filepath.Join(ws, "crates/app/src/main.rs"), `println!("app: {GREETING}");`, `println!("app: {GREETING} big {}", big::BIG.len());`)
+	edit(t, filepath.Join(ws, "crates/app/src/main.rs"), `const GREETING`, "mod big;\nconst GREETING")
+	wait("the save's build running", `Array.from(document.querySelectorAll("#running .job")).some(j => / build (?!queued)/.test(j.firstChild.textContent))`)
+	running := daemonStatus(t, ws, env).Current
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#cancel`))); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, ws, env, 2*time.Minute, "the cancelled build to end", func(st api.FullStatus) bool {
+		return st.Current == nil && st.Pending == nil
+	})
+	var cancelled *api.Record
+	for _, r := range daemonHistory(t, ws, env) {
+		if r.Result == api.ResultCancelled && r.Error == "cancelled by a request" {
+			cancelled = &r
+			break
+		}
+	}
+	if cancelled == nil || running == nil {
+		t.Fatalf("no build was cancelled by the page (running then: %v)", running)
+	}
+	if st.LastOK.ID != second.ID {
+		t.Errorf("a build after the cancel: %v", st.LastOK)
+	}
+	wait("the cancelled build", fmt.Sprintf(`!!document.querySelector('#timeline g.row.result-cancelled[data-id="%d"]')`, cancelled.ID))
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#build-now`))); err != nil {
+		t.Fatal(err)
+	}
+	st = waitStatus(t, ws, env, 5*time.Minute, "the build after the cancel", func(st api.FullStatus) bool {
+		return st.LastOK != nil && st.LastOK.ID > cancelled.ID
+	})
+	if out := dockerRun(t, st.LastOK.Image); !strings.Contains(out, "big 800000") {
+		t.Fatalf("after a cancelled build, the next build's image prints %q", out)
+	}
+	t.Logf("cancelled build #%d after %s; the next build took %s", cancelled.ID, cancelled.Duration, st.LastOK.Duration)
+	second = st.LastOK
+
 	// Without the token: nothing of the daemon's.
 	u, _ := url.Parse(page)
 	base := u.Scheme + "://" + u.Host
