@@ -11,7 +11,7 @@
 # packages locked).
 # Every recipe is made unique (a cargo alias in .cargo/config.toml), so no
 # figure is BuildKit's layer cache. Prints a table; needs the engine and the
-# builder image. Usage: scripts/bench-delta.sh [example|gen|gen-add|gen-bump]...
+# builder image. Usage: scripts/bench-delta.sh [example|example-small|gen|gen-add|gen-bump]...
 # (default example gen)
 set -eu
 cd "$(dirname "$0")/.."
@@ -92,6 +92,17 @@ bump_tiny() {
   fi
 }
 
+# small dependencies of the example: ryu, already in the lockfile (as
+# serde_json's), and fixedbitset, new and without dependencies
+add_ryu() {
+  [ "$1" = after ] && sed -i 's/^\[dependencies\]$/[dependencies]\nryu = "1"/' "$2/crates/report/Cargo.toml"
+  return 0
+}
+add_fixedbitset() {
+  [ "$1" = after ] && sed -i 's/^\[dependencies\]$/[dependencies]\nfixedbitset = "=0.4.2"/' "$2/crates/report/Cargo.toml"
+  return 0
+}
+
 add_petgraph() { # gen: petgraph (and fixedbitset, which only it uses), new
   if [ "$1" = before ]; then
     sed -i -e '/^petgraph = /d' -e '/^fixedbitset = /d' "$2/crates/report/Cargo.toml"
@@ -108,6 +119,7 @@ for WS in "$@"; do
   gen-add) WS=gen; run add-petgraph add_petgraph ;;
   gen-bump) WS=gen; run bump-version bump_tiny ;;
   example) run add-regex add_regex; run bump-version bump_tiny ;;
+  example-small) WS=example; run add-ryu add_ryu; run add-fixedbitset add_fixedbitset ;;
   gen) run add-petgraph add_petgraph; run bump-version bump_tiny ;;
   *) echo "unknown workspace $WS" >&2; exit 2 ;;
   esac

@@ -39,12 +39,14 @@ trap cleanup EXIT
 now() { date +%s.%N; }
 secs() { echo "$2 - $1" | bc -l | xargs printf '%.1f'; }
 
-# gen DIR: the workspace. A unique version of the libraries' common
-# dependency-free crate keeps every recipe unique to this run (no layer
-# cache from an earlier run answers a cook).
+# gen DIR: the workspace. A cargo alias of this run's in
+# .cargo/config.toml keeps every recipe unique to the run (no cooked image
+# or layer cache of an earlier run answers a cook; a local crate's version
+# would not: the recipe leaves local versions out).
 gen() {
   local w=$1
-  mkdir -p "$w/libs" "$w/services"
+  mkdir -p "$w/libs" "$w/services" "$w/.cargo"
+  printf '[alias]\nchefd-nonce-%s = "build"\n' "$RUN_ID" > "$w/.cargo/config.toml"
   cp -a examples/workspace/crates/ledger "$w/libs/ledger"
   sed -i 's/^version.workspace = true/version = "0.1.0"/; s/^edition.workspace = true/edition = "2021"/; /license.workspace/d; /publish.workspace/d; s/^\(serde\|serde_json\|thiserror\).workspace = true/\1 = { workspace = true }/' "$w/libs/ledger/Cargo.toml"
   mkdir -p "$w/libs/common/src" "$w/libs/wire/src"
