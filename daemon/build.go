@@ -345,6 +345,7 @@ func (s *Scheduler) buildDone(b *buildJob, res dockerctl.BuildResult, err error)
 	rec.Phases = append(rec.Phases, res.Phases...)
 	rec.Compiled = res.Compiled
 	rec.Image, rec.ImageID, rec.CookedTag, rec.Images = res.Image, res.ImageID, res.CookedTag, res.Images
+	rec.Unchanged = res.Unchanged
 	if res.Cook != nil && res.Cook.ImageID != "" && s.cooked[b.r.Hash] == nil {
 		s.cooked[b.r.Hash] = &api.CookedImage{Recipe: b.r.Hash, Tag: res.Cook.Tag, ImageID: res.Cook.ImageID, Since: time.Now()}
 	}

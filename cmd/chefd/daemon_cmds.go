@@ -422,6 +422,9 @@ func (a *app) reportDaemonBuild(rec api.Record, quiet bool, only ...string) erro
 	if rec.Image != "" {
 		say("%s\n", rec.Image)
 	}
+	if rec.Unchanged {
+		say("image unchanged (binaries identical: the tag keeps its image ID)\n")
+	}
 	fmt.Fprintln(a.stdout, rec.ImageID)
 	return nil
 }

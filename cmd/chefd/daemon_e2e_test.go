@@ -168,7 +168,19 @@ func TestDaemonE2EEngine(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != second || !strings.Contains(r.stderr, "the workspace holds what build") {
 		t.Fatalf("unchanged build: exit %d %q\n%s", r.code, r.stdout, r.stderr)
 	}
+	// a comment at the end of a file: the crate compiles, the binary is
+	// identical, and the daemon's build says the tag keeps its image ID
+	if b, err := os.ReadFile(filepath.Join(ws, "crates/app/src/main.rs")); err == nil {
+		os.WriteFile(filepath.Join(ws, "crates/app/src/main.rs"), append(b, []byte("\n// a comment only\n")...), 0o644)
+	}
+	r = chefd(t, ws, env, "build", "--wait")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != second || !strings.Contains(r.stderr, "image unchanged") {
+		t.Fatalf("comment-only build: exit %d %q (want %s)\n%s", r.code, r.stdout, second, r.stderr)
+	}
 	st := daemonStatus(t, ws, env)
+	if st.LastOK == nil || !st.LastOK.Unchanged {
+		t.Errorf("the comment-only build's record: %+v", st.LastOK)
+	}
 	if st.LastOK == nil || st.LastOK.ImageID != second || st.LastOK.Image != "chefd-example:e2e-daemon" || !st.Cooked {
 		t.Fatalf("status: %+v", st.Status)
 	}

@@ -98,8 +98,11 @@ type Record struct {
 	ImageID      string `json:"image_id,omitempty"`
 	// Images: each service image of a workspace with several, changed or
 	// not and why (dockerctl.BuildResult.Images).
-	Images    []dockerctl.ImageResult `json:"images,omitempty"`
-	CookedTag string                  `json:"cooked_tag,omitempty"`
+	Images []dockerctl.ImageResult `json:"images,omitempty"`
+	// Unchanged: one image (the shorthand), and its tag named this ID
+	// before the build (dockerctl.BuildResult.Unchanged).
+	Unchanged bool   `json:"unchanged,omitempty"`
+	CookedTag string `json:"cooked_tag,omitempty"`
 	// Mode is how a build compiles the workspace's crates: "loop"
 	// (incremental) or "exact" (what ships).
 	Mode dockerctl.Mode `json:"mode,omitempty"`

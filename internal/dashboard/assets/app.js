@@ -316,7 +316,11 @@ function renderDetail() {
     tr.append(el("td", {}, p.name), el("td", {}, fmt(secs(p.duration_ns))));
     tb.append(tr);
   }
-  fill($("images"), (r.images || []).map(i => `${i.image} ${i.changed ? "changed" : "unchanged"} (${i.reason})`));
+  let images = (r.images || []).map(i => `${i.image} ${i.changed ? "changed" : "unchanged"} (${i.reason})`);
+  if (!images.length && r.image_id) {
+    images = [`${r.image} ${r.unchanged ? "unchanged (binaries identical)" : "new image ID"}`];
+  }
+  fill($("images"), images);
   if (state.logFor !== r.id) loadLog(r);
 }
 
