@@ -1,8 +1,11 @@
 package dashboard
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -36,7 +39,11 @@ func (f *fakeDaemon) Events(ctx context.Context, fn func(raw []byte, ev api.Even
 		case <-ctx.Done():
 			return nil
 		case raw := <-f.events:
-			_ = fn(raw, api.Event{ID: 7, Type: api.EventBuildProgress})
+			var ev api.Event
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				return err
+			}
+			_ = fn(raw, ev)
 		}
 	}
 }
@@ -191,4 +198,64 @@ func TestHubLogs(t *testing.T) {
 
 func progressEvent(text string) *dockerctl.Event {
 	return &dockerctl.Event{Kind: dockerctl.EventLog, Text: text}
+}
+
+// TestEventsRelay: the page's event stream says whether the daemon is
+// connected, then carries each daemon event as one server-sent event, and
+// the hub keeps the job's log lines for /api/log.
+func TestEventsRelay(t *testing.T) {
+	f := &fakeDaemon{events: make(chan []byte)}
+	token := strings.Repeat("ef", 32)
+	s, err := New(f, "127.0.0.1:4712", token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Run(ctx)
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+path, nil)
+		req.Host = "127.0.0.1:4712"
+		req.Header.Set(TokenHeader, token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := get("/api/events")
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	rd := bufio.NewReader(resp.Body)
+	next := func() string { // the next event's data line
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended: %v", err)
+			}
+			if strings.HasPrefix(line, "data: ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, "data: "))
+			}
+		}
+	}
+	if hello := next(); hello != `{"connected":true}` && hello != `{"connected":false}` {
+		t.Fatalf("hello: %q", hello)
+	}
+	raw := `{"seq":9,"type":"build.progress","id":7,"progress":{"kind":"log","text":"   Compiling app v0.1.0"}}`
+	f.events <- []byte(raw)
+	for {
+		if got := next(); got == raw {
+			break
+		} else if !strings.Contains(got, "dashboard.connected") {
+			t.Fatalf("relayed %q, want %q", got, raw)
+		}
+	}
+	body, _ := io.ReadAll(get("/api/log?id=7").Body)
+	if !strings.Contains(string(body), "Compiling app") {
+		t.Fatalf("log of job 7: %s", body)
+	}
 }
