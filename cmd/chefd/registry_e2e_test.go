@@ -153,6 +153,7 @@ func TestE2ERegistryShare(t *testing.T) {
 	dir := exampleCopy(t)
 	image := ownImage(t, dir, "chefd-reg")
 	repo := reg.host + "/team/" + image + "-cooked"
+	t.Cleanup(func() { removeImages(repo) }) // the registry's tags: a port of this run's
 	hash := prepareHash(t, dir)
 	ref := repo + ":" + hash[:16]
 	cookedTag := image + "-cooked:" + hash[:16]
@@ -247,6 +248,7 @@ func TestE2ERegistryCredentials(t *testing.T) {
 	dir := exampleCopy(t)
 	image := ownImage(t, dir, "chefd-regauth")
 	repo := reg.host + "/team/" + image + "-cooked"
+	t.Cleanup(func() { removeImages(repo) }) // the registry's tags: a port of this run's
 	hash := prepareHash(t, dir)
 	ref := repo + ":" + hash[:16]
 	good := dockerConfig(t, reg.host, "chefd", password)

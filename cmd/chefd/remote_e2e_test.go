@@ -200,9 +200,11 @@ func TestE2ERemoteEngine(t *testing.T) {
 	dir := exampleCopy(t)
 	image := ownImage(t, dir, "chefd-remote")
 	repo := reg.host + "/team/" + image + "-cooked"
+	t.Cleanup(func() { removeImages(repo) }) // the registry's tags: a port of this run's
 	// the builder image comes from the registry, as rust:1-bookworm would
 	builder := reg.host + "/" + builderImage(t)
 	docker(t, "tag", builderImage(t), builder)
+	t.Cleanup(func() { exec.Command("docker", "rmi", builder).Run() })
 	t.Cleanup(func() { exec.Command("docker", "rmi", builder).Run() })
 	t0 := time.Now()
 	docker(t, "push", builder)
