@@ -210,7 +210,11 @@ func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode, sums boo
 	fmt.Fprintf(&b, "sh %s/stamp.sh begin\n", stepDir)
 	fmt.Fprintf(&b, "cd %s\n", shQuote(wd))
 	b.WriteString(echoSubStep(titleCodeBuild) + "\n")
-	b.WriteString(cargoBuild(r, r.LockFile != nil) + "\n")
+	if mode == ModeLoop {
+		b.WriteString(incrementalRetry(cargoBuild(r, r.LockFile != nil)))
+	} else {
+		b.WriteString(cargoBuild(r, r.LockFile != nil) + "\n")
+	}
 	fmt.Fprintf(&b, "sh %s/stamp.sh commit\n", stepDir)
 	b.WriteString(echoSubStep(titleCodeCopy) + "\n")
 	b.WriteString(copyBins(r, "target", outDir, bins) + "\n")
@@ -220,6 +224,27 @@ func codeScript(r *recipe.Recipe, bins []string, reset bool, mode Mode, sums boo
 		fmt.Fprintf(&b, "sed 's/^/%s/' %s/%s\n", sumLinePrefix, outDir, sumsFile)
 	}
 	return b.String()
+}
+
+// incrementalRetry runs the loop mode's cargo build (cargo) with its
+// stderr also kept in a file; when it fails at the link because rustc's
+// incremental state of a workspace crate is inconsistent (promoted
+// "anon.*.llvm.*" symbols missing: rust-lang/rust#81280, open; the link
+// of a crate whose sources did not change can hit it), the incremental
+// state goes and cargo runs once more. Any other failure is cargo's, as
+// it is.
+func incrementalRetry(cargo string) string {
+	return `{ { rc=0; ` + cargo + ` || rc=$?; echo "$rc" >/tmp/chefd-cargo.rc; } 2>&1 1>&3 | tee /tmp/chefd-cargo.err >&2; } 3>&1
+rc=$(cat /tmp/chefd-cargo.rc)
+if [ "$rc" != 0 ] && grep -q -e 'undefined reference to .anon\.' -e 'hidden symbol .anon\.[^ ]*\.llvm\.' /tmp/chefd-cargo.err; then
+  echo "chefd: the link failed on rustc's incremental state (rust-lang/rust#81280); building again without it" >&2
+  rm -rf target/*/incremental target/*/*/incremental
+  ` + cargo + `
+  rc=0
+fi
+rm -f /tmp/chefd-cargo.rc /tmp/chefd-cargo.err
+[ "$rc" = 0 ] || exit "$rc"
+`
 }
 
 // codeDockerfile builds the real code in the builder image (the one the
