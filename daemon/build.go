@@ -186,12 +186,31 @@ func (s *Scheduler) queue(kind api.Trigger) *buildJob {
 func (s *Scheduler) supersede(b *buildJob) {
 	p := s.queue(api.TriggerWatch)
 	p.absorb(b)
-	s.move(&b.state, stateStopping, b.label())
-	b.stopAs = api.ResultSuperseded
 	b.rec.SupersededBy = p.rec.ID
 	s.log.Info("superseding build", zap.Int64("id", b.rec.ID), zap.Int64("by", p.rec.ID))
+	s.stopBuild(b, api.ResultSuperseded, "", true)
+}
+
+// stopBuild cancels the running build b, which ends as result (with why,
+// for a cancelled one) once the engine has stopped its step; with grace,
+// it is given up after CancelGrace (dropBuild) so that the next can run.
+func (s *Scheduler) stopBuild(b *buildJob, result api.Result, why string, grace bool) {
+	s.move(&b.state, stateStopping, b.label())
+	b.stopAs, b.stopWhy = result, why
 	b.cancel()
-	b.timer = time.AfterFunc(s.opts.CancelGrace, func() { s.post(func() { s.dropBuild(b) }) })
+	if grace {
+		b.timer = time.AfterFunc(s.opts.CancelGrace, func() { s.post(func() { s.dropBuild(b) }) })
+	}
+}
+
+// cancelPending ends the queued build p as cancelled, at once.
+func (s *Scheduler) cancelPending(p *buildJob, why string) {
+	if s.pending == p {
+		s.pending = nil
+	}
+	p.rec.Result, p.rec.Error, p.rec.Waiting = api.ResultCancelled, why, ""
+	p.rec.Finished = time.Now()
+	s.finishBuild(p)
 }
 
 func (s *Scheduler) setWaiting(p *buildJob, what string) {

@@ -3,12 +3,14 @@ package daemon
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/chefd/chefd/daemon/api"
 )
+
+// cancelledByRequest is the error of a build a request cancelled.
+const cancelledByRequest = "cancelled by a request"
 
 // Cancel stops the build with this ID: the running one (its build step is
 // cancelled, and it ends as cancelled once the engine has stopped it) or
@@ -26,12 +28,8 @@ func (s *Scheduler) Cancel(id int64) (api.Record, error) {
 	err := s.do(func() {
 		b := s.build
 		if b != nil && (id == 0 || b.rec.ID == id) && b.state != stateStopping {
-			s.move(&b.state, stateStopping, b.label())
-			b.stopAs = api.ResultCancelled
-			b.stopWhy = "cancelled by a request"
 			s.log.Info("cancelling build on request", zap.Int64("id", b.rec.ID))
-			b.cancel()
-			b.timer = time.AfterFunc(s.opts.CancelGrace, func() { s.post(func() { s.dropBuild(b) }) })
+			s.stopBuild(b, api.ResultCancelled, cancelledByRequest, true)
 			rec, found = *b.rec.Clone(), true
 			return
 		}
@@ -40,11 +38,8 @@ func (s *Scheduler) Cancel(id int64) (api.Record, error) {
 			return
 		}
 		if p := s.pending; p != nil && (id == 0 || p.rec.ID == id) {
-			s.pending = nil
-			p.rec.Result, p.rec.Error, p.rec.Waiting = api.ResultCancelled, "cancelled by a request", ""
-			p.rec.Finished = time.Now()
 			s.log.Info("cancelled queued build on request", zap.Int64("id", p.rec.ID))
-			s.finishBuild(p)
+			s.cancelPending(p, cancelledByRequest)
 			rec, found = *p.rec.Clone(), true
 		}
 	})

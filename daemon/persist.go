@@ -21,15 +21,10 @@ func (s *Scheduler) shutdown() {
 	s.log.Info("stopping: cancelling builds and cooks")
 	s.bus.publish(api.Event{Type: api.EventStopping})
 	if p := s.pending; p != nil {
-		s.pending = nil
-		p.rec.Result, p.rec.Error, p.rec.Waiting = api.ResultCancelled, "cancelled: the daemon is stopping", ""
-		p.rec.Finished = time.Now()
-		s.finishBuild(p)
+		s.cancelPending(p, "cancelled: the daemon is stopping")
 	}
 	if b := s.build; b != nil && b.state != stateStopping {
-		s.move(&b.state, stateStopping, b.label())
-		b.stopAs = api.ResultCancelled
-		b.cancel()
+		s.stopBuild(b, api.ResultCancelled, "", false) // Run waits CancelGrace for it
 	}
 	for _, c := range s.cooks {
 		if c.state != stateStopping {

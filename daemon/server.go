@@ -206,16 +206,8 @@ func (sv *server) history(w http.ResponseWriter, r *http.Request) {
 
 func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 	var body api.BuildBody
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeError(w, tooLarge())
-				return
-			}
-			writeJSON(w, http.StatusBadRequest, &api.APIError{Code: "bad_request", Message: "build request: " + err.Error()})
-			return
-		}
+	if !decodeBody(w, r, &body, "build request") {
+		return
 	}
 	if boolParam(r, "stream") {
 		body.Stream = true
@@ -285,6 +277,25 @@ func (sv *server) build(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// decodeBody reads a request's JSON body (none is fine) into v, or answers
+// the error (413 "too_large", 400 "bad_request") and returns false.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, what string) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	err := json.NewDecoder(r.Body).Decode(v)
+	if err == nil || errors.Is(err, io.EOF) {
+		return true
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		writeError(w, tooLarge())
+	} else {
+		writeJSON(w, http.StatusBadRequest, &api.APIError{Code: "bad_request", Message: what + ": " + err.Error()})
+	}
+	return false
 }
 
 func isBuildEvent(t api.EventType) bool {
@@ -377,11 +388,8 @@ func (sv *server) cancel(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ID int64 `json:"id"`
 	}
-	if r.ContentLength != 0 {
-		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			writeJSON(w, http.StatusBadRequest, &api.APIError{Code: "bad_request", Message: "cancel request: " + err.Error()})
-			return
-		}
+	if !decodeBody(w, r, &body, "cancel request") {
+		return
 	}
 	rec, err := sv.s.Cancel(body.ID)
 	if err != nil {

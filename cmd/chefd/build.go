@@ -300,6 +300,9 @@ func printIDs(w io.Writer, res dockerctl.BuildResult) {
 	}
 }
 
+// unchangedImage says that a one-image build kept its image ID.
+const unchangedImage = "unchanged (binaries identical: the tag keeps its image ID)"
+
 func printResult(w io.Writer, res dockerctl.BuildResult) {
 	fmt.Fprintf(w, "%s %s\n", res.Image, res.ImageID)
 	fmt.Fprintf(w, "  mode     %s\n", res.Mode.Describe())
@@ -326,7 +329,7 @@ func printResult(w io.Writer, res dockerctl.BuildResult) {
 	}
 	fmt.Fprintf(w, "  total    %6.1fs\n", res.Duration.Seconds())
 	if res.Unchanged {
-		fmt.Fprintf(w, "  image    unchanged (binaries identical: the tag keeps its image ID)\n")
+		fmt.Fprintf(w, "  image    %s\n", unchangedImage)
 	}
 	printImages(w, res.Images)
 }

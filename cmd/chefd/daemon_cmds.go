@@ -423,7 +423,7 @@ func (a *app) reportDaemonBuild(rec api.Record, quiet bool, only ...string) erro
 		say("%s\n", rec.Image)
 	}
 	if rec.Unchanged {
-		say("image unchanged (binaries identical: the tag keeps its image ID)\n")
+		say("image %s\n", unchangedImage)
 	}
 	fmt.Fprintln(a.stdout, rec.ImageID)
 	return nil

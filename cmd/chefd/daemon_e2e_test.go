@@ -32,9 +32,9 @@ func daemonEnv(t *testing.T, ws string, extra ...string) []string {
 	return env
 }
 
-func daemonStatus(t *testing.T, ws string, env []string) api.FullStatus {
+func daemonStatus(t *testing.T, ws string, env []string, args ...string) api.FullStatus {
 	t.Helper()
-	r := chefd(t, ws, env, "status", "--json")
+	r := chefd(t, ws, env, append([]string{"status", "--json"}, args...)...)
 	if r.code != 0 {
 		t.Fatalf("status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -87,18 +86,10 @@ func browser(t *testing.T, chromium string) context.Context {
 	return ctx
 }
 
-// history is the daemon's records, newest first.
+// daemonHistory is the daemon's records, newest first.
 func daemonHistory(t *testing.T, ws string, env []string) []api.Record {
 	t.Helper()
-	r := chefd(t, ws, env, "status", "--json", "--recent", "100")
-	if r.code != 0 {
-		t.Fatalf("status: exit %d\n%s", r.code, r.stderr)
-	}
-	var st api.FullStatus
-	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
-		t.Fatalf("status JSON: %v", err)
-	}
-	return st.Recent
+	return daemonStatus(t, ws, env, "--recent", "100").Recent
 }
 
 func plotted(recs []api.Record) int {

@@ -29,12 +29,8 @@ func dashboardFile(p api.Paths) string { return filepath.Join(p.Dir, "dashboard.
 // loopback address) until ctx is done. It returns the page's URL once it
 // listens, and a channel that gets Serve's end.
 func listenDashboard(ctx context.Context, socket, addr string, log *zap.Logger) (string, <-chan error, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", nil, fmt.Errorf("--addr %q: want host:port, e.g. 127.0.0.1:0", addr)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return "", nil, fmt.Errorf("--addr %q: the dashboard listens on a loopback address only (127.0.0.1 or ::1); reach it from elsewhere through an SSH tunnel", addr)
+	if err := dashboard.CheckAddr(addr); err != nil {
+		return "", nil, fmt.Errorf("--addr: %w", err) // before anything listens there
 	}
 	token, err := dashboard.NewToken()
 	if err != nil {

@@ -72,18 +72,28 @@ func New(d Daemon, addr, token string, log *zap.Logger) (*Server, error) {
 	if len(token) < 32 {
 		return nil, errors.New("dashboard: the token is too short")
 	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("dashboard: address %q: %w", addr, err)
+	if err := CheckAddr(addr); err != nil {
+		return nil, err
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("dashboard: address %q is not a loopback address: the dashboard listens on 127.0.0.1 or ::1 only", addr)
-	}
+	_, port, _ := net.SplitHostPort(addr)
 	if log == nil {
 		log = zap.NewNop()
 	}
 	hosts := []string{addr, net.JoinHostPort("localhost", port)}
 	return &Server{d: d, token: token, hosts: hosts, log: log, hub: newHub(log)}, nil
+}
+
+// CheckAddr refuses an address the dashboard may not listen on: anything
+// but host:port with a loopback IP.
+func CheckAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: want host:port, e.g. 127.0.0.1:0", addr)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("address %q: the dashboard listens on a loopback address only (127.0.0.1 or ::1); reach it from elsewhere through an SSH tunnel", addr)
+	}
+	return nil
 }
 
 // URL is the page's address, with its token.

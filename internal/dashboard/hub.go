@@ -10,6 +10,7 @@ import (
 
 	"github.com/chefd/chefd/daemon/api"
 	"github.com/chefd/chefd/dockerctl"
+	"github.com/chefd/chefd/internal/progress"
 )
 
 // Bounds of what the hub keeps: the log lines of a job (the oldest are
@@ -119,23 +120,10 @@ func (h *hub) note(ev api.Event) {
 	l.lines = append(l.lines, line)
 }
 
-// progressLine is a progress event as a log line ("" for none); the page
-// makes the same lines of live events (app.js, progressLine).
+// progressLine is a progress event as a log line ("" for none): the
+// line of --progress plain, cut at lineLimit.
 func progressLine(p dockerctl.Event) string {
-	var s string
-	switch p.Kind {
-	case dockerctl.EventLog, dockerctl.EventError, dockerctl.EventWarning:
-		s = p.Text
-	case dockerctl.EventStep:
-		switch {
-		case p.Cached:
-			s = "step: " + p.Step + " CACHED"
-		case p.Done:
-			s = "step: " + p.Step + " done in " + p.Duration.Round(100*time.Millisecond).String()
-		default:
-			s = "step: " + p.Step
-		}
-	}
+	s, _ := progress.PlainLine(p)
 	s = strings.TrimRight(s, "\r\n")
 	if len(s) > lineLimit {
 		s = s[:lineLimit] + "…"

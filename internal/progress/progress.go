@@ -134,7 +134,7 @@ func (r *Renderer) Event(ev dockerctl.Event) {
 			fmt.Fprintf(r.w, "%s\n", b)
 		}
 	case Plain:
-		if line, ok := plainLine(ev, title); ok {
+		if line, ok := PlainLine(ev); ok {
 			fmt.Fprintln(r.w, line)
 		}
 	case TTY:
@@ -189,8 +189,10 @@ func (r *Renderer) Durations() map[string]time.Duration {
 	return out
 }
 
-// plainLine is an event's line in Plain mode (chefd's output of old).
-func plainLine(ev dockerctl.Event, title string) (string, bool) {
+// PlainLine is an event's line in Plain mode (chefd's output of old; the
+// dashboard's logs too), false for an event that has none.
+func PlainLine(ev dockerctl.Event) (string, bool) {
+	title := dockerctl.StepTitle(ev.Step)
 	switch ev.Kind {
 	case dockerctl.EventStep:
 		switch {

@@ -354,12 +354,16 @@ function select(id, pinned) {
 
 // ---- live events ----
 
+// progressLine: the line of --progress plain (progress.PlainLine, the
+// hub's kept logs), but that the step's name is BuildKit's as it came
 function progressLine(p) {
   switch (p.kind) {
-  case "log": case "error": case "warning": return p.text || "";
+  case "log": return "   " + (p.text || "");
+  case "error": return "error: " + (p.text || "");
+  case "warning": return "warning: " + (p.text || "");
   case "step":
     if (p.cached) return "step: " + p.step + " CACHED";
-    if (p.done) return "step: " + p.step + " done in " + fmt(secs(p.duration_ns));
+    if (p.done) return "step: " + p.step + " done in " + secs(p.duration_ns).toFixed(1) + "s";
     return "step: " + p.step;
   }
   return "";
