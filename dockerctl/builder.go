@@ -40,6 +40,9 @@ type WorkspaceBuilder struct {
 	current string // cooked tag of the recipe last cooked or built: GC keeps it
 	// currentKey is the cook key of the last cook: GC keeps its cook cache.
 	currentKey string
+	// noLayers are the builder images whose rustc could not build the
+	// layer tool (deltalayer.go): their cooked images are whole copies.
+	noLayers map[string]bool
 
 	cleanups sync.WaitGroup // background removals of builds' leftovers (buildcache.go)
 	cleanMu  sync.Mutex     // one removal of leftovers at a time (they share leftoversFile)
@@ -270,8 +273,17 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	if askRegistry && !b.noCache {
 		seed = &cookSeed{Ask: true}
 	}
-	s, err := b.cookOnce(ctx, r, key, builderID, tag, dirs, seed, p)
-	for range 2 {
+	var base *layerBase
+	if !b.noCache && !b.noLayer(builderID) {
+		base = b.pickLayerBase(ctx, key)
+	}
+	stage := ""
+	if base != nil {
+		stage = stageLayer
+		b.log.Debug("the cooked image is a layer", zap.String("base", base.Ref), zap.Int("layers", base.Layers))
+	}
+	s, err := b.cookOnce(ctx, r, key, builderID, tag, dirs, seed, base, stage, p)
+	for range 3 {
 		switch {
 		case err != nil && seed != nil && seed.Ask && s != nil && sawLine(s.lines, seedWanted):
 			// an empty cook cache: the repository's seed of the key, if any
@@ -288,10 +300,26 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 			if err := b.planShipping(dirs, true); err != nil {
 				return res, err
 			}
+		case err != nil && base != nil && ctx.Err() == nil && layerFailed(s):
+			// not the cook step's own failure: the base or the layer tool
+			b.log.Info("the cook as a layer on the base image failed: cooking a whole copy",
+				zap.String("base", base.Ref), zap.Error(err))
+			if sawLine(s.lines, layerToolFailed) {
+				b.setNoLayer(builderID)
+			}
+			base, stage = nil, ""
 		default:
 			continue
 		}
-		s, err = b.cookOnce(ctx, r, key, builderID, tag, dirs, seed, p)
+		s, err = b.cookOnce(ctx, r, key, builderID, tag, dirs, seed, base, stage, p)
+	}
+	if err == nil && base != nil {
+		res.LayerOn = base.Ref
+		if flat := b.flattenIfBloated(ctx, r, key, builderID, tag, dirs, seed, base, s, p); flat != nil {
+			res.LayerOn, res.Flattened = "", true
+			b.cleanup(ctx, flat, false, time.Since(start), 0)
+			s.imageID = flat.imageID
+		}
 	}
 	if err == nil && dirs != nil {
 		b.writeHints(dirs)
@@ -345,17 +373,26 @@ func (b *WorkspaceBuilder) warn(p Progress, msg string) string {
 // (nil: none). With vendor caches or a seed asked for, an error event is
 // held back until the caller knows whether the cook runs again (every
 // vendored crate shipped, the seed pulled).
-func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, builderID, tag string, dirs []*vendorDir, seed *cookSeed, p Progress) (*stream, error) {
-	df, script := cookDockerfile(r, cookCacheID(key), dirs, seed), cookScript(r, r.ShortHash(), b.noCache, dirs, seed)
+//
+// With base, the image is a layer on it (deltalayer.go); stage is the
+// stage to build then (stageLayer or stageFlat).
+func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, builderID, tag string, dirs []*vendorDir, seed *cookSeed, base *layerBase, stage string, p Progress) (*stream, error) {
+	df, script := cookDockerfile(r, cookCacheID(key), dirs, seed, base != nil), cookScript(r, r.ShortHash(), b.noCache, dirs, seed, base != nil)
 	if n, all := vendorItemsShipped(dirs); all > 0 {
 		b.log.Debug("vendored crates shipped to the vendor cache", zap.Int("shipped", n), zap.Int("items", all))
 	}
 	write := func(cw *contextWriter) error {
-		for _, f := range []ctxFile{
+		files := []ctxFile{
 			{rel: "chefd/Dockerfile", data: []byte(df), mode: 0o644},
 			{rel: "chefd/cook.sh", data: []byte(script), mode: 0o644},
 			{rel: "chefd/vendor.sums", data: []byte(vendorSums(r)), mode: 0o644},
-		} {
+		}
+		if base != nil {
+			files = append(files,
+				ctxFile{rel: layerToolDir + "/sync.rs", data: []byte(layerToolSource), mode: 0o644},
+				ctxFile{rel: layerToolDir + "/build.sh", data: []byte(layerToolBuild()), mode: 0o644})
+		}
+		for _, f := range files {
 			if err := cw.add("", f); err != nil {
 				return err
 			}
@@ -395,9 +432,12 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 	if seed != nil {
 		args["SEED"] = &seed.Ref
 	}
+	if base != nil {
+		args["PREV"] = &base.Ref
+	}
 	var held []Event
 	progress := p
-	if (dirs != nil || seed != nil && seed.Ask) && p != nil {
+	if (dirs != nil || seed != nil && seed.Ask || base != nil) && p != nil {
 		progress = func(ev Event) {
 			if ev.Kind == EventError {
 				held = append(held, ev)
@@ -412,8 +452,9 @@ func (b *WorkspaceBuilder) cookOnce(ctx context.Context, r *recipe.Recipe, key, 
 		Tags:       []string{tag},
 		Labels:     b.cookedLabels(r, key, builderID),
 		BuildArgs:  args,
+		Target:     stage,
 	}, progress)
-	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing) && !sawLine(s.lines, seedWanted)) {
+	if len(held) > 0 && (s == nil || !sawLine(s.lines, vendorMissing) && !sawLine(s.lines, seedWanted) && !(base != nil && layerFailed(s))) {
 		for _, ev := range held {
 			p(ev)
 		}

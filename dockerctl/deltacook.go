@@ -147,7 +147,10 @@ var hex16 = strings.Repeat("[0-9a-f]", 16)
 // cookScript is the cook step: prepare the cache (cookPrepare), build the
 // dependencies on the skeleton, keep this build's third-party artifacts
 // (cookKeep).
-func cookScript(r *recipe.Recipe, shortHash string, reset bool, dirs []*vendorDir, seed *cookSeed) string {
+//
+// layered: the image is a layer on a base image (deltalayer.go), mounted
+// at prevMount.
+func cookScript(r *recipe.Recipe, shortHash string, reset bool, dirs []*vendorDir, seed *cookSeed, layered bool) string {
 	var b strings.Builder
 	b.WriteString("# chefd cook step (generated)\nset -e\n")
 	b.WriteString(vendorSync(r, dirs))
@@ -157,7 +160,7 @@ func cookScript(r *recipe.Recipe, shortHash string, reset bool, dirs []*vendorDi
 	b.WriteString(echoSubStep(titleCookBuild) + "\n")
 	b.WriteString(cargoBuild(r, lockedCook(r)) + " \\\n" + contIndent + "--message-format=json-render-diagnostics >/tmp/chefd-units.json\n")
 	b.WriteString(echoSubStep(titleCookClean) + "\n")
-	b.WriteString(cookKeep(r, shortHash))
+	b.WriteString(cookKeep(r, shortHash, layered))
 	return b.String()
 }
 
@@ -237,7 +240,9 @@ func cleanArgs(r *recipe.Recipe) []string {
 }
 
 // cookKeep is the shell that, after cargo, copies this build's
-// third-party artifacts from the cache (target) to cookedOut and removes
+// third-party artifacts from the cache (target) to cookedOut (layered:
+// only the units the base image lacks or holds otherwise, and the list of
+// the base's entries to remove, cookedDelete; deltalayer.go) and removes
 // everything else from the cache: the hashes of the third-party units
 // cargo listed; the entries of deps/, build/ and .fingerprint/ of the
 // profile directories named with one of them; the profile directories'
@@ -245,7 +250,17 @@ func cleanArgs(r *recipe.Recipe) []string {
 // directory's own files. Nothing of a local
 // crate (path+file package IDs, uplifted binaries, examples/,
 // incremental/).
-func cookKeep(r *recipe.Recipe, shortHash string) string {
+func cookKeep(r *recipe.Recipe, shortHash string, layered bool) string {
+	baseList, layerLine, lockLine := "", "", ""
+	if r.LockFile == nil {
+		// the image holds the lockfile cargo wrote too
+		lockLine = `if [ -f ../Cargo.lock ]; then live=$((live + $(wc -c <../Cargo.lock))); fi`
+	}
+	if layered {
+		base := path.Join(prevMount, workdir(r), "target")
+		baseList = fmt.Sprintf("if [ -d %[1]s ]; then (cd %[1]s && find . -mindepth 1 -printf '%%y\\t%%s\\t%%T@\\t%%i\\t%%P\\n') >/tmp/chefd-base.list; fi", shQuote(base))
+		layerLine = `echo "chefd: a layer on the base image: $added units added, $removed entries removed, $hidden bytes of the base hidden"`
+	}
 	return fmt.Sprintf(`H='%[1]s'
 awk -v h="$H" '
   /"reason":"(compiler-artifact|build-script-executed)"/ && !/"package_id":"[^"]*path\+file:/ {
@@ -291,17 +306,70 @@ find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\
     if (u in unit) print "C " p
     else if (!(u in kept)) print "X " p
   }' /tmp/chefd-units /tmp/chefd-units-kept - >/tmp/chefd-keep
-rm -rf %[3]s && mkdir -p %[3]s
+# what the image must hold: every entry of this cook's units (the C
+# entries), with its unit, type, size, mtime and inode; and the base
+# image's target directory, if the image is a layer on one
+sed -n 's|^C |./|p' /tmp/chefd-keep | xargs -r -d '\n' sh -c 'exec find "$@" -printf "%%H\t%%y\t%%s\t%%T@\t%%i\t%%p\n"' find >/tmp/chefd-image.list
+sed -n 's/^D //p' /tmp/chefd-keep >/tmp/chefd-image.dirs
+: >/tmp/chefd-base.list
+%[9]s
+rm -rf %[10]s && mkdir -p %[3]s && : >%[11]s
+rec=0
 # the digests of the vendored crates this cook built from, for a cook
 # this image seeds
-if [ -s %[7]s/vendor.sums ]; then cp %[7]s/vendor.sums %[3]s/%[8]s; fi
-sed -n 's/^D //p' /tmp/chefd-keep | (cd %[3]s && xargs -r -d '\n' mkdir -p)
-sed -n 's/^C //p' /tmp/chefd-keep | xargs -r -d '\n' cp -a --parents -t %[3]s
-echo "chefd: $(wc -l </tmp/chefd-units) third-party units in the cooked image"
+if [ -s %[7]s/vendor.sums ]; then cp %[7]s/vendor.sums %[3]s/%[8]s; rec=$(wc -c <%[7]s/vendor.sums); fi
+# a stamp of this cook: BuildKit's cache never answers the image's COPY
+# with an earlier copy of the same files, whose times are not the cache's
+echo %[4]s "$(date +%%s%%N)" >%[3]s/.chefd-cook-stamp
+stamp=$(wc -c <%[3]s/.chefd-cook-stamp)
+# A: a unit any entry of which the base lacks or holds otherwise (copied
+# whole); M: a directory to make; R: an entry of the base to remove (the
+# topmost of what this recipe lacks, and any of another type)
+awk -F '\t' -v rec="$rec" -v stamp="$stamp" -v stats=/tmp/chefd-layer.stats '
+  function parent(p) { if (sub(/\/[^\/]*$/, "", p)) return p; return "" }
+  FILENAME == ARGV[1] { bt[$5] = $1; bv[$5] = $1 " " $2 " " $3; if ($1 != "d") { bs[$5] = $2; bi[$5] = $4 }; next }
+  FILENAME == ARGV[2] {
+    nd[$0] = 1
+    if (!($0 in bt)) print "M " $0
+    else if (bt[$0] != "d") { print "M " $0; conflict[$0] = 1 }
+    next
+  }
+  {
+    u = substr($1, 3); p = substr($6, 3)
+    nf[p] = 1; unit[p] = u
+    if ($2 != "d" && !(("i" $5) in seen)) { seen["i" $5] = 1; live += $3; files++ }
+    if (!(p in bt)) changed[u] = 1
+    else if ($2 == "d") { if (bt[p] != "d") { changed[u] = 1; conflict[p] = 1 } }
+    else if (bv[p] != $2 " " $3 " " $4) { changed[u] = 1; if (bt[p] != $2) conflict[p] = 1 }
+  }
+  END {
+    if (rec > 0) { nf[".chefd-cook-vendor"] = 1; live += rec }
+    nf[".chefd-cook-stamp"] = 1; live += stamp
+    for (u in changed) { print "A " u; added++ }
+    for (p in conflict) print "R " p
+    for (p in bt) {
+      if ((p in nf) || (p in nd)) {
+        if ((p in bs) && (unit[p] in changed) && !(("i" bi[p]) in dead)) { dead["i" bi[p]] = 1; hidden += bs[p] }
+        continue
+      }
+      if ((p in bs) && !(("i" bi[p]) in dead)) { dead["i" bi[p]] = 1; hidden += bs[p] }
+      q = parent(p)
+      if (q == "" || (q in nf) || (q in nd)) { print "R " p; removed++ }
+    }
+    printf "%%d %%d %%d %%d\n", live, added, removed, hidden >stats
+  }' /tmp/chefd-base.list /tmp/chefd-image.dirs /tmp/chefd-image.list >/tmp/chefd-layer
+sed -n 's/^M //p' /tmp/chefd-layer | (cd %[3]s && xargs -r -d '\n' mkdir -p)
+sed -n 's/^A //p' /tmp/chefd-layer | xargs -r -d '\n' cp -a --parents -t %[3]s
+sed -n 's/^R //p' /tmp/chefd-layer >%[11]s
+read -r live added removed hidden </tmp/chefd-layer.stats
+%[14]s
+echo "%[12]s$(wc -l </tmp/chefd-units) third-party units, $live bytes"
+%[13]s
 sed -n 's/^X //p' /tmp/chefd-keep | xargs -r -d '\n' rm -rf
 echo %[4]s >.chefd-cook-recipe
 rm -f .chefd-cook-running
-`, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash), cookCacheKeep, cookCacheKeep+1, stepDir, cookVendorRecord)
+`, hex16, shQuote(r.Intent.ProfileDir()), cookedOut, shQuote(shortHash), cookCacheKeep, cookCacheKeep+1, stepDir, cookVendorRecord,
+		baseList, cookedDir, cookedDelete, cookedStatsPrefix, layerLine, lockLine)
 }
 
 // cookSeedRe matches the cook step's line naming its seed.

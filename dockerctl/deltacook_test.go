@@ -99,13 +99,13 @@ func TestSeedOf(t *testing.T) {
 func TestCookScriptKeepsOnlyThirdParty(t *testing.T) {
 	r := &recipe.Recipe{Hash: hashOf('c'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"},
 		Manifests: []recipe.Manifest{{Path: "Cargo.toml", Package: "app"}}}
-	s := cookScript(r, r.ShortHash(), true, nil, nil)
+	s := cookScript(r, r.ShortHash(), true, nil, nil, false)
 	for _, want := range []string{"--message-format=json-render-diagnostics", `path\+file:`, cookedOut, "wipe\n", cookSeedLine, cookColdLine} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the cook script lacks %q:\n%s", want, s)
 		}
 	}
-	if strings.Contains(cookScript(r, r.ShortHash(), false, nil, nil), "\nwipe\n") {
+	if strings.Contains(cookScript(r, r.ShortHash(), false, nil, nil, false), "\nwipe\n") {
 		t.Error("the cook script empties the cache without --no-cache")
 	}
 }
@@ -132,7 +132,7 @@ func TestMountVendor(t *testing.T) {
 		if got := mountVendor(r); got != c.want {
 			t.Errorf("mountVendor(workspace %q, vendor %q) = %v, want %v", c.ws, c.vendor, got, c.want)
 		}
-		df := cookDockerfile(r, "chefd-cook-test", nil, nil)
+		df := cookDockerfile(r, "chefd-cook-test", nil, nil, false)
 		for _, v := range c.vendor {
 			mount := "--mount=type=bind,source=vendor/" + v + ",target=/src/" + v + " "
 			if strings.Contains(df, mount) != c.want {
@@ -279,7 +279,7 @@ func TestCookPrepareAsksForSeed(t *testing.T) {
 // seed's target directory for the step; asking for a seed changes nothing.
 func TestCookDockerfileSeed(t *testing.T) {
 	r := &recipe.Recipe{Hash: hashOf('d'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"}}
-	df := cookDockerfile(r, "chefd-cook-test", nil, &cookSeed{Ref: "reg/x-cooked:seed-0123456789abcdef", Hash: "0123456789abcdef"})
+	df := cookDockerfile(r, "chefd-cook-test", nil, &cookSeed{Ref: "reg/x-cooked:seed-0123456789abcdef", Hash: "0123456789abcdef"}, false)
 	first := strings.Index(df, "\nFROM ")
 	for _, arg := range []string{"ARG BUILDER\n", "ARG SEED\n"} {
 		if i := strings.Index(df, arg); i < 0 || i > first {
@@ -289,7 +289,7 @@ func TestCookDockerfileSeed(t *testing.T) {
 	if !strings.Contains(df, "--mount=type=bind,from=seed,source=/src/target,target="+seedMount+" ") {
 		t.Errorf("no mount of the seed:\n%s", df)
 	}
-	if plain := cookDockerfile(r, "chefd-cook-test", nil, nil); cookDockerfile(r, "chefd-cook-test", nil, &cookSeed{Ask: true}) != plain {
+	if plain := cookDockerfile(r, "chefd-cook-test", nil, nil, false); cookDockerfile(r, "chefd-cook-test", nil, &cookSeed{Ask: true}, false) != plain {
 		t.Error("asking for a seed changed the Dockerfile")
 	}
 }

@@ -146,16 +146,26 @@ func under(p, dir string) bool {
 //
 // With a seed (deltacook.go), its image's target directory is mounted at
 // seedMount for the step (build argument SEED).
-func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir, seed *cookSeed) string {
+//
+// With a base (layered, deltalayer.go: build argument PREV), the image is
+// a layer on it, and the tool stage builds the layer tool.
+func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir, seed *cookSeed, layered bool) string {
 	wd := workdir(r)
 	var b strings.Builder
 	seedLine := ""
 	// the ARGs of FROM lines come before the first FROM
+	b.WriteString("ARG BUILDER\n")
+	if layered {
+		b.WriteString("ARG PREV\n")
+	}
 	if seed != nil && seed.Ref != "" {
-		fmt.Fprintf(&b, "ARG BUILDER\nARG SEED\nFROM ${SEED} AS seed\n")
+		fmt.Fprintf(&b, "ARG SEED\nFROM ${SEED} AS seed\n")
 		seedLine = fmt.Sprintf("    --mount=type=bind,from=seed,source=%s/target,target=%s \\\n", wd, seedMount)
-	} else {
-		fmt.Fprintf(&b, "ARG BUILDER\n")
+	}
+	if layered {
+		fmt.Fprintf(&b, "FROM ${PREV} AS chefd-prev\nFROM ${BUILDER} AS chefd-tool\n")
+		fmt.Fprintf(&b, "RUN --mount=type=bind,source=%s,target=%s %s sh %s/build.sh\n", layerToolDir, layerToolRun, toolMarker, layerToolRun)
+		seedLine += fmt.Sprintf("    --mount=type=bind,from=chefd-prev,target=%s \\\n", prevMount)
 	}
 	fmt.Fprintf(&b, "FROM ${BUILDER} AS cook\n")
 	b.WriteString(envLines(r))
@@ -177,6 +187,10 @@ func cookDockerfile(r *recipe.Recipe, cookCache string, dirs []*vendorDir, seed 
 	// a cooked image shared through a registry moves only them (pulling
 	// one that carried the builder downloaded the builder's layers again:
 	// an engine cannot tell they are the ones it holds).
+	if layered {
+		b.WriteString(layerStages(r))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "FROM scratch\n")
 	if r.LockFile == nil {
 		fmt.Fprintf(&b, "COPY --from=cook %s/Cargo.lock %s/Cargo.lock\n", wd, wd)

@@ -35,8 +35,8 @@ func TestSrcRootOf(t *testing.T) {
 		if (err == nil) != c.ok || err != nil && !strings.Contains(err.Error(), "relative paths") {
 			t.Errorf("checkSrcRoot(%q) = %v, want ok=%v", c.host, err, c.ok)
 		}
-		if c.host != "" && c.ok && !strings.Contains(cookDockerfile(r, "chefd-cook-test", nil, nil), "COPY skeleton/ "+c.want+"/") {
-			t.Errorf("cook Dockerfile of %q:\n%s", c.host, cookDockerfile(r, "chefd-cook-test", nil, nil))
+		if c.host != "" && c.ok && !strings.Contains(cookDockerfile(r, "chefd-cook-test", nil, nil, false), "COPY skeleton/ "+c.want+"/") {
+			t.Errorf("cook Dockerfile of %q:\n%s", c.host, cookDockerfile(r, "chefd-cook-test", nil, nil, false))
 		}
 	}
 }

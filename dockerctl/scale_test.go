@@ -177,10 +177,10 @@ func TestDockerfilesOfALargeWorkspace(t *testing.T) {
 		t.Fatalf("%d binaries, want one a member at least", len(bins))
 	}
 	standalone := Standalone(r, cfg, bins, entry)
-	checkDockerfile(t, "cook Dockerfile", cookDockerfile(r, "chefd-cook-test", nil, nil))
+	checkDockerfile(t, "cook Dockerfile", cookDockerfile(r, "chefd-cook-test", nil, nil, false))
 	checkDockerfile(t, "code Dockerfile", codeDockerfile(r, "chefd-target-x", cfg.RuntimeImage, entry))
 	checkDockerfile(t, "exported Dockerfile", standalone)
-	for name, script := range map[string]string{"cook.sh": cookScript(r, r.ShortHash(), false, nil, nil), "code.sh": codeScript(r, bins, false, ModeLoop, false)} {
+	for name, script := range map[string]string{"cook.sh": cookScript(r, r.ShortHash(), false, nil, nil, false), "code.sh": codeScript(r, bins, false, ModeLoop, false)} {
 		for i, l := range strings.Split(script, "\n") {
 			if len(l) > readableLine {
 				t.Errorf("%s:%d: a line of %d bytes: %.120s...", name, i+1, len(l), l)

@@ -17,6 +17,8 @@ const (
 	cookMarker     = stepMarker + "cook"
 	codeMarker     = stepMarker + "code"
 	skeletonMarker = stepMarker + "skeleton"
+	toolMarker     = stepMarker + "tool"
+	layerMarker    = stepMarker + "layer"
 	// subStepPrefix starts a line of a step's output that names the part
 	// of the step now running.
 	subStepPrefix = "chefd-step: "
@@ -28,6 +30,8 @@ const (
 	titleCookSeed  = "cook: prepare the cook cache"
 	titleCookBuild = "cook: cargo build"
 	titleCookClean = "cook: keep third-party artifacts"
+	titleCookTool  = "cook: build the layer tool"
+	titleCookLayer = "cook: remove what the base image has in excess"
 	titleCodeStamp = "code: stamp sources"
 	titleCodeBuild = "code: cargo build"
 	titleCodeCopy  = "code: copy binaries"
@@ -47,6 +51,8 @@ var stepTitles = map[string]string{
 	"skeleton": titleSkeleton,
 	"cook":     titleCookBuild,
 	"code":     titleCodeBuild,
+	"tool":     titleCookTool,
+	"layer":    titleCookLayer,
 }
 
 var stepMarkerRe = regexp.MustCompile(`(?:^|\s)` + stepMarker + `([a-z]+)(?:\s|;|$)`)

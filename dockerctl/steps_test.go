@@ -147,7 +147,7 @@ func TestFailureCauseFirst(t *testing.T) {
 func TestCookPhasesAreTitles(t *testing.T) {
 	r := &recipe.Recipe{Hash: hashOf('c'), WorkspaceDir: ".", Intent: recipe.Intent{Profile: "release"},
 		Manifests: []recipe.Manifest{{Path: "Cargo.toml", Package: "app"}}}
-	name := runName(t, "[3/3]", cookDockerfile(r, "chefd-cook-test", nil, nil))
+	name := runName(t, "[3/3]", cookDockerfile(r, "chefd-cook-test", nil, nil, false))
 	t0 := time.Unix(1700000000, 0)
 	var body bytes.Buffer
 	body.Write(traceMsg([][]byte{
@@ -186,7 +186,7 @@ func TestScriptsNameTheirParts(t *testing.T) {
 		script string
 		parts  []string
 	}{
-		{cookScript(r, r.ShortHash(), false, nil, nil), []string{titleCookSeed, titleCookBuild, titleCookClean}},
+		{cookScript(r, r.ShortHash(), false, nil, nil, false), []string{titleCookSeed, titleCookBuild, titleCookClean}},
 		{codeScript(r, []string{"app"}, false, ModeLoop, false), []string{titleCodeStamp, titleCodeBuild, titleCodeCopy}},
 	} {
 		at := -1

@@ -44,6 +44,12 @@ type CookResult struct {
 	// pushed to.
 	Pulled string `json:"pulled,omitempty"`
 	Pushed string `json:"pushed,omitempty"`
+	// LayerOn is the image the cooked image is a layer on (deltalayer.go:
+	// a tag of the newest cooked image of the cook key); "" when it is a
+	// whole copy. Flattened: a layer that hid too much of its base was
+	// made a whole copy.
+	LayerOn   string `json:"layer_on,omitempty"`
+	Flattened bool   `json:"flattened,omitempty"`
 	// Warnings: the registry could not serve or take the image (the cook
 	// went on without it).
 	Warnings []string `json:"warnings,omitempty"`

@@ -453,7 +453,8 @@ func TestE2EDeltaCookChanges(t *testing.T) {
 		if out := strings.TrimSpace(dockerRun(t, res.Image)); out != wantOut {
 			t.Errorf("%s: the image prints %q, want %q", name, out, wantOut)
 		}
-		t.Logf("%s: cook %.1fs, seed %q, compiled %v", name, res.Cook.Duration.Seconds(), res.Cook.Seed, res.Cook.Compiled.Names)
+		t.Logf("%s: cook %.1fs, seed %q, compiled %v, layer on %q, made whole %v", name, res.Cook.Duration.Seconds(), res.Cook.Seed,
+			res.Cook.Compiled.Names, res.Cook.LayerOn, res.Cook.Flattened)
 		if wantSeed { // every delta cook against a from-scratch cook of its recipe
 			scratch, scratchDir := scratchCook(t, dir, "scratch")
 			sameFiles(t, name, cookedFiles(t, res.Cook.Tag, "/src"), cookedFiles(t, scratch.Tag, "/src"))
@@ -697,4 +698,146 @@ func compareAddWithScratch(t *testing.T, dir, nonce string, added dockerctl.Cook
 		d, s := binarySum(t, b.Image, "/usr/local/bin/"+bin), binarySum(t, sb.Image, "/usr/local/bin/"+bin)
 		t.Logf("add regex: %s on the delta-cooked image %s, on the from-scratch one %s, bit-identical %v", bin, d, s, d == s)
 	}
+}
+
+// TestE2ECookLayers: cooked images as layers on the newest cooked image of
+// their cook key (dockerctl/deltalayer.go), over random generations of
+// recipe changes (version bumps back and forth, a feature on and off, the
+// vendored crate changed in place) on a workspace whose unchanging padding
+// crate keeps a generation's removals small, with the newest cooked image
+// removed now and then (the base is then an older one). After each cook:
+// the image's target/ holds the same files as a cook from scratch of its
+// recipe (a cook key of its own), its size is within 5% of that cook's,
+// it has a bounded number of layers, the code build on it compiles no
+// third-party crate and the image prints what the sources say. The run
+// must have made real layers and whole copies. CHEFD_LAYER_SEED replays.
+func TestE2ECookLayers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	t.Parallel()
+	needEngine(t)
+	seed := int64(envInt("CHEFD_LAYER_SEED", int(time.Now().UnixNano()%1e9)))
+	t.Logf("seed %d (CHEFD_LAYER_SEED=%d to replay)", seed, seed)
+	rng := rand.New(rand.NewSource(seed))
+	dir := tinyWorkspace(t)
+	// chefd-pad: a third-party crate of about 1 MB that never changes
+	pad := filepath.Join(dir, "vendor/chefd-pad-0.1.0")
+	for name, data := range map[string]string{
+		"Cargo.toml": "[package]\nname = \"chefd-pad\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+		"src/lib.rs": "pub static PAD: [u8; 1_000_000] = [7; 1_000_000];\n",
+	} {
+		p := filepath.Join(pad, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeChecksums(t, pad)
+	ver, loud, patch := "0.1.0", false, map[string]int{}
+	manifest := func() {
+		dep := `chefd-tiny = "=` + ver + `"`
+		if loud {
+			dep = `chefd-tiny = { version = "=` + ver + `", features = ["loud"] }`
+		}
+		data := "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nchefd-pad = \"0.1.0\"\n" + dep + "\n"
+		if err := os.WriteFile(filepath.Join(dir, "app/Cargo.toml"), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		relock(t, dir)
+	}
+	greeting := func() string {
+		g := "tiny " + ver
+		if patch[ver] > 0 {
+			g = fmt.Sprintf("tiny %s #%d", ver, patch[ver])
+		}
+		if loud {
+			g = strings.ToUpper(g)
+		}
+		return "app: " + g
+	}
+	manifest()
+	var layered, whole int
+	steps := envInt("CHEFD_LAYER_STEPS", 10)
+	for i := 0; i <= steps; i++ {
+		what := "the first cook"
+		if i > 0 {
+			switch rng.Intn(3) {
+			case 0:
+				ver = map[string]string{"0.1.0": "0.1.1", "0.1.1": "0.1.0"}[ver]
+				what = "bump to " + ver
+			case 1:
+				loud = !loud
+				what = fmt.Sprintf("loud %v", loud)
+			case 2:
+				patch[ver]++
+				crate := filepath.Join(dir, "vendor/chefd-tiny-"+ver)
+				if err := os.WriteFile(filepath.Join(crate, "src/lib.rs"), []byte(tinyLib(fmt.Sprintf("tiny %s #%d", ver, patch[ver]))), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				writeChecksums(t, crate)
+				what = fmt.Sprintf("%s changed in place (#%d)", ver, patch[ver])
+			}
+			manifest()
+			if rng.Intn(4) == 0 {
+				// the newest cooked image goes: the next base is an older one
+				cfg, _ := configs.Load(dir)
+				out, _ := exec.Command("docker", "images", "-q", "--filter", "label=chefd.kind=cooked", cfg.Image+"-cooked").Output()
+				if ids := strings.Fields(string(out)); len(ids) > 1 {
+					exec.Command("docker", "rmi", "-f", ids[0]).Run()
+					what += ", the newest cooked image removed"
+				}
+			}
+		}
+		res := buildJSON(t, dir, "--tag", "layers")
+		if out := strings.TrimSpace(dockerRun(t, res.Image)); out != greeting() {
+			t.Fatalf("step %d (%s): the image prints %q, want %q (seed %d)", i, what, out, greeting(), seed)
+		}
+		if res.Compiled.ThirdParty != 0 {
+			t.Errorf("step %d (%s): the code build compiled third-party crates %v (seed %d)", i, what, res.Compiled.ThirdPartyNames, seed)
+		}
+		if res.Cook == nil || res.Cook.Skipped {
+			t.Logf("step %d (%s): no cook (the recipe's cooked image exists)", i, what)
+			continue
+		}
+		kind := "a whole copy"
+		switch {
+		case res.Cook.LayerOn != "":
+			kind, layered = "a layer on "+res.Cook.LayerOn, layered+1
+		case res.Cook.Flattened:
+			kind, whole = "a layer made whole", whole+1
+		default:
+			whole++
+		}
+		layers := imageLayers(t, res.Cook.Tag)
+		scratch, _ := scratchCookWith(t, dir, fmt.Sprintf("scratch%d", i), func(cp string) {
+			f := filepath.Join(cp, ".cargo/config.toml")
+			b, _ := os.ReadFile(f)
+			os.WriteFile(f, append(b, fmt.Sprintf("chefd-nonce-scratch-%d = \"build\"\n", time.Now().UnixNano())...), 0o644)
+		})
+		sameFiles(t, fmt.Sprintf("step %d (%s, seed %d)", i, what, seed), cookedFiles(t, res.Cook.Tag, "/src"), cookedFiles(t, scratch.Tag, "/src"))
+		d, s := imageSize(t, res.Cook.Tag), imageSize(t, scratch.Tag)
+		if d > s+s/20 || d < s-s/20 {
+			t.Errorf("step %d (%s): the cooked image is %d bytes, the from-scratch one %d (more than 5%% apart; seed %d)", i, what, d, s, seed)
+		}
+		if layers > 13 {
+			t.Errorf("step %d (%s): the cooked image has %d layers (seed %d)", i, what, layers, seed)
+		}
+		t.Logf("step %d (%s): %s, %d layers, %d bytes (from scratch %d), compiled %v", i, what, kind, layers, d, s, res.Cook.Compiled.ThirdPartyNames)
+	}
+	t.Logf("%d cooks were layers, %d whole copies", layered, whole)
+	if steps >= 8 && layered < 2 {
+		t.Errorf("%d cooks were layers and %d whole copies: want layers (seed %d)", layered, whole, seed)
+	}
+}
+
+// imageLayers is the number of layers of an image.
+func imageLayers(t *testing.T, image string) int {
+	t.Helper()
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{len .RootFS.Layers}}", image).Output()
+	if err != nil {
+		t.Fatalf("inspect %s: %v", image, err)
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	return n
 }
