@@ -258,7 +258,7 @@ func cookKeep(r *recipe.Recipe, shortHash string, layered bool) string {
 	}
 	if layered {
 		base := path.Join(prevMount, workdir(r), "target")
-		baseList = fmt.Sprintf("if [ -d %[1]s ]; then (cd %[1]s && find . -mindepth 1 -printf '%%y\\t%%s\\t%%T@\\t%%i\\t%%P\\n') >/tmp/chefd-base.list; fi", shQuote(base))
+		baseList = fmt.Sprintf("if [ -d %[1]s ]; then (cd %[1]s && find . -mindepth 1 -printf '%%y\\t%%m %%s\\t%%T@\\t%%i\\t%%P\\n') >/tmp/chefd-base.list; fi", shQuote(base))
 		layerLine = `echo "chefd: a layer on the base image: $added units added, $removed entries removed, $hidden bytes of the base hidden"`
 	}
 	return fmt.Sprintf(`H='%[1]s'
@@ -307,9 +307,9 @@ find . -mindepth 1 -maxdepth 5 -name '.chefd-cook-*' -prune -o -printf '%%y %%P\
     else if (!(u in kept)) print "X " p
   }' /tmp/chefd-units /tmp/chefd-units-kept - >/tmp/chefd-keep
 # what the image must hold: every entry of this cook's units (the C
-# entries), with its unit, type, size, mtime and inode; and the base
+# entries), with its unit, type, mode, size, mtime and inode; and the base
 # image's target directory, if the image is a layer on one
-sed -n 's|^C |./|p' /tmp/chefd-keep | xargs -r -d '\n' sh -c 'exec find "$@" -printf "%%H\t%%y\t%%s\t%%T@\t%%i\t%%p\n"' find >/tmp/chefd-image.list
+sed -n 's|^C |./|p' /tmp/chefd-keep | xargs -r -d '\n' sh -c 'exec find "$@" -printf "%%H\t%%y\t%%m %%s\t%%T@\t%%i\t%%p\n"' find >/tmp/chefd-image.list
 sed -n 's/^D //p' /tmp/chefd-keep >/tmp/chefd-image.dirs
 : >/tmp/chefd-base.list
 %[9]s
@@ -327,7 +327,7 @@ stamp=$(wc -c <%[3]s/.chefd-cook-stamp)
 # topmost of what this recipe lacks, and any of another type)
 awk -F '\t' -v rec="$rec" -v stamp="$stamp" -v stats=/tmp/chefd-layer.stats '
   function parent(p) { if (sub(/\/[^\/]*$/, "", p)) return p; return "" }
-  FILENAME == ARGV[1] { bt[$5] = $1; bv[$5] = $1 " " $2 " " $3; if ($1 != "d") { bs[$5] = $2; bi[$5] = $4 }; next }
+  FILENAME == ARGV[1] { bt[$5] = $1; bv[$5] = $1 " " $2 " " $3; if ($1 != "d") { split($2, ms, " "); bs[$5] = ms[2]; bi[$5] = $4 }; next }
   FILENAME == ARGV[2] {
     nd[$0] = 1
     if (!($0 in bt)) print "M " $0
@@ -337,7 +337,7 @@ awk -F '\t' -v rec="$rec" -v stamp="$stamp" -v stats=/tmp/chefd-layer.stats '
   {
     u = substr($1, 3); p = substr($6, 3)
     nf[p] = 1; unit[p] = u
-    if ($2 != "d" && !(("i" $5) in seen)) { seen["i" $5] = 1; live += $3; files++ }
+    if ($2 != "d" && !(("i" $5) in seen)) { seen["i" $5] = 1; split($3, ms, " "); live += ms[2]; files++ }
     if (!(p in bt)) changed[u] = 1
     else if ($2 == "d") { if (bt[p] != "d") { changed[u] = 1; conflict[p] = 1 } }
     else if (bv[p] != $2 " " $3 " " $4) { changed[u] = 1; if (bt[p] != $2) conflict[p] = 1 }

@@ -24,8 +24,8 @@ package dockerctl
 // its own that BuildKit's cache keeps); BuildKit turns the removals into
 // whiteouts. What the image holds is exactly what a whole copy would hold:
 // a unit's files are named by its hash, an entry is kept from the base only
-// when its type, size and modification time (to the nanosecond, as cargo's
-// fingerprints see it) are those in the cook cache, and anything else of
+// when its type, mode, size and modification time (to the nanosecond, as
+// cargo's fingerprints see it) are those in the cook cache, and anything else of
 // the base is removed.
 //
 // Layers cost the bytes they hide: an entry removed or replaced stays in
@@ -104,6 +104,12 @@ fn main() {
         exit(2);
     }
     let target = Path::new(&args[1]);
+    // a target the layer step cannot see (another mount over it) is an
+    // error, never a layer with nothing removed
+    match fs::symlink_metadata(target) {
+        Ok(ref m) if m.is_dir() => {}
+        _ => fail(format!("{} is not a directory", target.display())),
+    }
     let list = match fs::File::open(&args[2]) {
         Ok(f) => f,
         Err(e) => fail(format!("{}: {}", args[2], e)),

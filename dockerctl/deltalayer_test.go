@@ -59,7 +59,7 @@ func TestLayerKeepRandom(t *testing.T) {
 		var kept []string
 		copyTree(t, whole, base)
 		for _, u := range mine {
-			switch rng.Intn(6) {
+			switch rng.Intn(7) {
 			case 0: // held as the cache holds it
 				kept = append(kept, u.paths[0])
 			case 1: // another time
@@ -76,6 +76,10 @@ func TestLayerKeepRandom(t *testing.T) {
 			case 4: // an extra file in the unit's directory (or a file where a directory is)
 				if st, err := os.Stat(filepath.Join(base, u.dir)); err == nil && st.IsDir() {
 					writeFile(t, filepath.Join(base, u.dir, "extra"), "extra", time.Now())
+				}
+			case 6: // another mode
+				if err := os.Chmod(filepath.Join(base, u.paths[0]), 0o600); err != nil {
+					t.Fatal(err)
 				}
 			case 5: // another type
 				p := filepath.Join(base, u.paths[0])
@@ -209,13 +213,28 @@ func runKeep(t *testing.T, r *recipe.Recipe, root, name, cache, base, units stri
 	if err != nil {
 		t.Fatalf("the keep (%s): %v\n%s\n%s", name, err, out, script)
 	}
-	if _, ok := cookedBytes(strings.Split(string(out), "\n")); !ok {
+	live, ok := cookedBytes(strings.Split(string(out), "\n"))
+	if !ok {
 		t.Errorf("the keep (%s) does not say what the image holds:\n%s", name, out)
+	}
+	if base == "" { // a whole copy: what it says it holds is its files' sizes
+		var sum int64
+		filepath.WalkDir(filepath.Join(root, name, "target"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if st, err := os.Lstat(p); err == nil {
+					sum += st.Size()
+				}
+			}
+			return nil
+		})
+		if live != sum {
+			t.Errorf("the keep says the image holds %d bytes; its files hold %d", live, sum)
+		}
 	}
 	return filepath.Join(root, name, "target")
 }
 
-// treeOf maps each entry below dir to its type, size, time and digest
+// treeOf maps each entry below dir to its type, mode, size, time and digest
 // (directories: their type; the stamp: its presence).
 func treeOf(t *testing.T, dir string) map[string]string {
 	t.Helper()
@@ -242,7 +261,7 @@ func treeOf(t *testing.T, dir string) map[string]string {
 			return err
 		}
 		sum := sha256.Sum256(data)
-		m[rel] = fmt.Sprintf("file %d %d %s", st.Size(), st.ModTime().UnixNano(), hex.EncodeToString(sum[:4]))
+		m[rel] = fmt.Sprintf("file %v %d %d %s", st.Mode(), st.Size(), st.ModTime().UnixNano(), hex.EncodeToString(sum[:4]))
 		return nil
 	})
 	if err != nil {
