@@ -240,7 +240,7 @@ func (b *WorkspaceBuilder) WaitCleanup(ctx context.Context) error {
 func (b *WorkspaceBuilder) pruneLeftovers(ctx context.Context, s *stream, code bool, elapsed time.Duration, sent int64) {
 	b.prunePicked(ctx, func(cache []*build.CacheRecord) []*build.CacheRecord {
 		return leftovers(cache, s, WorkspaceID(b.root), code, elapsed, sent)
-	})
+	}, sent >= syncCleanupFrom)
 }
 
 // traced is one build's trace for cleanupAll.
@@ -266,26 +266,29 @@ func (b *WorkspaceBuilder) cleanupAll(ctx context.Context, builds []traced) {
 				all = append(all, leftovers(cache, t.s, WorkspaceID(b.root), false, t.elapsed, t.sent)...)
 			}
 			return all
-		})
+		}, false)
 	}()
 }
 
 // prunePicked removes what pick picks, and the leftovers of earlier
-// builds, retrying those in use in the background.
-func (b *WorkspaceBuilder) prunePicked(ctx context.Context, pick func([]*build.CacheRecord) []*build.CacheRecord) {
+// builds, retrying those in use in the background. Each retry picks
+// again: a loaded engine commits a large context's record seconds after
+// the build, so the first listing may not hold it yet; with again (a
+// large context) the retries run even when the first try left nothing.
+func (b *WorkspaceBuilder) prunePicked(ctx context.Context, pick func([]*build.CacheRecord) []*build.CacheRecord, again bool) {
 	b.cleanMu.Lock()
 	defer b.cleanMu.Unlock()
 	want := b.readLeftovers()
 	want = b.pruneOnce(ctx, want, pick)
 	b.writeLeftovers(want)
-	if len(want) == 0 {
+	if len(want) == 0 && !again {
 		return
 	}
 	b.cleanups.Add(1)
 	go func() {
 		defer b.cleanups.Done()
 		pause := b.cleanupPause
-		for attempt := 1; attempt <= pruneAttempts && len(want) > 0; attempt++ {
+		for attempt := 1; attempt <= pruneAttempts && (len(want) > 0 || again && attempt == 1); attempt++ {
 			select {
 			case <-time.After(pause):
 			case <-b.quit: // the process is stopping: the next one's cleanup takes them
@@ -293,7 +296,7 @@ func (b *WorkspaceBuilder) prunePicked(ctx context.Context, pick func([]*build.C
 			}
 			pause *= 2
 			b.cleanMu.Lock()
-			want = b.pruneOnce(ctx, b.readLeftovers(), nil)
+			want = b.pruneOnce(ctx, b.readLeftovers(), pick)
 			b.writeLeftovers(want)
 			b.cleanMu.Unlock()
 		}

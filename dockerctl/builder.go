@@ -275,7 +275,21 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	}
 	var base *layerBase
 	if !b.noCache && !b.noLayer(builderID) {
-		base = b.pickLayerBase(ctx, key)
+		base = b.pickLayerBase(ctx, r, key)
+	}
+	if base.sameRecipe(r) {
+		s, err := b.cookSame(ctx, r, key, builderID, tag, base, p)
+		b.cleanup(ctx, s, false, time.Since(start), 0)
+		if err == nil {
+			res.Duration, res.ImageID, res.LayerOn = time.Since(start), s.imageID, base.Ref
+			b.log.Info("cooked from a cooked image of the same recipe", zap.String("tag", tag), zap.String("from", base.Ref))
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return res, err
+		}
+		b.log.Info("could not take the cooked image of the same recipe: cooking", zap.String("from", base.Ref), zap.Error(err))
+		base = nil
 	}
 	stage := ""
 	if base != nil {
@@ -283,6 +297,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		b.log.Debug("the cooked image is a layer", zap.String("base", base.Ref), zap.Int("layers", base.Layers))
 	}
 	s, err := b.cookOnce(ctx, r, key, builderID, tag, dirs, seed, base, stage, p)
+	var compiled Crates
 	for range 3 {
 		switch {
 		case err != nil && seed != nil && seed.Ask && s != nil && sawLine(s.lines, seedWanted):
@@ -300,7 +315,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 			if err := b.planShipping(dirs, true); err != nil {
 				return res, err
 			}
-		case err != nil && base != nil && ctx.Err() == nil && layerFailed(s):
+		case err != nil && base != nil && ctx.Err() == nil && s != nil && layerFailed(s):
 			// not the cook step's own failure: the base or the layer tool
 			b.log.Info("the cook as a layer on the base image failed: cooking a whole copy",
 				zap.String("base", base.Ref), zap.Error(err))
@@ -308,6 +323,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 				b.setNoLayer(builderID)
 			}
 			base, stage = nil, ""
+			compiled = s.crates // what cargo compiled then is fresh in the run again
 		default:
 			continue
 		}
@@ -328,6 +344,9 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	res.Duration = time.Since(start)
 	if s != nil {
 		res.Compiled = s.crates
+		if res.Compiled.ThirdParty+res.Compiled.Local == 0 {
+			res.Compiled = compiled
+		}
 		res.Phases = s.steps()
 		res.ImageID = s.imageID
 		res.Seed = seedOf(s.lines)

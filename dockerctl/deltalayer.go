@@ -36,6 +36,10 @@ package dockerctl
 // the whole set), so a cooked image stays within a few percent of a
 // from-scratch cook's size, however many cooks came before it.
 //
+// A base of the recipe itself (another checkout's cooked image, another
+// image name, same cook key) is the whole answer: the cooked image is its
+// layers under this cook's labels, nothing cooked (cookSame).
+//
 // A base that cannot be used (removed between the choice and the build,
 // a builder whose rustc cannot link a static program) costs one more
 // build: any failure of a layered cook that is not its cook step's own
@@ -51,6 +55,7 @@ import (
 	"strings"
 
 	"github.com/chefd/chefd/recipe"
+	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"go.uber.org/zap"
@@ -173,11 +178,18 @@ type layerBase struct {
 	Layers int
 }
 
-// pickLayerBase is the newest cooked image of cook key key on the engine
-// that has a tag and fewer than maxBaseLayers layers; nil when there is
-// none (the cook copies the whole set: a first cook, or a base grown deep,
-// which the new whole copy replaces).
-func (b *WorkspaceBuilder) pickLayerBase(ctx context.Context, key string) *layerBase {
+// sameRecipe reports whether the base is a cooked image of the recipe
+// itself (another checkout's, another image name's): the cooked image is
+// then the base's layers under this cook's labels (what BuildKit's layer
+// cache gave an identical cook step before images were layers).
+func (l *layerBase) sameRecipe(r *recipe.Recipe) bool { return l != nil && l.Recipe == r.Hash }
+
+// pickLayerBase is the cooked image of cook key key on the engine that a
+// cook of recipe r is a layer on: one of r itself if there is one, else
+// the newest; with a tag, and fewer than maxBaseLayers layers. nil when
+// there is none (the cook copies the whole set: a first cook, or a base
+// grown deep, which the new whole copy replaces).
+func (b *WorkspaceBuilder) pickLayerBase(ctx context.Context, r *recipe.Recipe, key string) *layerBase {
 	imgs, err := b.e.api.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", "chefd.kind=cooked"),
 		filters.Arg("label", labelCookKey+"="+key),
@@ -186,7 +198,12 @@ func (b *WorkspaceBuilder) pickLayerBase(ctx context.Context, key string) *layer
 		b.log.Warn("could not list the cooked images of the cook key", zap.String("key", key), zap.Error(err))
 		return nil
 	}
-	sort.SliceStable(imgs, func(i, j int) bool { return cookedAt(imgs[i]).After(cookedAt(imgs[j])) })
+	sort.SliceStable(imgs, func(i, j int) bool {
+		if si, sj := imgs[i].Labels["chefd.recipe"] == r.Hash, imgs[j].Labels["chefd.recipe"] == r.Hash; si != sj {
+			return si
+		}
+		return cookedAt(imgs[i]).After(cookedAt(imgs[j]))
+	})
 	for _, im := range imgs {
 		ref := ""
 		for _, t := range im.RepoTags {
@@ -202,7 +219,7 @@ func (b *WorkspaceBuilder) pickLayerBase(ctx context.Context, key string) *layer
 		if ins == nil || err != nil {
 			return nil
 		}
-		if len(ins.RootFS.Layers) >= maxBaseLayers {
+		if len(ins.RootFS.Layers) >= maxBaseLayers && im.Labels["chefd.recipe"] != r.Hash {
 			b.log.Debug("the newest cooked image of the key has many layers: cooking a whole copy",
 				zap.String("image", ref), zap.Int("layers", len(ins.RootFS.Layers)))
 			return nil
@@ -211,6 +228,10 @@ func (b *WorkspaceBuilder) pickLayerBase(ctx context.Context, key string) *layer
 	}
 	return nil
 }
+
+// sameRecipeDockerfile is the cooked image of a recipe from a base of the
+// same recipe and cook key: its layers, this cook's labels.
+func sameRecipeDockerfile() string { return "ARG PREV\nFROM ${PREV}\n" }
 
 // layerStages are the layered cook's last stages: the layer on the base
 // (stageLayer) and its flat copy (stageFlat).
@@ -316,4 +337,22 @@ func (b *WorkspaceBuilder) flattenIfBloated(ctx context.Context, r *recipe.Recip
 		}
 	}
 	return flat
+}
+
+// cookSame makes r's cooked image tag from base, a cooked image of r and
+// cook key key (sameRecipe): the same layers, this cook's labels.
+func (b *WorkspaceBuilder) cookSame(ctx context.Context, r *recipe.Recipe, key, builderID, tag string, base *layerBase, p Progress) (*stream, error) {
+	write := func(cw *contextWriter) error {
+		return cw.add("", ctxFile{rel: "chefd/Dockerfile", data: []byte(sameRecipeDockerfile()), mode: 0o644})
+	}
+	s, err := b.e.build(ctx, write, build.ImageBuildOptions{
+		Dockerfile: "chefd/Dockerfile",
+		Tags:       []string{tag},
+		Labels:     b.cookedLabels(r, key, builderID),
+		BuildArgs:  map[string]*string{"PREV": &base.Ref},
+	}, p)
+	if err == nil && (s == nil || s.imageID == "") {
+		err = fmt.Errorf("the build of %s from %s gave no image", tag, base.Ref)
+	}
+	return s, err
 }

@@ -759,10 +759,15 @@ func TestE2ECookLayers(t *testing.T) {
 	manifest()
 	var layered, whole int
 	steps := envInt("CHEFD_LAYER_STEPS", 10)
+	lastTag := ""
 	for i := 0; i <= steps; i++ {
-		what := "the first cook"
+		what, broken := "the first cook", ""
 		if i > 0 {
-			switch rng.Intn(3) {
+			op := rng.Intn(3)
+			if i == steps/2 {
+				op = 2 // a recipe never cooked before, for the broken base
+			}
+			switch op {
 			case 0:
 				ver = map[string]string{"0.1.0": "0.1.1", "0.1.1": "0.1.0"}[ver]
 				what = "bump to " + ver
@@ -779,7 +784,13 @@ func TestE2ECookLayers(t *testing.T) {
 				what = fmt.Sprintf("%s changed in place (#%d)", ver, patch[ver])
 			}
 			manifest()
-			if rng.Intn(4) == 0 {
+			if i == steps/2 && lastTag != "" {
+				// the newest cooked image of the key is one the layer step
+				// cannot use (its target/ a file): the cook runs again as a
+				// whole copy
+				broken = brokenBase(t, cookKeyOf(t, lastTag))
+				what += ", a broken base the newest"
+			} else if rng.Intn(4) == 0 {
 				// the newest cooked image goes: the next base is an older one
 				cfg, _ := configs.Load(dir)
 				out, _ := exec.Command("docker", "images", "-q", "--filter", "label=chefd.kind=cooked", cfg.Image+"-cooked").Output()
@@ -790,6 +801,9 @@ func TestE2ECookLayers(t *testing.T) {
 			}
 		}
 		res := buildJSON(t, dir, "--tag", "layers")
+		if broken != "" {
+			exec.Command("docker", "rmi", "-f", broken).Run()
+		}
 		if out := strings.TrimSpace(dockerRun(t, res.Image)); out != greeting() {
 			t.Fatalf("step %d (%s): the image prints %q, want %q (seed %d)", i, what, out, greeting(), seed)
 		}
@@ -799,6 +813,10 @@ func TestE2ECookLayers(t *testing.T) {
 		if res.Cook == nil || res.Cook.Skipped {
 			t.Logf("step %d (%s): no cook (the recipe's cooked image exists)", i, what)
 			continue
+		}
+		lastTag = res.Cook.Tag
+		if broken != "" && (res.Cook.LayerOn != "" || res.Cook.Flattened) {
+			t.Errorf("step %d (%s): the cook is a layer on %q (made whole %v), want a whole copy", i, what, res.Cook.LayerOn, res.Cook.Flattened)
 		}
 		kind := "a whole copy"
 		switch {
@@ -826,9 +844,59 @@ func TestE2ECookLayers(t *testing.T) {
 		t.Logf("step %d (%s): %s, %d layers, %d bytes (from scratch %d), compiled %v", i, what, kind, layers, d, s, res.Cook.Compiled.ThirdPartyNames)
 	}
 	t.Logf("%d cooks were layers, %d whole copies", layered, whole)
+
+	// A second checkout under another image name, same recipe and key:
+	// its cooked image is the first one's layers under its own labels.
+	second := filepath.Join(t.TempDir(), "second")
+	if out, err := exec.Command("cp", "-a", dir, second).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(second, ".chefd"))
+	cfg, _ := configs.Load(dir)
+	edit(t, filepath.Join(second, "chefd.toml"), `image = "`+cfg.Image+`"`, `image = "`+cfg.Image+`-second"`)
+	t.Cleanup(func() { removeImages(cfg.Image + "-second"); removeImages(cfg.Image + "-second-cooked") })
+	res := buildJSON(t, second, "--tag", "layers")
+	if res.Cook == nil || res.Cook.LayerOn == "" || res.Cook.Compiled.ThirdParty+res.Cook.Compiled.Local != 0 {
+		t.Errorf("the second checkout's cook: %+v; want the first checkout's cooked image, nothing compiled", res.Cook)
+	} else {
+		sameFiles(t, "second checkout", cookedFiles(t, res.Cook.Tag, "/src"),
+			cookedFiles(t, strings.Replace(res.Cook.Tag, "-second-cooked:", "-cooked:", 1), "/src"))
+		t.Logf("second checkout: cooked in %.2fs from %s", res.Cook.Duration.Seconds(), res.Cook.LayerOn)
+	}
+	if out := strings.TrimSpace(dockerRun(t, res.Image)); out != greeting() {
+		t.Errorf("the second checkout's image prints %q, want %q", out, greeting())
+	}
+	if res.Compiled.ThirdParty != 0 {
+		t.Errorf("the second checkout's code build compiled third-party crates %v", res.Compiled.ThirdPartyNames)
+	}
 	if steps >= 8 && layered < 2 {
 		t.Errorf("%d cooks were layers and %d whole copies: want layers (seed %d)", layered, whole, seed)
 	}
+}
+
+// brokenBase imports an image that pickLayerBase takes for the newest
+// cooked image of cook key key, whose target directory is a file, and
+// returns its tag.
+func brokenBase(t *testing.T, key string) string {
+	t.Helper()
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	tw.WriteHeader(&tar.Header{Name: "src/", Mode: 0o755, Typeflag: tar.TypeDir})
+	tw.WriteHeader(&tar.Header{Name: "src/target", Mode: 0o644, Size: 6})
+	tw.Write([]byte("broken"))
+	tw.Close()
+	tag := fmt.Sprintf("chefd-e2e-broken-base:%d", time.Now().UnixNano())
+	cmd := exec.Command("docker", "import",
+		"--change", "LABEL chefd.kind=cooked",
+		"--change", "LABEL chefd.cook-key="+key,
+		"--change", "LABEL chefd.cooked-at="+time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano),
+		"-", tag)
+	cmd.Stdin = &tarball
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker import: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
+	return tag
 }
 
 // imageLayers is the number of layers of an image.
