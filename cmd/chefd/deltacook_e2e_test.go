@@ -492,11 +492,7 @@ func TestE2EDeltaCookChanges(t *testing.T) {
 		"util/Cargo.toml": "[package]\nname = \"util\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
 		"util/src/lib.rs": "pub fn suffix() -> &'static str { \"!\" }\n",
 	} {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeWSFile(t, filepath.Join(dir, filepath.FromSlash(name)), data)
 	}
 	edit(t, filepath.Join(dir, "Cargo.toml"), `members = ["app"]`, `members = ["app", "util"]`)
 	edit(t, filepath.Join(dir, "app/Cargo.toml"), "[dependencies]\n", "[dependencies]\nutil = { path = \"../util\" }\n")
@@ -543,14 +539,7 @@ func TestE2EDeltaCookRandom(t *testing.T) {
 		writeChecksums(t, crate)
 	}
 	manifest := func() {
-		dep := `chefd-tiny = "=` + ver + `"`
-		if loud {
-			dep = `chefd-tiny = { version = "=` + ver + `", features = ["loud"] }`
-		}
-		data := "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n" + dep + "\n"
-		if err := os.WriteFile(filepath.Join(dir, "app/Cargo.toml"), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeWSFile(t, filepath.Join(dir, "app/Cargo.toml"), appManifest("", ver, loud))
 		lock := filepath.Join(dir, "Cargo.lock")
 		b, err := os.ReadFile(lock)
 		if err != nil {
@@ -626,6 +615,16 @@ func TestE2EDeltaCookRandom(t *testing.T) {
 		}
 		check(fmt.Sprintf("step %d: %s", i+1, what))
 	}
+}
+
+// appManifest is the tiny workspace's app/Cargo.toml: the dependencies
+// deps, and chefd-tiny of version ver, with its feature "loud" or not.
+func appManifest(deps, ver string, loud bool) string {
+	dep := `chefd-tiny = "=` + ver + `"`
+	if loud {
+		dep = `chefd-tiny = { version = "=` + ver + `", features = ["loud"] }`
+	}
+	return "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n" + deps + dep + "\n"
 }
 
 // interruptCook starts `chefd build` and sends SIGINT once chefd-tiny
@@ -727,23 +726,12 @@ func TestE2ECookLayers(t *testing.T) {
 		"Cargo.toml": "[package]\nname = \"chefd-pad\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
 		"src/lib.rs": "pub static PAD: [u8; 1_000_000] = [7; 1_000_000];\n",
 	} {
-		p := filepath.Join(pad, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeWSFile(t, filepath.Join(pad, filepath.FromSlash(name)), data)
 	}
 	writeChecksums(t, pad)
 	ver, loud, patch := "0.1.0", false, map[string]int{}
 	manifest := func() {
-		dep := `chefd-tiny = "=` + ver + `"`
-		if loud {
-			dep = `chefd-tiny = { version = "=` + ver + `", features = ["loud"] }`
-		}
-		data := "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nchefd-pad = \"0.1.0\"\n" + dep + "\n"
-		if err := os.WriteFile(filepath.Join(dir, "app/Cargo.toml"), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeWSFile(t, filepath.Join(dir, "app/Cargo.toml"), appManifest("chefd-pad = \"0.1.0\"\n", ver, loud))
 		relock(t, dir)
 	}
 	greeting := func() string {
