@@ -212,12 +212,21 @@ func TestDaemonE2EWatch(t *testing.T) {
 	if err := syscall.Kill(st.Daemon.PID, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	// The daemon gives a cancelled job up to 30 s (CancelGrace), then its
+	// API 5 s and the engine's cleanups 10 s: a loaded engine can take
+	// that long to stop a build. Past 15 s its log says why.
+	signalled := time.Now()
+	deadline := signalled.Add(60 * time.Second)
 	for alive(st.Daemon.PID) {
 		if time.Now().After(deadline) {
+			logTail(t, st.Daemon.Paths.Log)
 			t.Fatal("the daemon did not exit on SIGTERM")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if d := time.Since(signalled); d > 15*time.Second {
+		t.Logf("the daemon took %v to exit on SIGTERM", d)
+		logTail(t, st.Daemon.Paths.Log)
 	}
 	if _, err := os.Stat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket %s left after SIGTERM", sock)
@@ -225,4 +234,19 @@ func TestDaemonE2EWatch(t *testing.T) {
 	if n := containerCount(t); n > containersBefore {
 		t.Errorf("%d containers left", n-containersBefore)
 	}
+}
+
+// logTail logs the last lines of the daemon's log.
+func logTail(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("the daemon's log: %v", err)
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 40 {
+		lines = lines[len(lines)-40:]
+	}
+	t.Logf("the daemon's log, last lines:\n%s", strings.Join(lines, "\n"))
 }
