@@ -283,6 +283,7 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		if err == nil {
 			res.Duration, res.ImageID, res.LayerOn = time.Since(start), s.imageID, base.Ref
 			b.log.Info("cooked from a cooked image of the same recipe", zap.String("tag", tag), zap.String("from", base.Ref))
+			b.pushCooked(ctx, r, &res, start, p)
 			return res, nil
 		}
 		if ctx.Err() != nil {
@@ -359,15 +360,22 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 	}
 	b.log.Info("cooked", zap.String("tag", tag), zap.Duration("took", res.Duration), zap.String("seed", res.Seed),
 		zap.Int("third_party", res.Compiled.ThirdParty))
-	if b.cfg.PushCooked && b.cfg.CookedRepo != "" {
-		ref, err := b.PushCooked(ctx, r, p)
-		if err != nil {
-			res.Warnings = append(res.Warnings, b.warn(p, err.Error()+"; the cooked image stays on this engine only"))
-		}
-		res.Pushed = ref
-		res.Duration = time.Since(start)
-	}
+	b.pushCooked(ctx, r, &res, start, p)
 	return res, nil
+}
+
+// pushCooked pushes the image a cook made to the cooked repository when
+// the settings say so (Settings.PushCooked); a failure is a warning.
+func (b *WorkspaceBuilder) pushCooked(ctx context.Context, r *recipe.Recipe, res *CookResult, start time.Time, p Progress) {
+	if !b.cfg.PushCooked || b.cfg.CookedRepo == "" {
+		return
+	}
+	ref, err := b.PushCooked(ctx, r, p)
+	if err != nil {
+		res.Warnings = append(res.Warnings, b.warn(p, err.Error()+"; the cooked image stays on this engine only"))
+	}
+	res.Pushed = ref
+	res.Duration = time.Since(start)
 }
 
 // cookedLabels are a cooked image's labels: chefd's, the cook key, the
