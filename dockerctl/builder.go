@@ -259,20 +259,8 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 			return res, nil
 		}
 	}
-	dirs, cached, err := vendorDirs(b.root, r)
-	if err != nil {
-		return res, err
-	}
-	if !cached {
-		dirs = nil
-	}
-	if err := b.planShipping(dirs, b.noCache); err != nil {
-		return res, err
-	}
-	var seed *cookSeed
-	if askRegistry && !b.noCache {
-		seed = &cookSeed{Ask: true}
-	}
+	// before the vendor plan, which hashes every vendored crate: a cooked
+	// image of the same recipe needs none of it
 	var base *layerBase
 	if !b.noCache && !b.noLayer(builderID) {
 		base = b.pickLayerBase(ctx, r, key)
@@ -291,6 +279,20 @@ func (b *WorkspaceBuilder) Cook(ctx context.Context, r *recipe.Recipe, p Progres
 		}
 		b.log.Info("could not take the cooked image of the same recipe: cooking", zap.String("from", base.Ref), zap.Error(err))
 		base = nil
+	}
+	dirs, cached, err := vendorDirs(b.root, r)
+	if err != nil {
+		return res, err
+	}
+	if !cached {
+		dirs = nil
+	}
+	if err := b.planShipping(dirs, b.noCache); err != nil {
+		return res, err
+	}
+	var seed *cookSeed
+	if askRegistry && !b.noCache {
+		seed = &cookSeed{Ask: true}
 	}
 	stage := ""
 	if base != nil {
@@ -806,13 +808,18 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // ran reports whether the step marked with marker executed (not cached)
 // and finished without error.
 func (s *stream) ran(marker string) bool {
+	v := s.step(marker)
+	return v != nil && !v.cached && !v.started.IsZero() && !v.completed.IsZero() && v.err == ""
+}
+
+// step is the first step whose name holds marker (nil: none).
+func (s *stream) step(marker string) *vertex {
 	for _, d := range s.order {
-		v := s.vertices[d]
-		if strings.Contains(v.name, marker) {
-			return !v.cached && !v.started.IsZero() && !v.completed.IsZero() && v.err == ""
+		if v := s.vertices[d]; strings.Contains(v.name, marker) {
+			return v
 		}
 	}
-	return false
+	return nil
 }
 
 // GC removes this workspace's cooked images beyond the newest keep; the

@@ -303,12 +303,8 @@ func layerFailed(s *stream) bool {
 	if s == nil {
 		return true
 	}
-	for _, d := range s.order {
-		if v := s.vertices[d]; strings.Contains(v.name, cookMarker) && v.err != "" && exitCode(v.err) != "" {
-			return false
-		}
-	}
-	return true
+	v := s.step(cookMarker)
+	return v == nil || exitCode(v.err) == ""
 }
 
 // flattenIfBloated makes the layered cooked image s made a whole copy
